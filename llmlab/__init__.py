@@ -1,0 +1,43 @@
+"""llmlab: reference implementations, real-model loaders and the grader of an LLM course.
+
+Import stays light (no torch at import time) so the grader and the course tools start fast.
+"""
+from __future__ import annotations
+
+import os
+
+__version__ = "0.1.0"
+
+_DEVICE_ENV = "LLMLAB_DEVICE"
+
+
+def device():
+    """The torch device the course runs on.
+
+    ``LLMLAB_DEVICE`` (e.g. ``cpu``, ``cuda``, ``cuda:1``, ``mps``) overrides; otherwise CUDA when
+    present, else CPU. An override naming a device that is not available is an error, not a silent
+    fallback: a learner who asks for the GPU should know when they do not get it.
+    """
+    import torch
+
+    wanted = os.environ.get(_DEVICE_ENV, "").strip()
+    if wanted:
+        try:
+            dev = torch.device(wanted)
+        except RuntimeError as e:
+            raise ValueError(
+                f"{_DEVICE_ENV}={wanted!r} is not a torch device name; expected e.g. 'cpu', 'cuda', 'cuda:0', 'mps'"
+            ) from e
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"{_DEVICE_ENV}={wanted!r} but CUDA is not available on this machine")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{_DEVICE_ENV}={wanted!r} but only {torch.cuda.device_count()} CUDA device(s) are present"
+            )
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"{_DEVICE_ENV}={wanted!r} but MPS is not available on this machine")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+__all__ = ["device", "__version__"]

@@ -1,0 +1,1 @@
+"""Evaluation metrics. ``lm``: log-likelihood, cross-entropy, perplexity."""

@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+import llmlab
+from llmlab.course.doctor import environment_report
+from llmlab.data import pydoc_text
+from llmlab.models import minilm_dir, smollm2_gguf_path
+
+
+def test_device_default_and_override(monkeypatch):
+    monkeypatch.delenv("LLMLAB_DEVICE", raising=False)
+    assert llmlab.device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("LLMLAB_DEVICE", "cpu")
+    assert llmlab.device() == torch.device("cpu")
+
+
+@pytest.mark.parametrize("value,match", [("gpu-please", "not a torch device"), ("cuda:99", "CUDA|CUDA device")])
+def test_device_bad_override(monkeypatch, value, match):
+    if value.startswith("cuda") and torch.cuda.device_count() > 99:
+        pytest.skip("a machine with 100 GPUs")
+    monkeypatch.setenv("LLMLAB_DEVICE", value)
+    with pytest.raises(ValueError, match=match):
+        llmlab.device()
+
+
+def test_assets_are_installed():
+    gguf = smollm2_gguf_path()
+    assert gguf.is_file() and gguf.stat().st_size > 90e6
+    assert (minilm_dir() / "model.safetensors").is_file()
+    assert all(item.ok for item in environment_report()), environment_report()
+
+
+def test_pydoc_splits_partition_the_topics():
+    train, val, full = pydoc_text("train"), pydoc_text("val"), pydoc_text("all")
+    assert 0.05 < len(val) / len(full) < 0.2
+    assert len(train) + len(val) + len("\n\n") == len(full)  # every topic in exactly one split
+    assert val not in train
+    with pytest.raises(ValueError, match="split"):
+        pydoc_text("test")
