@@ -6,6 +6,8 @@ numbers measured on it: tests compare two implementations on the same text.
 """
 from __future__ import annotations
 
+import os
+import re
 from typing import Literal
 
 Split = Literal["train", "val", "all"]
@@ -44,3 +46,35 @@ def pydoc_text(split: Split = "all") -> str:
 def pydoc_bytes(split: Split = "all") -> list[int]:
     """``pydoc_text(split)`` as UTF-8 byte values (0..255), the tokens of a byte-level model."""
     return list(pydoc_text(split).encode("utf-8"))
+
+
+# Chinese: Debian's fortunes-zh package (`apt-get install fortunes-zh`), modern Chinese quotes and
+# notes, ~5,000 entries. Read from where it is installed, like the pydoc corpus.
+FORTUNES_ZH = "/usr/share/games/fortunes/chinese"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_SENTENCE_END = re.compile(r"(?<=[。！？!?])")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def chinese_sentences(path: str = FORTUNES_ZH, min_chars: int = 4) -> list[str]:
+    """Sentences of the fortunes-zh quotes, in file order, de-duplicated.
+
+    Entries are separated by ``%`` lines. Colour codes and attribution lines (``-- author``) are
+    dropped; a paragraph's wrapped lines are joined (Chinese wraps without spaces), and paragraphs
+    are split after 。！？. Only sentences with at least ``min_chars`` Han characters are kept.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} not found: install Debian's fortunes-zh (apt-get install fortunes-zh)")
+    with open(path, encoding="utf-8") as f:
+        text = _ANSI.sub("", f.read()).replace("\x1b", "")
+    seen, out = set(), []
+    for paragraph in re.split(r"\n\s*\n|\n%\n", text):
+        lines = [ln.strip() for ln in paragraph.splitlines()]
+        body = "".join(ln for ln in lines if ln and ln != "%" and not ln.startswith("--"))
+        for sentence in _SENTENCE_END.split(body):
+            sentence = sentence.strip()
+            if len(_HAN.findall(sentence)) >= min_chars and sentence not in seen:
+                seen.add(sentence)
+                out.append(sentence)
+    return out
+

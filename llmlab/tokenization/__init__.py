@@ -1,0 +1,1 @@
+"""Tokenization: Chinese word segmentation, byte-level BPE, WordPiece."""
