@@ -78,3 +78,24 @@ def chinese_sentences(path: str = FORTUNES_ZH, min_chars: int = 4) -> list[str]:
                 out.append(sentence)
     return out
 
+
+
+def chinese_gold(path: str | None = None) -> list[list[str]]:
+    """The course's hand-segmented gold set: one sentence per line, words separated by spaces.
+
+    Written for llmlab (``llmlab/resources/zh_gold.txt``; its header states the segmentation
+    guideline). Returns a list of sentences, each a list of words.
+    """
+    path = path or os.path.join(os.path.dirname(__file__), "resources", "zh_gold.txt")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    sentences = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = line.split(" ")
+        if any(not w for w in words):
+            raise ValueError(f"zh_gold.txt line {n}: words must be separated by single spaces")
+        sentences.append(words)
+    return sentences

@@ -1,27 +1,19 @@
 """The grader rejects every catalogued mistake with the hint meant for it, passes the reference,
-and says "not implemented" for the untouched stub."""
+and says "not implemented" for the untouched stub.
+
+Each ``tests/mutants/<module>.py`` mirrors ``llmlab/grading/<module>.py``: ``REFERENCE`` maps every
+check to a correct implementation, ``MUTANTS`` lists (check, wrong implementation, hint fragment).
+"""
 import importlib
+import pkgutil
 
 import pytest
 
-from llmlab import generation, ngram
 from llmlab.grading import ExerciseFailure
-from llmlab.metrics import lm
-from tests.mutants import language_models as lm_mutants
-from tests.mutants import start_here as sh_mutants
+from tests import mutants
 
-CATALOGUES = {"start_here": sh_mutants.MUTANTS, "language_models": lm_mutants.MUTANTS}
-
-REFERENCE = {
-    ("start_here", "check_char_and_byte_counts"): lambda t: (len(t), len(t.encode("utf-8"))),
-    ("start_here", "check_normalize"): lambda c: {k: v / sum(c.values()) for k, v in c.items()},
-    ("language_models", "check_count_ngrams"): ngram.count_ngrams,
-    ("language_models", "check_next_token_probs"): ngram.next_token_probs,
-    ("language_models", "check_sequence_log_prob"): lm.sequence_log_prob,
-    ("language_models", "check_perplexity"): lm.perplexity,
-    ("language_models", "check_temperature_softmax"): generation.temperature_softmax,
-    ("language_models", "check_sample_from_probs"): generation.sample_from_probs,
-    ("language_models", "check_finetune_counts"): ngram.finetune_counts,
+CATALOGUES = {
+    info.name: importlib.import_module(f"tests.mutants.{info.name}") for info in pkgutil.iter_modules(mutants.__path__)
 }
 
 
@@ -37,8 +29,9 @@ def _all_checks(module: str) -> list[str]:
 MUTANT_CASES = [
     pytest.param(module, check, fn, hint, id=f"{module}.{check}.{fn.__name__}")
     for module, catalogue in CATALOGUES.items()
-    for check, fn, hint in catalogue
+    for check, fn, hint in catalogue.MUTANTS
 ]
+REFERENCE_CASES = [(module, check) for module, catalogue in CATALOGUES.items() for check in catalogue.REFERENCE]
 
 
 @pytest.mark.parametrize("module,check,mutant,hint", MUTANT_CASES)
@@ -49,13 +42,13 @@ def test_mutant_is_rejected_with_its_hint(module, check, mutant, hint):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("module,check", list(REFERENCE))
+@pytest.mark.parametrize("module,check", REFERENCE_CASES)
 def test_reference_passes(module, check, capsys):
-    _check(module, check)(REFERENCE[(module, check)])
+    _check(module, check)(CATALOGUES[module].REFERENCE[check])
     assert capsys.readouterr().out.startswith("✅")
 
 
-@pytest.mark.parametrize("module,check", list(REFERENCE))
+@pytest.mark.parametrize("module,check", REFERENCE_CASES)
 def test_stub_fails_as_not_implemented(module, check):
     def stub(*args, **kwargs):
         raise NotImplementedError
@@ -64,11 +57,18 @@ def test_stub_fails_as_not_implemented(module, check):
         _check(module, check)(stub)
 
 
+def test_every_grading_module_has_a_catalogue():
+    import llmlab.grading
+
+    graded = {m.name for m in pkgutil.iter_modules(llmlab.grading.__path__)} - {"core"}
+    assert graded == set(CATALOGUES)
+
+
 @pytest.mark.parametrize("module", list(CATALOGUES))
 def test_every_check_has_a_reference_and_two_mutants(module):
     for check in _all_checks(module):
-        assert (module, check) in REFERENCE, f"{module}.{check} has no reference in this test"
-        n = sum(1 for c, _, _ in CATALOGUES[module] if c == check)
+        assert check in CATALOGUES[module].REFERENCE, f"{module}.{check} has no reference"
+        n = sum(1 for c, _, _ in CATALOGUES[module].MUTANTS if c == check)
         assert n >= 2, f"{module}.{check} has {n} mutant(s); every exercise needs at least 2"
 
 

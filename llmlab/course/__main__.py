@@ -47,7 +47,7 @@ def _doctor(args) -> int:
 
     items = environment_report()
     print(format_report(items))
-    return 0 if all(i.ok for i in items) else 1
+    return 0 if all(i.ok or not i.required for i in items) else 1
 
 
 def _clean(args) -> int:

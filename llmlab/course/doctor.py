@@ -12,6 +12,7 @@ class Item:
     name: str
     ok: bool
     detail: str
+    required: bool = True  # a missing optional item is a warning (⚠), not a failure
 
 
 def _version(pkg: str) -> str | None:
@@ -52,9 +53,14 @@ def environment_report() -> list[Item]:
         items.append(Item("pydoc_data.topics (English)", False, str(e)))
     jieba_version = _version("jieba")
     items.append(Item("jieba (Chinese dictionary)", jieba_version is not None, jieba_version or "missing: pip install jieba"))
+    from llmlab.plotting import _INSTALL_HINT, find_cjk_font
+
+    font = find_cjk_font()
+    items.append(Item("Chinese font for plots", font is not None, font or f"none: {_INSTALL_HINT}", required=False))
     return items
 
 
 def format_report(items: list[Item]) -> str:
     width = max(len(i.name) for i in items)
-    return "\n".join(f"{'✅' if i.ok else '❌'} {i.name.ljust(width)}  {i.detail}" for i in items)
+    mark = lambda i: "✅" if i.ok else "❌" if i.required else "⚠️"  # noqa: E731
+    return "\n".join(f"{mark(i)} {i.name.ljust(width)}  {i.detail}" for i in items)

@@ -92,8 +92,12 @@ class Check:
             self.fail(what, hint)
         self.passed += 1
 
-    def call(self, *args, **kwargs):
-        """Run the learner's function on copies of the arguments (so it cannot alter our data)."""
+    def call(self, *args, error_hints: dict[str, str] | None = None, **kwargs):
+        """Run the learner's function on copies of the arguments (so it cannot alter our data).
+
+        ``error_hints`` maps a fragment of an exception's message (e.g. "math domain error") to
+        the hint for the mistake that usually raises it.
+        """
         args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
         try:
             return self.fn(*args, **kwargs)
@@ -102,7 +106,8 @@ class Check:
         except ExerciseFailure:
             raise
         except Exception as e:  # the learner's bug: say what and where, in one line
-            self.fail(f"your function raised {type(e).__name__}: {e}", _learner_frame(e))
+            hint = next((h for frag, h in (error_hints or {}).items() if frag in str(e)), None)
+            self.fail(f"your function raised {type(e).__name__}: {e}", hint or _learner_frame(e))
 
     def diagnose(self, actual: torch.Tensor, mistakes: dict[str, torch.Tensor], what: str, rtol: float = 1e-6,
                  correct: torch.Tensor | None = None) -> None:

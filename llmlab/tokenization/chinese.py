@@ -74,6 +74,10 @@ class Dictionary:
     def __contains__(self, word: str) -> bool:
         return self.freq.get(word, 0) > 0
 
+    def __deepcopy__(self, memo):
+        # a read-only table of 350K entries: share it rather than copy it
+        return self
+
     def __len__(self) -> int:
         return sum(1 for c in self.freq.values() if c > 0)
 
@@ -215,6 +219,9 @@ class HMM:
         from jieba.finalseg import prob_emit, prob_start, prob_trans
 
         return cls(prob_start.P, prob_trans.P, prob_emit.P)
+
+    def __deepcopy__(self, memo):
+        return self  # read-only tables: share them
 
 
 def viterbi(chars: str, hmm: HMM) -> list[str]:

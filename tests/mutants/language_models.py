@@ -3,6 +3,19 @@ from collections import Counter
 
 import torch
 
+from llmlab import generation, ngram
+from llmlab.metrics import lm
+
+REFERENCE = {
+    "check_count_ngrams": ngram.count_ngrams,
+    "check_next_token_probs": ngram.next_token_probs,
+    "check_sequence_log_prob": lm.sequence_log_prob,
+    "check_perplexity": lm.perplexity,
+    "check_temperature_softmax": generation.temperature_softmax,
+    "check_sample_from_probs": generation.sample_from_probs,
+    "check_finetune_counts": ngram.finetune_counts,
+}
+
 
 # count_ngrams
 def ngrams_stop_early(tokens, n):

@@ -1,5 +1,10 @@
 """Common mistakes in 00_start_here."""
 
+REFERENCE = {
+    "check_char_and_byte_counts": lambda text: (len(text), len(text.encode("utf-8"))),
+    "check_normalize": lambda counts: {k: v / sum(counts.values()) for k, v in counts.items()},
+}
+
 
 def counts_chars_twice(text):
     return len(text), len(text)

@@ -1,0 +1,260 @@
+"""Common mistakes in 02_chinese_segmentation."""
+import math
+
+from llmlab.grading.chinese_segmentation import _choose
+from llmlab.tokenization import chinese as zh
+
+
+def _spf(gold, pred):
+    s = zh.evaluate(gold, pred)
+    return s.precision, s.recall, s.f1
+
+
+REFERENCE = {
+    "check_forward_max_match": zh.forward_max_match,
+    "check_backward_max_match": zh.backward_max_match,
+    "check_choose_segmentation": _choose,
+    "check_build_dag": zh.build_dag,
+    "check_best_route": zh.best_route,
+    "check_viterbi": zh.viterbi,
+    "check_tags_to_words": zh.tags_to_words,
+    "check_word_spans": zh.word_spans,
+    "check_span_prf": _spf,
+}
+
+
+# maximum matching
+def fmm_shortest_first(text, dictionary, max_len):
+    words, i = [], 0
+    while i < len(text):
+        j = next((j for j in range(i + 2, min(len(text), i + max_len) + 1) if text[i:j] in dictionary), i + 1)
+        words.append(text[i:j])
+        i = j
+    return words
+
+
+def fmm_window_too_short(text, dictionary, max_len):
+    words, i = [], 0
+    while i < len(text):
+        for j in range(min(len(text), i + max_len - 1), i, -1):
+            if j == i + 1 or text[i:j] in dictionary:
+                words.append(text[i:j])
+                i = j
+                break
+        else:
+            words.append(text[i])
+            i += 1
+    return words
+
+
+def fmm_drops_unknown(text, dictionary, max_len):
+    words, i = [], 0
+    while i < len(text):
+        for j in range(min(len(text), i + max_len), i, -1):
+            if text[i:j] in dictionary:
+                words.append(text[i:j])
+                i = j
+                break
+        else:
+            i += 1
+    return words
+
+
+def fmm_is_backward(text, dictionary, max_len):
+    return zh.backward_max_match(text, dictionary, max_len)
+
+
+def bmm_not_reversed(text, dictionary, max_len):
+    return zh.backward_max_match(text, dictionary, max_len)[::-1]
+
+
+def bmm_is_forward(text, dictionary, max_len):
+    return zh.forward_max_match(text, dictionary, max_len)
+
+
+def bmm_shortest_first(text, dictionary, max_len):
+    words, j = [], len(text)
+    while j > 0:
+        i = next((i for i in range(j - 2, max(0, j - max_len) - 1, -1) if text[i:j] in dictionary), j - 1)
+        words.append(text[i:j])
+        j = i
+    return words[::-1]
+
+
+# choosing between FMM and BMM
+def choose_more_words(fmm, bmm):
+    if len(fmm) != len(bmm):
+        return fmm if len(fmm) > len(bmm) else bmm
+    return bmm
+
+
+def choose_ignores_singles(fmm, bmm):
+    return fmm if len(fmm) < len(bmm) else bmm
+
+
+def choose_fmm_on_tie(fmm, bmm):
+    if len(fmm) != len(bmm):
+        return fmm if len(fmm) < len(bmm) else bmm
+    singles = lambda ws: sum(len(w) == 1 for w in ws)  # noqa: E731
+    return bmm if singles(bmm) < singles(fmm) else fmm
+
+
+# DAG
+def dag_no_fallback(sentence, dictionary):
+    dag = zh.build_dag(sentence, dictionary)
+    return {i: [j for j in js if sentence[i : j + 1] in dictionary] for i, js in dag.items()}
+
+
+def dag_stops_at_non_words(sentence, dictionary):
+    dag = {}
+    for i in range(len(sentence)):
+        ends, j = [], i
+        while j < len(sentence) and sentence[i : j + 1] in dictionary:
+            ends.append(j)
+            j += 1
+        dag[i] = ends or [i]
+    return dag
+
+
+def dag_includes_prefixes(sentence, dictionary):
+    dag = {}
+    for i in range(len(sentence)):
+        ends, j = [], i
+        while j < len(sentence) and sentence[i : j + 1] in dictionary.freq:
+            ends.append(j)
+            j += 1
+        dag[i] = ends or [i]
+    return dag
+
+
+def dag_exclusive_ends(sentence, dictionary):
+    return {i: [j + 1 for j in js] for i, js in zh.build_dag(sentence, dictionary).items()}
+
+
+# route
+def route_log_zero(sentence, dag, dictionary):
+    n, route = len(sentence), {len(sentence): (0.0, 0)}
+    for i in range(n - 1, -1, -1):
+        route[i] = max((math.log(dictionary.freq.get(sentence[i : j + 1], 0)) - math.log(dictionary.total)
+                        + route[j + 1][0], j) for j in dag[i])
+    return route
+
+
+def route_unnormalised(sentence, dag, dictionary):
+    n, route = len(sentence), {len(sentence): (0.0, 0)}
+    for i in range(n - 1, -1, -1):
+        route[i] = max((math.log(dictionary.freq.get(sentence[i : j + 1]) or 1) + route[j + 1][0], j) for j in dag[i])
+    return route
+
+
+def route_greedy_left_to_right(sentence, dag, dictionary):
+    route = {len(sentence): (0.0, 0)}
+    for i in range(len(sentence)):
+        route[i] = max((math.log(dictionary.freq.get(sentence[i : j + 1]) or 1) - math.log(dictionary.total), j) for j in dag[i])
+    return route
+
+
+# Viterbi
+def viterbi_any_final_state(chars, hmm):
+    score = {y: hmm.start[y] + hmm.emit[y].get(chars[0], zh.MIN_LOG) for y in "BMES"}
+    paths = {y: [y] for y in "BMES"}
+    for c in chars[1:]:
+        new_score, new_paths = {}, {}
+        for y in "BMES":
+            best, prev = max((score[y0] + hmm.trans[y0].get(y, zh.MIN_LOG) + hmm.emit[y].get(c, zh.MIN_LOG), y0) for y0 in zh.PREVIOUS[y])
+            new_score[y], new_paths[y] = best, paths[prev] + [y]
+        score, paths = new_score, new_paths
+    return paths[max("BMES", key=lambda y: score[y])]
+
+
+def viterbi_greedy(chars, hmm):
+    return [max("BMES", key=lambda y: hmm.emit[y].get(c, zh.MIN_LOG)) for c in chars]
+
+
+def viterbi_no_start(chars, hmm):
+    flat = zh.HMM({y: 0.0 for y in "BMES"}, hmm.trans, hmm.emit)
+    return zh.viterbi(chars, flat)
+
+
+# tags -> words
+def tags_drops_open_word(chars, tags):
+    words, begin = [], 0
+    for i, t in enumerate(tags):
+        if t == "B":
+            begin = i
+        elif t == "E":
+            words.append(chars[begin : i + 1])
+        elif t == "S":
+            words.append(chars[i])
+    return words
+
+
+def tags_cuts_after_b(chars, tags):
+    words, begin = [], 0
+    for i, t in enumerate(tags):
+        if t in "BES":
+            words.append(chars[begin : i + 1])
+            begin = i + 1
+    if begin < len(chars):
+        words.append(chars[begin:])
+    return words
+
+
+# spans and scores
+def spans_inclusive(words):
+    spans, i = set(), 0
+    for w in words:
+        spans.add((i, i + len(w) - 1))
+        i += len(w)
+    return spans
+
+
+def spans_no_offset(words):
+    return {(0, len(w)) for w in words}
+
+
+def prf_swapped(gold, pred):
+    p, r, f = _spf(gold, pred)
+    return r, p, f
+
+
+def prf_word_strings(gold, pred):
+    hit = sum(len(set(g) & set(p)) for g, p in zip(gold, pred))
+    p, r = hit / sum(map(len, pred)), hit / sum(map(len, gold))
+    return p, r, 2 * p * r / (p + r) if p + r else 0.0
+
+
+def prf_macro(gold, pred):
+    per = [_spf([g], [p]) for g, p in zip(gold, pred)]
+    return tuple(sum(x[k] for x in per) / len(per) for k in range(3))
+
+
+MUTANTS = [
+    ("check_forward_max_match", fmm_shortest_first, "longest word first"),
+    ("check_forward_max_match", fmm_window_too_short, "exactly max_len characters long"),
+    ("check_forward_max_match", fmm_drops_unknown, "a word by itself"),
+    ("check_forward_max_match", fmm_is_backward, "start from the beginning"),
+    ("check_backward_max_match", bmm_not_reversed, "reverse the list"),
+    ("check_backward_max_match", bmm_is_forward, "start from the end"),
+    ("check_backward_max_match", bmm_shortest_first, "longest word first"),
+    ("check_choose_segmentation", choose_more_words, "fewer words wins"),
+    ("check_choose_segmentation", choose_ignores_singles, "single-character words"),
+    ("check_choose_segmentation", choose_fmm_on_tie, "prefer BMM"),
+    ("check_build_dag", dag_no_fallback, "DAG[i] = [i]"),
+    ("check_build_dag", dag_stops_at_non_words, "keep extending while the fragment is in dictionary.freq"),
+    ("check_build_dag", dag_includes_prefixes, "frequency 0 is not a word"),
+    ("check_build_dag", dag_exclusive_ends, "inclusive ends"),
+    ("check_best_route", route_log_zero, "(freq or 1)"),
+    ("check_best_route", route_unnormalised, "log(freq) - log(total)"),
+    ("check_best_route", route_greedy_left_to_right, "from the right end"),
+    ("check_viterbi", viterbi_any_final_state, "among E and S only"),
+    ("check_viterbi", viterbi_greedy, "each tag depends on the previous one"),
+    ("check_viterbi", viterbi_no_start, "start with start[y]"),
+    ("check_tags_to_words", tags_drops_open_word, "does not spell"),
+    ("check_tags_to_words", tags_cuts_after_b, "a word ends after every E and every S"),
+    ("check_word_spans", spans_inclusive, "end is exclusive"),
+    ("check_word_spans", spans_no_offset, "running offset"),
+    ("check_span_prf", prf_swapped, "precision divides by the predicted words"),
+    ("check_span_prf", prf_word_strings, "compare word spans, not word strings"),
+    ("check_span_prf", prf_macro, "micro-average"),
+]
