@@ -1,1 +1,1 @@
-"""Tokenization: Chinese word segmentation, byte-level BPE, WordPiece."""
+"""Tokenizers: byte-level BPE (``bpe``), WordPiece (``wordpiece``) and Chinese word segmentation."""
