@@ -136,6 +136,39 @@ def merge_pair(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
 # ---------------------------------------------------------------------------------------- training
 
 
+def pair_counts(words: Sequence[Sequence[int]], freqs: Sequence[int]) -> Counter[Pair]:
+    """count(x, y) = sum over words w of freq(w) * (occurrences of the adjacent pair (x, y) in w)."""
+    counts: Counter[Pair] = Counter()
+    for word, freq in zip(words, freqs):
+        for pair in zip(word, word[1:]):
+            counts[pair] += freq
+    return counts
+
+
+def pair_count_change(old: Sequence[int], new: Sequence[int], freq: int) -> Counter[Pair]:
+    """How the pair counts move when a word seen ``freq`` times is rewritten from ``old`` to ``new``:
+    its old pairs lose ``freq``, its new pairs gain it (pairs in both cancel out)."""
+    delta: Counter[Pair] = Counter()
+    for pair in zip(old, old[1:]):
+        delta[pair] -= freq
+    for pair in zip(new, new[1:]):
+        delta[pair] += freq
+    return delta
+
+
+def apply_merges(ids: Sequence[int], ranks: dict[Pair, int], merged: dict[Pair, int]) -> list[int]:
+    """Encode one pre-token given its byte ids: while some adjacent pair is a learned merge, merge
+    the one learned first (lowest rank) into ``merged[pair]``. Later merges were learned on top of
+    earlier ones, so this replays training's order."""
+    ids, inf = list(ids), float("inf")
+    while len(ids) > 1:
+        pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, inf))
+        if pair not in ranks:
+            break
+        ids = merge_pair(ids, pair, merged[pair])
+    return ids
+
+
 def _tie_key(token: int) -> int:
     """Position of a symbol in the tie-break order: bytes by printable stand-in, then merges by age."""
     return _BYTE_ORDER[token] if token < 256 else token
@@ -208,24 +241,23 @@ def train_bpe(
     n_merges, specials = _check_training_args(text, vocab_size, special_tokens)
     words, freqs = _word_counts(text, pattern, specials)
 
-    pair_counts: Counter[Pair] = Counter()
-    where: defaultdict[Pair, set[int]] = defaultdict(set)
-    for w, (word, freq) in enumerate(zip(words, freqs)):
+    counts = pair_counts(words, freqs)
+    where: defaultdict[Pair, set[int]] = defaultdict(set)  # pair -> words that (may) contain it
+    for w, word in enumerate(words):
         for pair in zip(word, word[1:]):
-            pair_counts[pair] += freq
             where[pair].add(w)
 
     # heapq is a min-heap: store -count, then the tie-break keys, so the smallest entry is the best pair.
     def entry(pair: Pair) -> tuple[int, int, int, Pair]:
-        return (-pair_counts[pair], _tie_key(pair[0]), _tie_key(pair[1]), pair)
+        return (-counts[pair], _tie_key(pair[0]), _tie_key(pair[1]), pair)
 
-    heap = [entry(pair) for pair in pair_counts]
+    heap = [entry(pair) for pair in counts]
     heapq.heapify(heap)
 
     merges: list[Pair] = []
     while len(merges) < n_merges and heap:
         neg_count, _, _, pair = heapq.heappop(heap)
-        if pair_counts.get(pair, 0) != -neg_count:
+        if counts.get(pair, 0) != -neg_count:
             continue  # stale: the count changed after this entry was pushed, a fresher one exists
         new_id = 256 + len(merges)
         merges.append(pair)
@@ -236,22 +268,19 @@ def train_bpe(
             new = merge_pair(old, pair, new_id)
             if len(new) == len(old):
                 continue  # the index is allowed to be stale: this word lost the pair earlier
-            freq = freqs[w]
-            for p in zip(old, old[1:]):
-                delta[p] -= freq
+            delta.update(pair_count_change(old, new, freqs[w]))  # update() adds counts, negatives too
             for p in zip(new, new[1:]):
-                delta[p] += freq
                 where[p].add(w)
             words[w] = new
 
         for p, d in delta.items():
             if d == 0:
                 continue
-            pair_counts[p] += d
-            if pair_counts[p] > 0:
+            counts[p] += d
+            if counts[p] > 0:
                 heapq.heappush(heap, entry(p))
             else:
-                del pair_counts[p]
+                del counts[p]
     return merges, _vocab_after(merges, specials)
 
 
@@ -266,10 +295,7 @@ def train_bpe_naive(
     words, freqs = _word_counts(text, pattern, specials)
     merges: list[Pair] = []
     for _ in range(n_merges):
-        counts: Counter[Pair] = Counter()
-        for word, freq in zip(words, freqs):
-            for pair in zip(word, word[1:]):
-                counts[pair] += freq
+        counts = pair_counts(words, freqs)
         if not counts:
             break
         best = min(counts, key=lambda p: (-counts[p], _tie_key(p[0]), _tie_key(p[1])))
@@ -326,16 +352,16 @@ class ByteBPE:
         # The id of each single byte; None where the vocabulary has no token for that byte.
         self._byte_ids: list[int | None] = [id_of.get(bytes([b])) for b in range(256)]
         # pair -> rank (its position in the merge list) and pair -> id of the merged token.
-        self._ranks: dict[Pair, int] = {}
-        self._merged: dict[Pair, int] = {}
+        self.ranks: dict[Pair, int] = {}
+        self.merged: dict[Pair, int] = {}
         for rank, (a, b) in enumerate(self.merges):
             if a not in self.vocab or b not in self.vocab:
                 raise ValueError(f"merge {rank} ({a}, {b}) uses an id that is not in the vocabulary")
             new = id_of.get(self.vocab[a] + self.vocab[b])
             if new is None:
                 raise ValueError(f"merge {rank} ({a}, {b}) makes {self.vocab[a] + self.vocab[b]!r}, which has no id")
-            self._ranks.setdefault((a, b), rank)  # a repeated merge would never fire again: keep the first
-            self._merged.setdefault((a, b), new)
+            self.ranks.setdefault((a, b), rank)  # a repeated merge would never fire again: keep the first
+            self.merged.setdefault((a, b), new)
         self._pieces = _compiled(self.pattern)
         self._all_specials = _special_regex(tuple(self.special_tokens)) if self.special_tokens else None
         self._cache: dict[str, list[int]] = {}
@@ -362,14 +388,7 @@ class ByteBPE:
         if None in ids:
             bad = piece.encode("utf-8")[ids.index(None)]
             raise ValueError(f"byte 0x{bad:02X} (in {piece!r}) has no token in this vocabulary")
-        ranks, inf = self._ranks, float("inf")
-        while len(ids) > 1:
-            # The adjacent pair learned first; merges learned later were learned on top of it.
-            pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, inf))
-            if pair not in ranks:
-                break
-            ids = merge_pair(ids, pair, self._merged[pair])
-        return ids
+        return apply_merges(ids, self.ranks, self.merged)
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text`` ignoring special tokens: "<|im_end|>" in it is spelled like any other text."""
