@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from llmlab.data import FORTUNES_ZH, chinese_sentences
+from llmlab.data import FORTUNES_ZH, chinese_gold, chinese_sentences
 from llmlab.tokenization import chinese as zh
 
 jieba = pytest.importorskip("jieba")
@@ -49,6 +49,21 @@ def test_cut_equals_jieba_on_every_fortunes_sentence(dictionary, hmm):
         model = hmm if use_hmm else None
         bad = [s for s in sentences if zh.cut(s, dictionary, model) != list(jieba.cut(s, HMM=use_hmm))]
         assert not bad, f"HMM={use_hmm}: {len(bad)} of {len(sentences)} differ, e.g. {bad[:3]}"
+
+
+def test_cut_equals_jieba_on_the_gold_set(dictionary, hmm):
+    gold = chinese_gold()
+    assert len(gold) >= 200
+    for use_hmm in (True, False):
+        texts = ["".join(words) for words in gold]
+        bad = [t for t in texts if zh.cut(t, dictionary, hmm if use_hmm else None) != list(jieba.cut(t, HMM=use_hmm))]
+        assert not bad, f"HMM={use_hmm}: {bad[:3]}"
+
+
+def test_gold_set_format():
+    for words in chinese_gold():
+        assert all(w and " " not in w for w in words)
+        assert len("".join(words)) >= 4
 
 
 def test_viterbi_equals_jieba_finalseg(hmm):
