@@ -26,32 +26,9 @@ import time
 from llmlab.data import pydoc_text, pydoc_topics
 from llmlab.models import smollm2_gguf_path
 from llmlab.tokenization import bpe
+from timing import best_time  # noqa: E402 (also puts the repository on sys.path)
 
-
-def best_time(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def hf_tokenizer(fields: dict):
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-
-    tokens, types = fields["tokenizer.ggml.tokens"], fields["tokenizer.ggml.token_type"]
-    merges = [tuple(m.split(" ")) for m in fields["tokenizer.ggml.merges"]]
-    tok = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types) if k == 3])
-    return tok
+from tests.oracles import hf_smollm2_tokenizer  # noqa: E402
 
 
 def tiktoken_encoding(tok: bpe.ByteBPE):
@@ -84,7 +61,7 @@ def main() -> None:
     ours = bpe.load_smollm2_tokenizer()
     t_load = time.perf_counter() - t0
     fields = bpe._gguf_tokenizer_fields(str(smollm2_gguf_path()))
-    hf = hf_tokenizer(fields)
+    hf = hf_smollm2_tokenizer(fields)
     enc = tiktoken_encoding(ours)
 
     rows = []

@@ -10,35 +10,13 @@ of ``--repeat`` runs (the naive one runs once). HF tokenizers may use several th
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import time
 
 from llmlab.data import pydoc_text
 from llmlab.tokenization import bpe
+from timing import best_time  # noqa: E402 (also puts the repository on sys.path)
 
-
-def best_time(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def hf_train(text: str, vocab_size: int) -> list[tuple[bytes, bytes]]:
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    tok.train_from_iterator([text], trainer)
-    merges = json.loads(tok.to_str())["model"]["merges"]
-    merges = [m.split(" ") if isinstance(m, str) else m for m in merges]
-    return [(bpe.unicode_to_bytes(a), bpe.unicode_to_bytes(b)) for a, b in merges]
+from tests.oracles import hf_train_bpe  # noqa: E402
 
 
 def as_bytes(merges, vocab) -> list[tuple[bytes, bytes]]:
@@ -61,7 +39,7 @@ def main() -> None:
         naive_here = vocab_size == args.naive_vocab
         text = corpus[: args.naive_chars] if naive_here and args.naive_chars else corpus
         t_ours, (merges, vocab) = best_time(lambda: bpe.train_bpe(text, vocab_size), args.repeat)
-        t_hf, hf_merges = best_time(lambda: hf_train(text, vocab_size), args.repeat)
+        t_hf, hf_merges = best_time(lambda: hf_train_bpe(text, vocab_size), args.repeat)
         same = [as_bytes(merges, vocab) == hf_merges]
         t_naive = naive_ratio = None
         if naive_here:

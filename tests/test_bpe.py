@@ -16,7 +16,9 @@ from llmlab.models import smollm2_gguf_path
 from llmlab.tokenization import bpe
 
 tokenizers = pytest.importorskip("tokenizers")
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
+from tokenizers import pre_tokenizers  # noqa: E402
+
+from tests.oracles import hf_smollm2_tokenizer, hf_train_bpe  # noqa: E402
 
 # A dozen sentences of our own, so that Chinese is tested even where fortunes-zh is not installed.
 CHINESE = [
@@ -101,18 +103,7 @@ def smollm2(gguf_fields):
 
 @pytest.fixture(scope="module")
 def oracle(gguf_fields):
-    tokens, types = gguf_fields["tokenizer.ggml.tokens"], gguf_fields["tokenizer.ggml.token_type"]
-    merges = [tuple(m.split(" ")) for m in gguf_fields["tokenizer.ggml.merges"]]
-    tok = Tokenizer(models.BPE({t: i for i, t in enumerate(tokens)}, merges))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
-    tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types) if k == 3])
-    return tok
+    return hf_smollm2_tokenizer(gguf_fields)
 
 
 def old_characters() -> list[str]:
@@ -199,20 +190,6 @@ def test_training_cuts_out_special_tokens():
     assert len(vocab) == 256 + 2 + 1 and vocab[258] == b"<|sep|>"  # no pair left: training stops early
 
 
-def _hf_train(text: str, vocab_size: int) -> list[tuple[bytes, bytes]]:
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
-    )
-    tok.train_from_iterator([text], trainer)
-    import json
-
-    merges = json.loads(tok.to_str())["model"]["merges"]
-    merges = [m.split(" ") if isinstance(m, str) else m for m in merges]
-    return [(bpe.unicode_to_bytes(a), bpe.unicode_to_bytes(b)) for a, b in merges]
-
-
 @pytest.mark.parametrize("corpus", ["pydoc", "chinese"])
 def test_training_equals_hf_bpe_trainer(corpus):
     """Same merges, in the same order, as HF's BpeTrainer with a ByteLevel pre-tokeniser.
@@ -225,7 +202,7 @@ def test_training_equals_hf_bpe_trainer(corpus):
     """
     text = pydoc_text("train")[:150_000] if corpus == "pydoc" else "\n".join(CHINESE + fortune_sentences(1500))
     merges, vocab = bpe.train_bpe(text, 1500)
-    assert [(vocab[a], vocab[b]) for a, b in merges] == _hf_train(text, 1500)
+    assert [(vocab[a], vocab[b]) for a, b in merges] == hf_train_bpe(text, 1500)
     if corpus == "chinese":
         skip_without_fortunes()
 

@@ -1,5 +1,4 @@
 """The student-notebook builder: stubs, edit protection, --check, and the committed notebooks."""
-import json
 import shutil
 import subprocess
 import sys
