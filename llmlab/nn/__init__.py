@@ -1,0 +1,1 @@
+"""Transformer building blocks in plain PyTorch: attention, layers, models."""

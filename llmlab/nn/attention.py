@@ -1,0 +1,142 @@
+"""Scaled dot-product attention, masks, multi-head and grouped-query attention.
+
+For queries Q (T, d), keys K (S, d) and values V (S, d_v):
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d) + M) V
+
+where M is 0 where a query may look and -inf where it may not (the causal mask hides the future;
+the padding mask hides pad tokens). Multi-head attention runs H of these in parallel on slices of
+the model width C = H * d; grouped-query attention (GQA, Llama 2/3, SmolLM2) lets groups of query
+heads share one key/value head, which divides the KV cache by the group size.
+
+Shapes: B batch, T queries, S keys, H query heads, Hkv key/value heads, D head dim, C = H * D.
+Boolean masks use True for "may attend".
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _check_rank(name: str, x: torch.Tensor, rank: int, shape: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != rank:
+        raise ValueError(f"{name} must have shape {shape} ({rank} dims), got {tuple(x.shape)}")
+
+
+def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """exp(x - max) / sum exp(x - max) along ``dim``: subtracting the max changes nothing but keeps
+    exp from overflowing. A row that is all -inf (nothing to attend to) gives zeros, not NaN."""
+    m = x.amax(dim, keepdim=True)
+    e = (x - m.masked_fill(torch.isinf(m), 0)).exp()
+    s = e.sum(dim, keepdim=True)
+    return e / s.masked_fill(s == 0, 1)
+
+
+def causal_mask(T: int, S: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    """(T, S) bool: query i may see key j when j <= i + (S - T). With S > T the queries are the last
+    T positions of a longer sequence (decoding with a cache)."""
+    S = T if S is None else S
+    if S < T:
+        raise ValueError(f"S (keys) must be >= T (queries), got T={T}, S={S}")
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)
+
+
+def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, S) with 1 for real tokens, 0 for padding -> (B, 1, 1, S) bool, broadcastable over heads and queries."""
+    _check_rank("attention_mask", attention_mask, 2, "(B, S)")
+    return attention_mask.bool()[:, None, None, :]
+
+
+def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """q (..., T, D), k (..., S, D) -> (..., T, S) = q k^T / sqrt(D)."""
+    return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """q (B, H, T, D), k (B, H, S, D), v (B, H, S, Dv), mask broadcastable to (B, H, T, S), True = attend.
+
+    Returns (output (B, H, T, Dv), attention weights (B, H, T, S)). The mask is applied to the
+    scores *before* the softmax, so hidden positions get exactly zero weight.
+    """
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        _check_rank(name, x, 4, "(B, H, T, D)")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}: q and k need the same head "
+                         "dim, k and v the same length")
+    scores = attention_scores(q, k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, T, C) -> (B, H, T, C // H): head h takes channels h*D .. (h+1)*D - 1."""
+    _check_rank("x", x, 3, "(B, T, C)")
+    B, T, C = x.shape
+    if C % n_heads:
+        raise ValueError(f"width {C} is not divisible by {n_heads} heads")
+    return x.view(B, T, n_heads, C // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, D) -> (B, T, H * D), the inverse of ``split_heads``."""
+    _check_rank("x", x, 4, "(B, H, T, D)")
+    B, H, T, D = x.shape
+    return x.transpose(1, 2).reshape(B, T, H * D)
+
+
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """(B, Hkv, S, D) -> (B, Hkv * n_rep, S, D): key/value head g serves query heads g*n_rep .. g*n_rep + n_rep - 1
+    (consecutive query heads share a KV head, as in Llama and SmolLM2)."""
+    _check_rank("x", x, 4, "(B, Hkv, S, D)")
+    if n_rep == 1:
+        return x
+    B, Hkv, S, D = x.shape
+    return x[:, :, None].expand(B, Hkv, n_rep, S, D).reshape(B, Hkv * n_rep, S, D)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with optional grouped-query attention (n_kv_heads < n_heads).
+
+    ``rotary``: a function (q, k) -> (q, k) applied to the split heads (RoPE), or None.
+    ``fast``: use ``F.scaled_dot_product_attention`` (the same maths in one fused kernel) instead of
+    the explicit version; the explicit one also returns the attention weights for plotting.
+    """
+
+    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, bias: bool = False, fast: bool = True):
+        super().__init__()
+        n_kv_heads = n_kv_heads or n_heads
+        if dim % n_heads:
+            raise ValueError(f"dim {dim} is not divisible by n_heads {n_heads}")
+        if n_heads % n_kv_heads:
+            raise ValueError(f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
+        self.n_heads, self.n_kv_heads, self.head_dim, self.fast = n_heads, n_kv_heads, dim // n_heads, fast
+        self.wq = nn.Linear(dim, dim, bias=bias)
+        self.wk = nn.Linear(dim, n_kv_heads * self.head_dim, bias=bias)
+        self.wv = nn.Linear(dim, n_kv_heads * self.head_dim, bias=bias)
+        self.wo = nn.Linear(dim, dim, bias=bias)
+        self.weights: torch.Tensor | None = None  # the last attention weights (explicit path only)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, rotary=None) -> torch.Tensor:
+        """x (B, T, C), mask broadcastable to (B, H, T, T) with True = attend -> (B, T, C)."""
+        _check_rank("x", x, 3, "(B, T, C)")
+        q = split_heads(self.wq(x), self.n_heads)
+        k = split_heads(self.wk(x), self.n_kv_heads)
+        v = split_heads(self.wv(x), self.n_kv_heads)
+        if rotary is not None:
+            q, k = rotary(q, k)
+        rep = self.n_heads // self.n_kv_heads
+        k, v = repeat_kv(k, rep), repeat_kv(v, rep)
+        if self.fast:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            out, self.weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.wo(merge_heads(out))
