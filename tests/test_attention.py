@@ -25,8 +25,11 @@ def test_matches_torch_with_causal_and_padding_masks(T, S):
     pad[1, :2] = 0  # left padding in the second sequence
     mask = A.causal_mask(T, S) & A.padding_mask(pad)
     out, weights = A.scaled_dot_product_attention(q, k, v, mask)
-    assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-6)
-    assert torch.allclose(weights.sum(-1), torch.ones(2, 4, T))
+    # a padded query that sees no key at all gets zeros from us (PyTorch's kernel gives NaN there)
+    sees = mask.expand(2, 4, T, S).any(-1)
+    assert torch.allclose(out[sees], F.scaled_dot_product_attention(q, k, v, attn_mask=mask)[sees], atol=1e-6)
+    assert torch.allclose(weights.sum(-1)[sees], torch.ones(int(sees.sum())))
+    assert (out[~sees] == 0).all()
     assert (weights[1, :, :, :2] == 0).all() and (weights.masked_select(~mask.expand_as(weights)) == 0).all()
 
 
