@@ -481,10 +481,10 @@ class ByteBPE:
 
 @lru_cache(maxsize=2)
 def _gguf_tokenizer_fields(path: str) -> dict:
-    """The tokenizer.* metadata of a GGUF file (cached: GGUFReader takes seconds on 49K strings)."""
-    import gguf  # the runtime reader of GGUF files; imported here so that training needs only `regex`
+    """The tokenizer.* metadata of a GGUF file (cached: converting 49K strings takes a moment)."""
+    from llmlab.models.gguf import open_gguf  # shares the parsed header with the model loader
 
-    reader = gguf.GGUFReader(path)
+    reader = open_gguf(path)
     return {k: f.contents() for k, f in reader.fields.items() if k.startswith("tokenizer.")}
 
 

@@ -1,0 +1,297 @@
+"""Two transformers built from llmlab's own layers: a Llama-style decoder (runs SmolLM2-135M) and a
+BERT-style encoder (runs all-MiniLM-L6-v2).
+
+Decoder (pre-norm; the residual stream x is never normalised in place):
+
+    x = embed(idx)                                   (B, T) -> (B, T, C)
+    for each block:
+        x = x + attention(RMSNorm(x), causal mask, RoPE)     grouped-query attention
+        x = x + SwiGLU(RMSNorm(x))
+    logits = RMSNorm(x) @ E^T                        (B, T, V), the LM head tied to the embedding E
+
+Encoder (post-norm, as BERT):
+
+    x = LayerNorm(word[ids] + position[0..T-1] + token_type[0])
+    for each block:
+        x = LayerNorm(x + attention(x, padding mask))        bidirectional, with biases
+        x = LayerNorm(x + GELU-MLP(x))
+    sentence embedding = normalise(mean of x over the real tokens)   (sentence-transformers)
+
+Shapes: B batch, T positions, C width, V vocabulary, H heads, D = C / H head dim.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llmlab.nn.attention import MultiHeadAttention, causal_mask, padding_mask
+from llmlab.nn.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, apply_rope_half, rope_cos_sin
+
+
+def _check_ids(name: str, idx: torch.Tensor, vocab_size: int, max_len: int) -> None:
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
+    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {idx.dtype}")
+    if idx.ndim != 2:
+        raise ValueError(
+            f"{name} must have shape (B, T) (2 dims), got {tuple(idx.shape)}; for one sequence use ids[None]"
+        )
+    if idx.shape[1] == 0:
+        raise ValueError(f"{name} is empty: need at least one token")
+    if idx.shape[1] > max_len:
+        raise ValueError(f"sequence of {idx.shape[1]} tokens is longer than max_seq_len={max_len}")
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"{name} holds ids outside [0, {vocab_size}): min {lo}, max {hi}")
+
+
+def _check_attention_mask(attention_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    if not isinstance(attention_mask, torch.Tensor):
+        raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
+    if attention_mask.shape != idx.shape:
+        raise ValueError(
+            f"attention_mask must have the shape of the ids {tuple(idx.shape)}, got {tuple(attention_mask.shape)}"
+        )
+    mask = attention_mask.to(device=idx.device).bool()
+    empty = (~mask.any(1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"attention_mask rows {empty} have no real token (all padding)")
+    return mask
+
+
+# ------------------------------------------------------------------------------------------ decoder
+
+
+@dataclass
+class DecoderConfig:
+    """Hyper-parameters of a Llama-style decoder. The defaults are SmolLM2-135M's."""
+
+    vocab_size: int = 49152
+    dim: int = 576  # C, the width of the residual stream
+    n_layers: int = 30
+    n_heads: int = 9
+    n_kv_heads: int = 3  # < n_heads: grouped-query attention
+    hidden_dim: int = 1536  # F, SwiGLU's hidden width
+    rope_theta: float = 100000.0  # RoPE base
+    norm_eps: float = 1e-5
+    max_seq_len: int = 8192
+    tie_embeddings: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "max_seq_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
+        if (self.dim // self.n_heads) % 2:
+            raise ValueError(f"head dim {self.dim // self.n_heads} must be even for RoPE")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+
+class DecoderBlock(nn.Module):
+    """x + attention(norm(x)), then x + SwiGLU(norm(x)); x (B, T, C) -> (B, T, C)."""
+
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.attention = MultiHeadAttention(cfg.dim, cfg.n_heads, cfg.n_kv_heads, bias=False)
+        self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.feed_forward = SwiGLU(cfg.dim, cfg.hidden_dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rotary) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), mask, rotary)
+        return x + self.feed_forward(self.ffn_norm(x))
+
+
+class Decoder(nn.Module):
+    """A Llama-style causal language model (SmolLM2 when built by ``llmlab.models.load_smollm2``).
+
+    Module names follow Meta's Llama code: ``tok_embeddings``, ``layers[i].attention`` (wq, wk, wv,
+    wo), ``layers[i].feed_forward`` (w1, w2, w3), ``norm``, ``output``. With ``tie_embeddings`` the
+    LM head ``output.weight`` *is* ``tok_embeddings.weight`` (one Parameter).
+
+    RoPE uses the rotate-half convention (``apply_rope_half``), so q/k weights must be in
+    transformers' order (the loader un-permutes GGUF's).
+    """
+
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.layers = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        """Make the LM head share the embedding matrix (when ``cfg.tie_embeddings``); call again after
+        replacing parameters (e.g. ``load_state_dict(..., assign=True)``)."""
+        if self.cfg.tie_embeddings:
+            self.output.weight = self.tok_embeddings.weight
+
+    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, V), float.
+
+        ``attention_mask`` (B, T), 1 = real token, 0 = padding, for a batch of *left*-padded prompts
+        (real tokens at the end, so every sequence's next token is at position T-1). Positions are
+        0 .. T-1 for every row, padding included: RoPE makes attention scores depend only on the
+        distance m - n between query and key, so shifting a sequence by its padding changes
+        nothing but rounding. Padded keys are masked; a padded query would then see no key at
+        all (NaN in the fused kernel), so each position may always see itself. The logits at
+        padded positions are meaningless; ignore them.
+        """
+        cfg = self.cfg
+        _check_ids("idx", idx, cfg.vocab_size, cfg.max_seq_len)
+        B, T = idx.shape
+        mask = causal_mask(T, device=idx.device)  # (T, T), True = may attend
+        if attention_mask is not None:
+            keep = _check_attention_mask(attention_mask, idx)
+            mask = (mask & padding_mask(keep)) | torch.eye(T, dtype=torch.bool, device=idx.device)  # (B, 1, T, T)
+        cos, sin = rope_cos_sin(torch.arange(T, device=idx.device), cfg.head_dim, cfg.rope_theta)
+
+        def rotary(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return apply_rope_half(q, cos, sin), apply_rope_half(k, cos, sin)
+
+        x = self.tok_embeddings(idx)
+        for layer in self.layers:
+            x = layer(x, mask, rotary)
+        return self.output(self.norm(x))
+
+
+@torch.no_grad()
+def generate_greedy(model: Decoder, ids, max_new_tokens: int, eos_id: int | None = None) -> list[int]:
+    """Greedy decoding without a KV cache: append argmax(logits of the last position) and run the whole
+    sequence again, ``max_new_tokens`` times or until ``eos_id`` comes out (it is included).
+
+    ``ids``: the prompt, a list of ints or a 1-D tensor. Returns only the new tokens. Every step
+    recomputes all T positions, so step t costs O(T) forward work: the KV cache removes that.
+    """
+    if isinstance(ids, torch.Tensor):
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be one prompt (1-D), got shape {tuple(ids.shape)}")
+        ids = ids.tolist()
+    ids = [int(t) for t in ids]
+    if not ids:
+        raise ValueError("ids is empty: need at least one prompt token")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    device = next(model.parameters()).device
+    seq = torch.tensor([ids], dtype=torch.long, device=device)
+    new: list[int] = []
+    for _ in range(max_new_tokens):
+        logits = model(seq)[0, -1]
+        nxt = int(logits.argmax())
+        new.append(nxt)
+        if eos_id is not None and nxt == eos_id:
+            break
+        seq = torch.cat([seq, seq.new_tensor([[nxt]])], dim=1)
+    return new
+
+
+# ------------------------------------------------------------------------------------------ encoder
+
+
+@dataclass
+class EncoderConfig:
+    """Hyper-parameters of a BERT-style encoder. The defaults are all-MiniLM-L6-v2's."""
+
+    vocab_size: int = 30522
+    dim: int = 384
+    n_layers: int = 6
+    n_heads: int = 12
+    hidden_dim: int = 1536
+    max_seq_len: int = 512  # learned position embeddings: a hard limit
+    type_vocab_size: int = 2
+    norm_eps: float = 1e-12
+
+    def __post_init__(self):
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_seq_len", "type_vocab_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
+
+
+class EncoderBlock(nn.Module):
+    """Post-norm: x = LN(x + attention(x)); x = LN(x + MLP(x)); x (B, T, C) -> (B, T, C)."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.attention = MultiHeadAttention(cfg.dim, cfg.n_heads, bias=True)
+        self.attention_norm = LayerNorm(cfg.dim, cfg.norm_eps)
+        self.feed_forward = GELUMLP(cfg.dim, cfg.hidden_dim)
+        self.ffn_norm = LayerNorm(cfg.dim, cfg.norm_eps)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.attention_norm(x + self.attention(x, mask))
+        return self.ffn_norm(x + self.feed_forward(x))
+
+
+class Encoder(nn.Module):
+    """A BERT-style bidirectional encoder (all-MiniLM-L6-v2 when built by ``llmlab.models.load_minilm``)."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.position_embeddings = nn.Embedding(cfg.max_seq_len, cfg.dim)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.dim)
+        self.embedding_norm = LayerNorm(cfg.dim, cfg.norm_eps)
+        self.layers = nn.ModuleList(EncoderBlock(cfg) for _ in range(cfg.n_layers))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """input_ids (B, T), attention_mask (B, T) 1 = real / 0 = padding (right padding, as BERT's
+        tokenizers do) -> hidden states (B, T, C). Token types default to 0 (one segment).
+
+        Padded keys are masked; padded queries still attend to the real tokens, so every row of the
+        mask has a key and their (unused) outputs stay finite.
+        """
+        cfg = self.cfg
+        _check_ids("input_ids", input_ids, cfg.vocab_size, cfg.max_seq_len)
+        B, T = input_ids.shape
+        mask = None if attention_mask is None else padding_mask(_check_attention_mask(attention_mask, input_ids))
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        elif token_type_ids.shape != input_ids.shape:
+            raise ValueError(
+                f"token_type_ids must have shape {tuple(input_ids.shape)}, got {tuple(token_type_ids.shape)}"
+            )
+        positions = torch.arange(T, device=input_ids.device)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        x = x + self.token_type_embeddings(token_type_ids)
+        x = self.embedding_norm(x)
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Sentence embeddings as sentence-transformers makes them: hidden (B, T, C), attention_mask (B, T)
+    -> (B, C) = sum_t m_t h_t / max(sum_t m_t, 1e-9), then (``normalize``) divided by its L2 norm
+    (max(||e||, 1e-12), like F.normalize), so a dot product is a cosine similarity."""
+    if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
+        raise ValueError(f"hidden must have shape (B, T, C), got {getattr(hidden, 'shape', type(hidden).__name__)}")
+    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != hidden.shape[:2]:
+        raise ValueError(
+            f"attention_mask must have shape (B, T) = {tuple(hidden.shape[:2])}, "
+            f"got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}"
+        )
+    m = attention_mask.to(hidden.dtype)[..., None]  # (B, T, 1)
+    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return F.normalize(pooled, p=2, dim=-1) if normalize else pooled
