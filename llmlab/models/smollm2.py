@@ -101,14 +101,22 @@ def gguf_to_llmlab(tensors: dict[str, torch.Tensor], cfg: DecoderConfig) -> dict
     state = {"tok_embeddings.weight": tensors["token_embd.weight"], "norm.weight": tensors["output_norm.weight"]}
     state["output.weight"] = tensors.get("output.weight", tensors["token_embd.weight"])
     for i in range(cfg.n_layers):
-        for name, ours in _BLOCK_NAMES.items():
-            w = tensors[f"blk.{i}.{name}"]
-            if name == "attn_q.weight":
-                w = permute_for_rotate_half(w, cfg.n_heads)
-            elif name == "attn_k.weight":
-                w = permute_for_rotate_half(w, cfg.n_kv_heads)
-            state[f"layers.{i}.{ours}"] = w
+        state.update({f"layers.{i}.{name}": w for name, w in layer_from_gguf(tensors, i, cfg).items()})
     return state
+
+
+def layer_from_gguf(tensors: dict[str, torch.Tensor], i: int, cfg: DecoderConfig) -> dict[str, torch.Tensor]:
+    """Block ``i``'s weights under ``DecoderBlock`` names ("attention.wq.weight", ...), with the q and k
+    projections un-permuted from GGUF's interleaved-RoPE row order to rotate-half order."""
+    layer = {}
+    for name, ours in _BLOCK_NAMES.items():
+        w = tensors[f"blk.{i}.{name}"]
+        if name == "attn_q.weight":
+            w = permute_for_rotate_half(w, cfg.n_heads)
+        elif name == "attn_k.weight":
+            w = permute_for_rotate_half(w, cfg.n_kv_heads)
+        layer[ours] = w
+    return layer
 
 
 def check_shapes(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
