@@ -66,6 +66,13 @@ def _check_attention_mask(attention_mask: torch.Tensor, idx: torch.Tensor) -> to
 # ------------------------------------------------------------------------------------------ decoder
 
 
+def _check_positive_ints(cfg, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 @dataclass
 class DecoderConfig:
     """Hyper-parameters of a Llama-style decoder. The defaults are SmolLM2-135M's."""
@@ -82,10 +89,7 @@ class DecoderConfig:
     tie_embeddings: bool = True
 
     def __post_init__(self):
-        for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "max_seq_len"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        _check_positive_ints(self, ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "max_seq_len"))
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -215,10 +219,7 @@ class EncoderConfig:
     norm_eps: float = 1e-12
 
     def __post_init__(self):
-        for name in ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_seq_len", "type_vocab_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        _check_positive_ints(self, ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_seq_len", "type_vocab_size"))
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
 
