@@ -126,19 +126,6 @@ class Check:
             if same(actual, value) and not (correct is not None and same(correct, value)):
                 self.fail(what, hint)
 
-    def expect_raises(self, exc_type: type[BaseException], args: tuple, what: str, hint: str = "") -> None:
-        """The learner's function must raise ``exc_type`` on ``args``."""
-        try:
-            self.fn(*copy.deepcopy(args))
-        except NotImplementedError:
-            self.fail("not implemented yet", NOT_IMPLEMENTED_HINT)
-        except exc_type:
-            self.passed += 1
-            return
-        except Exception as e:
-            self.fail(f"{what}: expected {exc_type.__name__}, got {type(e).__name__}: {e}", hint)
-        self.fail(f"{what}: expected {exc_type.__name__}, nothing was raised", hint)
-
     def expect_tensor(
         self,
         x: Any,
