@@ -147,7 +147,7 @@ def check_pair_count_change(fn) -> None:
 def check_apply_merges(fn) -> None:
     c = Check("03.apply_merges", fn)
     tok = _smollm2()
-    byte_ids = tok._byte_ids
+    byte_ids = tok.byte_ids
     pieces = _pieces()
     wrong_first = None
     for piece in pieces:

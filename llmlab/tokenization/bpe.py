@@ -356,7 +356,7 @@ class ByteBPE:
         special_ids = set(self.special_tokens.values())
         id_of = {b: i for i, b in self.vocab.items() if i not in special_ids}
         # The id of each single byte; None where the vocabulary has no token for that byte.
-        self._byte_ids: list[int | None] = [id_of.get(bytes([b])) for b in range(256)]
+        self.byte_ids: list[int | None] = [id_of.get(bytes([b])) for b in range(256)]
         # pair -> rank (its position in the merge list) and pair -> id of the merged token.
         self.ranks: dict[Pair, int] = {}
         self.merged: dict[Pair, int] = {}
@@ -390,7 +390,7 @@ class ByteBPE:
 
     def _bpe(self, piece: str) -> list[int]:
         """Ids of one pre-token: start from its bytes, apply the lowest-rank merge until none applies."""
-        ids = [self._byte_ids[b] for b in piece.encode("utf-8")]
+        ids = [self.byte_ids[b] for b in piece.encode("utf-8")]
         if None in ids:
             bad = piece.encode("utf-8")[ids.index(None)]
             raise ValueError(f"byte 0x{bad:02X} (in {piece!r}) has no token in this vocabulary")
