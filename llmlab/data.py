@@ -7,7 +7,10 @@ numbers measured on it: tests compare two implementations on the same text.
 from __future__ import annotations
 
 import os
+import random
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 Split = Literal["train", "val", "all"]
@@ -99,3 +102,100 @@ def chinese_gold(path: str | None = None) -> list[list[str]]:
             raise ValueError(f"zh_gold.txt line {n}: words must be separated by single spaces")
         sentences.append(words)
     return sentences
+
+
+# Topic classification: a small labelled set written for llmlab (``llmlab/resources/topics.tsv``),
+# 320 short texts, 40 per (language, label). About 10% per language are deliberately harder
+# (indirect wording, mild overlap with another topic) so that a classifier's mistakes can be discussed.
+TOPIC_LABELS = ("sports", "food", "technology", "weather")
+TOPIC_LANGS = ("en", "zh")
+_TOPIC_HEADER = "lang\tlabel\ttext"
+
+
+@dataclass(frozen=True)
+class TopicItem:
+    """One labelled text of the topic set."""
+
+    text: str
+    label: str  # one of TOPIC_LABELS
+    lang: str  # "en" or "zh"
+
+
+def topic_set(lang: str = "all", path: str | None = None) -> list[TopicItem]:
+    """The course's labelled topic set (``llmlab/resources/topics.tsv``), in file order.
+
+    A tab-separated file with the header ``lang<TAB>label<TAB>text``: 320 original short texts,
+    40 English and 40 Chinese for each of ``TOPIC_LABELS``. ``lang`` selects ``"en"``, ``"zh"`` or
+    ``"all"``. Every row is checked (three fields, a known language and label, non-empty text);
+    a bad row raises ValueError naming its line number.
+    """
+    if lang not in ("en", "zh", "all"):
+        raise ValueError(f"lang must be 'en', 'zh' or 'all', got {lang!r}")
+    path = path or os.path.join(os.path.dirname(__file__), "resources", "topics.tsv")
+    name = os.path.basename(path)
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if not lines or lines[0] != _TOPIC_HEADER:
+        raise ValueError(f"{name} line 1: expected the header {_TOPIC_HEADER!r}")
+    items = []
+    for n, line in enumerate(lines[1:], 2):
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise ValueError(f"{name} line {n}: expected 3 tab-separated fields, got {len(fields)}")
+        row_lang, label, text = fields
+        if row_lang not in TOPIC_LANGS:
+            raise ValueError(f"{name} line {n}: unknown lang {row_lang!r} (expected one of {TOPIC_LANGS})")
+        if label not in TOPIC_LABELS:
+            raise ValueError(f"{name} line {n}: unknown label {label!r} (expected one of {TOPIC_LABELS})")
+        if not text.strip():
+            raise ValueError(f"{name} line {n}: empty text")
+        if lang == "all" or row_lang == lang:
+            items.append(TopicItem(text=text, label=label, lang=row_lang))
+    return items
+
+
+def train_test_split_items(
+    items: Sequence[TopicItem], test_fraction: float = 0.25, seed: int = 0
+) -> tuple[list[TopicItem], list[TopicItem]]:
+    """Split ``items`` into ``(train, test)``, stratified by ``(lang, label)``, deterministically.
+
+    Within each ``(lang, label)`` group, ``round(len(group) * test_fraction)`` items, drawn with
+    ``random.Random(seed)``, go to test and the rest to train, so every group keeps its share in
+    both parts. Both lists keep the input order. The same items, fraction and seed always give
+    the same split.
+    """
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
+        raise ValueError(f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
+    rng = random.Random(seed)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault((item.lang, item.label), []).append(i)
+    test_idx: set[int] = set()
+    for indices in groups.values():  # first-appearance order, so the draws are reproducible
+        test_idx.update(rng.sample(indices, round(len(indices) * test_fraction)))
+    train = [item for i, item in enumerate(items) if i not in test_idx]
+    test = [item for i, item in enumerate(items) if i in test_idx]
+    return train, test
+
+
+# Fine-tuning text: a bilingual glossary of the course's own terms, written for llmlab
+# (``llmlab/resources/glossary.txt``), one "term (中文): definition." per line. Every
+# GLOSSARY_VAL_EVERY-th line is held out, so the held-out lines share the style but not the content.
+GLOSSARY_VAL_EVERY = 5
+
+
+def glossary(split: Split = "all", path: str | None = None) -> list[str]:
+    """The glossary's lines; ``split`` "val" keeps every ``GLOSSARY_VAL_EVERY``-th line (from the
+    first), "train" the others."""
+    if split not in ("train", "val", "all"):
+        raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
+    path = path or os.path.join(os.path.dirname(__file__), "resources", "glossary.txt")
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    for n, line in enumerate(lines, 1):
+        if "): " not in line:
+            raise ValueError(f"glossary.txt entry {n} is not 'term (中文): definition': {line!r}")
+    return [line for i, line in enumerate(lines)
+            if split == "all" or (i % GLOSSARY_VAL_EVERY == 0) == (split == "val")]

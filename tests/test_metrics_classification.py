@@ -224,6 +224,29 @@ def test_curves_with_string_labels_and_pos_label():
     )
 
 
+@st.composite
+def multiclass_scored(draw, k_max=4, max_len=30):
+    k = draw(st.integers(3, k_max))
+    n = draw(st.integers(2 * k, max_len))
+    y = draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n))
+    y[:k] = range(k)  # every class present, so every one-vs-rest AUC is defined
+    raw = draw(st.lists(st.lists(st.integers(1, 4), min_size=k, max_size=k), min_size=n, max_size=n))
+    scores = np.array(raw, dtype=float)
+    return y, scores / scores.sum(1, keepdims=True)  # sklearn insists on rows that sum to 1; ties galore
+
+
+@PROPERTY
+@given(multiclass_scored(), st.sampled_from(["macro", "weighted"]))
+def test_roc_auc_ovr_matches_sklearn(case, average):
+    y, scores = case
+    expected = skm.roc_auc_score(y, scores, multi_class="ovr", average=average)
+    assert C.roc_auc_ovr(y, scores, average=average) == pytest.approx(expected, rel=1e-12)
+    names = ["cat", "dog", "eel", "fox"][: scores.shape[1]]
+    y_named = [names[t] for t in y]
+    got = C.roc_auc_ovr(y_named, torch.tensor(scores), labels=names, average=average)
+    assert got == pytest.approx(skm.roc_auc_score(y_named, scores, multi_class="ovr", average=average, labels=names))
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------------------------
@@ -257,6 +280,15 @@ def test_curves_with_string_labels_and_pos_label():
         (lambda: C.roc_auc([0, 0, 0], [0.1, 0.2, 0.3]), ValueError, "no positive"),
         (lambda: C.roc_auc(["a", "b"], [0.1, 0.2]), ValueError, "no positive examples \\(pos_label=1\\)"),
         (lambda: C.average_precision([0, 0], [0.1, 0.2]), ValueError, "no positive"),
+        (lambda: C.roc_auc_ovr([0, 1, 2], [[0.5, 0.3, 0.2], [0.1, float("nan"), 0.8], [0.2, 0.2, 0.6]]), ValueError, "NaN"),
+        (lambda: C.roc_auc_ovr([0, 1, 2], [0.1, 0.2, 0.3]), ValueError, r"2-D, shape \(N, K\)"),
+        (lambda: C.roc_auc_ovr([0, 1, 2], [[0.5, 0.5]] * 3), ValueError, "2 columns but there are 3 classes"),
+        (lambda: C.roc_auc_ovr([0, 1], [[0.5, 0.5]] * 3), ValueError, "same length"),
+        (lambda: C.roc_auc_ovr([], []), ValueError, "empty"),
+        (lambda: C.roc_auc_ovr([0, 1, 3], [[0.2, 0.8]] * 3, labels=[0, 1]), ValueError, r"labels \[3\] that are not in"),
+        (lambda: C.roc_auc_ovr([0, 0, 1], [[0.2, 0.3, 0.5]] * 3, labels=[0, 1, 2]), ValueError, "class 2 has no positives"),
+        (lambda: C.roc_auc_ovr([0, 1, 2], [[0.2, 0.8, 0.0]] * 3, average="micro"), ValueError, "'macro' or 'weighted'"),
+        (lambda: C.roc_auc_ovr([0, 1, 2], [["a", "b", "c"]] * 3), TypeError, "real numbers"),
     ],
 )
 def test_bad_input(call, exc, match):

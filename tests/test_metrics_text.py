@@ -1,4 +1,5 @@
 """llmlab.metrics.text against sacrebleu (BLEU, its 13a/zh tokenizers) and rouge-score (ROUGE)."""
+import math
 import random
 
 import pytest
@@ -131,6 +132,32 @@ def test_corpus_bleu_english_one_and_several_references():
     assert _close(T.corpus_bleu(refs, refs).score, 100.0)
 
 
+def test_modified_precision_and_brevity_penalty_are_sacrebleus_statistics():
+    rng = random.Random(1)
+    refs = [[r] + [" ".join(_perturb(r.split(), rng)) for _ in range(rng.randrange(3))] for r in _english(60)]
+    hyps = [" ".join(_perturb(r[0].split(), rng)) for r in refs]
+    expected = _sacre_corpus(hyps, refs)
+    split = lambda s: T.tokenize_13a(s).split()  # noqa: E731
+    hyp_tokens = [split(h) for h in hyps]
+    ref_tokens = [[split(r) for r in rs] for rs in refs]
+    for n in range(1, 5):
+        stats = [T.modified_precision(h, rs, n) for h, rs in zip(hyp_tokens, ref_tokens)]
+        assert sum(m for m, _ in stats) == expected.counts[n - 1]
+        assert sum(t for _, t in stats) == expected.totals[n - 1]
+    bp = T.brevity_penalty([len(h) for h in hyp_tokens], [[len(r) for r in rs] for rs in ref_tokens])
+    assert bp == pytest.approx(expected.bp, rel=1e-12)
+
+
+def test_modified_precision_clips_and_brevity_penalty_edges():
+    # "the" x7 against references with at most two "the": 2 of 7 unigrams match (Papineni et al.'s example)
+    hyp = "the the the the the the the".split()
+    assert T.modified_precision(hyp, ["the cat is on the mat".split(), "there is a cat on the mat".split()], 1) == (2, 7)
+    assert T.modified_precision(["a"], [["a"]], 2) == (0, 0)
+    assert T.brevity_penalty([10], [[8, 12]]) == 1.0  # a tie goes to the shorter reference
+    assert T.brevity_penalty([0], [[5]]) == 0.0
+    assert T.brevity_penalty([5], [[10]]) == pytest.approx(math.exp(-1))
+
+
 @pytest.mark.parametrize("smooth", T.SMOOTH_METHODS)
 def test_corpus_bleu_smoothing_and_short_segments(smooth):
     rng = random.Random(1)
@@ -244,6 +271,10 @@ def test_rouge_random_texts_match_rouge_score(target, prediction):
         (lambda: T.rouge_n(["a"], "a"), TypeError, "target must be a str"),
         (lambda: T.rouge_l("a", None), TypeError, "prediction must be a str"),
         (lambda: T.rouge_n("a", "a", 0), ValueError, "positive int"),
+        (lambda: T.modified_precision(["a"], [], 1), ValueError, "non-empty list"),
+        (lambda: T.modified_precision(["a"], [["a"]], 0), ValueError, "positive int"),
+        (lambda: T.brevity_penalty([3, 4], [[3]]), ValueError, "one list of reference lengths per hypothesis"),
+        (lambda: T.brevity_penalty([3], [[]]), ValueError, "at least one reference length"),
     ],
 )
 def test_bad_input(call, exc, match):

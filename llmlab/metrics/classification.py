@@ -355,3 +355,61 @@ def average_precision(y_true, scores, pos_label=1) -> float:
     precision, recall, _ = precision_recall_curve(y_true, scores, pos_label)
     # recall decreases along the arrays, so recall[:-1] - recall[1:] is each step's gain
     return max(0.0, float(np.sum((recall[:-1] - recall[1:]) * precision[:-1])))
+
+
+def _score_matrix(scores, n_rows: int) -> np.ndarray:
+    """(N, K) finite float64 scores from a nested list, NumPy array or torch tensor."""
+    if isinstance(scores, (str, bytes)):
+        raise TypeError(f"scores must be an (N, K) array, got {type(scores).__name__}")
+    raw = scores.tolist() if hasattr(scores, "tolist") else scores
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(row, (list, tuple)) for row in raw):
+        raise ValueError("scores must be 2-D, shape (N, K): one score per example and class")
+    for row in raw:
+        for s in row:
+            if isinstance(s, bool) or not isinstance(s, numbers.Real):
+                raise TypeError(f"scores must be real numbers, found {type(s).__name__} {s!r}")
+    if len({len(row) for row in raw}) > 1:
+        raise ValueError("scores rows differ in length: expected shape (N, K)")
+    out = np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)
+    if out.shape[0] != n_rows:
+        raise ValueError(f"y_true and scores must have the same length, got {n_rows} and {out.shape[0]}")
+    if np.isnan(out).any():
+        raise ValueError("scores contain NaN")
+    if not np.isfinite(out).all():
+        raise ValueError("scores contain inf; scores must be finite")
+    return out
+
+
+def roc_auc_ovr(y_true, scores, labels=None, average: str = "macro") -> float:
+    """One-vs-rest ROC-AUC of a K-class problem, equal to sklearn's
+    ``roc_auc_score(y_true, scores, multi_class="ovr", average=average, labels=labels)``.
+
+        AUC_k = roc_auc(y_true == labels[k], scores[:, k])      class k against all the others
+        macro = (1/K) sum_k AUC_k         weighted = sum_k support_k AUC_k / N
+
+    scores: (N, K), column k scoring class ``labels[k]`` (probabilities, logits or log-probs: only
+    their order within a column matters; sklearn also insists that rows sum to 1, which changes
+    nothing here). labels: the K classes in column order (default: the sorted classes of y_true,
+    which must then number K). Every class needs positives and negatives in y_true, else its AUC
+    is 0/0 and a ValueError says which.
+    """
+    if average not in ("macro", "weighted"):
+        raise ValueError(f"average must be 'macro' or 'weighted', got {average!r}")
+    y = _class_labels("y_true", y_true)
+    if not y:
+        raise ValueError("empty input: need at least one example")
+    matrix = _score_matrix(scores, len(y))
+    classes = _sorted(set(y)) if labels is None else _class_set(y, [], labels)
+    if matrix.shape[1] != len(classes):
+        raise ValueError(
+            f"scores has {matrix.shape[1]} columns but there are {len(classes)} classes {classes!r}; "
+            "column k must score labels[k] (pass labels= when a class is missing from y_true)"
+        )
+    aucs, support = [], []
+    for k, cls in enumerate(classes):
+        is_k = [t == cls for t in y]
+        if all(is_k) or not any(is_k):
+            raise ValueError(f"class {cls!r} has no {'negatives' if any(is_k) else 'positives'} in y_true: its AUC is undefined")
+        aucs.append(roc_auc(is_k, matrix[:, k], pos_label=True))
+        support.append(sum(is_k))
+    return float(np.average(aucs, weights=support if average == "weighted" else None))

@@ -8,10 +8,18 @@ Given log p(. | x_<t) at every step, shape (T, V), and the tokens that came, sha
 
 Perplexity is the effective number of equally likely choices per token: a uniform guess over V
 tokens scores exactly V. These are the numbers `F.cross_entropy` and every LM paper report.
+
+A text longer than the model's context is scored with a sliding window (``strided_windows``,
+``strided_nll``, ``strided_perplexity``): each window conditions on up to ``window`` tokens and
+scores only the tokens no earlier window scored.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+
+from llmlab import _validate
 
 PROB_SUM_TOL = 1e-3
 
@@ -29,6 +37,8 @@ def _check_log_probs(log_probs: torch.Tensor, targets: torch.Tensor) -> None:
         raise ValueError("empty sequence: need at least one step (T >= 1)")
     if not log_probs.is_floating_point():
         raise TypeError(f"log_probs must be a float tensor, got {log_probs.dtype}")
+    if torch.isnan(log_probs).any():
+        raise ValueError("log_probs contain NaN")
     if targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise TypeError(f"targets must be an integer tensor, got {targets.dtype}")
     if targets.min() < 0 or targets.max() >= log_probs.shape[1]:
@@ -55,3 +65,103 @@ def cross_entropy(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
 def perplexity(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """exp(cross-entropy): log_probs (T, V), targets (T,) -> scalar."""
     return cross_entropy(log_probs, targets).exp()
+
+
+# ---------------------------------------------------------------------------------------------
+# Perplexity of a text longer than the model's context: a sliding window with a stride
+# ---------------------------------------------------------------------------------------------
+#
+# A model with a context of ``window`` tokens cannot condition on the whole text. Chopping the text
+# into disjoint windows is cheap but unfair: the first tokens of every window are predicted with
+# almost no context. The sliding-window method (transformers' documentation, "Perplexity of
+# fixed-length models") moves a window of ``window`` tokens forward by ``stride`` tokens and scores
+# only the tokens that are new in each window, the last ``trg_len = end - prev_end``; the earlier
+# ones are context only. Every token is then scored exactly once, with at least
+# ``window - stride`` tokens of context (except near the start). Smaller strides give more context
+# and a lower perplexity, at the cost of about ``window / stride`` times more forward passes.
+
+
+def strided_windows(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    """The windows of the sliding-window perplexity, as ``(begin, end, trg_len)`` triples.
+
+    Window i covers tokens ``[begin, end)`` with ``begin = i * stride`` and
+    ``end = min(begin + window, n_tokens)``; its last ``trg_len = end - prev_end`` tokens are the
+    ones not yet covered by an earlier window (the first window: all of them). The list stops with
+    the first window that reaches the end of the text, so the trg_len add up to ``n_tokens``.
+
+    >>> strided_windows(10, window=4, stride=2)
+    [(0, 4, 4), (2, 6, 2), (4, 8, 2), (6, 10, 2)]
+    """
+    n_tokens = _validate.positive_int("n_tokens", n_tokens)
+    window = _validate.positive_int("window", window, minimum=2)
+    stride = _validate.positive_int("stride", stride)
+    if stride > window:
+        raise ValueError(f"stride ({stride}) > window ({window}) would skip tokens between windows")
+    windows, prev_end = [], 0
+    for begin in range(0, n_tokens, stride):
+        end = min(begin + window, n_tokens)
+        windows.append((begin, end, end - prev_end))
+        prev_end = end
+        if end == n_tokens:
+            break
+    return windows
+
+
+def _model_device(model) -> torch.device | None:
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):  # a plain function of ids
+        return None
+
+
+def strided_nll(model, ids, window: int, stride: int, progress: bool = False) -> tuple[float, int]:
+    """Total negative log-likelihood (nats) of ``ids`` under ``model`` with a sliding window, and the
+    number of tokens it covers: ``(sum_t -log p(x_t | context_t), n_scored)``.
+
+    ``model(idx)`` maps token ids (1, L) to logits (1, L, V) (an llmlab ``Decoder``, or any
+    callable); ``ids`` is the text's token ids, a 1-D tensor or list of length N >= 2. Each window of
+    ``strided_windows(N, window, stride)`` is run once; of its positions, only the last ``trg_len``
+    are scored, each predicted from the tokens before it in the same window. A window's first token
+    has nothing before it and cannot be scored: that is the text's first token when
+    ``stride < window`` (``n_scored = N - 1``), and the first token of every chunk when
+    ``stride == window`` (``n_scored = N - number of windows``).
+    """
+    if isinstance(ids, torch.Tensor):
+        if ids.ndim != 1:
+            raise ValueError(f"ids must be one sequence (1-D), got shape {tuple(ids.shape)}")
+        if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
+        ids = ids.long()
+    else:
+        ids = torch.tensor(_validate.token_ids("ids", ids), dtype=torch.long)
+    if len(ids) < 2:
+        raise ValueError(f"need at least 2 tokens to score one prediction, got {len(ids)}")
+    device = _model_device(model)
+    if device is not None:
+        ids = ids.to(device)
+    windows = strided_windows(len(ids), window, stride)
+    if progress:
+        from tqdm.auto import tqdm
+
+        windows = tqdm(windows, desc=f"stride {stride}", leave=False)
+    total, n_scored = torch.zeros((), dtype=torch.float64), 0
+    with torch.inference_mode():
+        for begin, end, trg_len in windows:
+            x = ids[begin:end]
+            logits = model(x[None])[0]  # (L, V); position t predicts x[t + 1]
+            n = min(trg_len, len(x) - 1)  # position 0 of a window predicts nothing
+            log_probs = logits[-n - 1 : -1].float().log_softmax(-1)  # (n, V)
+            total -= log_probs.gather(-1, x[-n:, None]).cpu().double().sum()
+            n_scored += n
+    if not torch.isfinite(total):
+        raise ValueError("the model produced NaN or infinite log-probabilities")
+    return total.item(), n_scored
+
+
+def strided_perplexity(model, ids, window: int, stride: int, progress: bool = False) -> float:
+    """exp(total NLL / tokens scored) of ``strided_nll``: the perplexity of a long text under a model
+    that sees at most ``window`` tokens, sliding by ``stride``. ``stride == window`` is disjoint
+    chunks (cheapest, least context); ``stride == 1`` gives every token ``window - 1`` tokens of
+    context (``N`` forward passes)."""
+    total, n = strided_nll(model, ids, window, stride, progress)
+    return math.exp(total / n)

@@ -172,6 +172,40 @@ def _brevity_penalty(hyp_len: int, ref_len: int) -> float:
     return math.exp(1 - ref_len / hyp_len) if hyp_len > 0 else 0.0
 
 
+def modified_precision(hyp: list[str], refs: list[list[str]], n: int) -> tuple[int, int]:
+    """BLEU's clipped n-gram matches of one tokenised hypothesis, for one order n: ``(matched, total)``.
+
+        matched = sum over the n-grams g of hyp of  min(count_hyp(g), max_r count_r(g))
+        total   = number of n-grams of hyp (len(hyp) - n + 1, or 0)
+
+    Summed over a corpus these are sacrebleu's ``counts[n-1]`` and ``totals[n-1]``; BLEU's p_n is
+    their ratio.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(refs, (list, tuple)) or not refs or not all(isinstance(r, (list, tuple)) for r in refs):
+        raise ValueError("refs must be a non-empty list of token lists (one per reference)")
+    max_ref = Counter()
+    for ref in refs:
+        max_ref |= Counter(_ngrams(list(ref), n))
+    grams = Counter(_ngrams(list(hyp), n))
+    return sum(min(c, max_ref[g]) for g, c in grams.items()), sum(grams.values())
+
+
+def brevity_penalty(hyp_lens: list[int], ref_lens: list[list[int]]) -> float:
+    """BLEU's corpus brevity penalty from token counts.
+
+    c = sum of the hypothesis lengths, r = sum over hypotheses of the closest reference length (on
+    a tie the shorter); BP = 1 if c >= r else exp(1 - r / c), and 0 for an empty output.
+    """
+    if len(hyp_lens) != len(ref_lens) or not hyp_lens:
+        raise ValueError(f"need one list of reference lengths per hypothesis, got {len(hyp_lens)} and {len(ref_lens)}")
+    if any(not refs for refs in ref_lens):
+        raise ValueError("every hypothesis needs at least one reference length")
+    r = sum(_closest_ref_len(h, list(refs)) for h, refs in zip(hyp_lens, ref_lens))
+    return _brevity_penalty(sum(hyp_lens), r)
+
+
 def _smoothed_precisions(correct: list[int], total: list[int], smooth: str) -> list[float]:
     """n-gram precisions in percent, with sacrebleu's smoothing of zero matches (Chen & Cherry, 2014):
 
