@@ -105,3 +105,15 @@ def test_bad_paths(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "llmlab.course", "grade", str(tmp_path / "nobody")],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_parallel_kernels_share_the_cores(monkeypatch):
+    from llmlab.course.grade import thread_env
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert thread_env(2)["OMP_NUM_THREADS"] == "2"
+    assert thread_env(8)["OMP_NUM_THREADS"] == "1"
+    assert "OMP_NUM_THREADS" not in thread_env(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert thread_env(2)["OMP_NUM_THREADS"] == "3"  # the caller's choice wins

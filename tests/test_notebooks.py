@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from llmlab.course.grade import thread_env
 from llmlab.course.notebooks import graded_checks, read
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ def scores(tmp_path_factory):
     report = tmp_path_factory.mktemp("nbval") / "scores.json"
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:python", "-p", "no:cacheprovider",
            "-n", "2", "--dist", "loadscope", "-q", "--llmlab-score-json", str(report), "solutions", "notebooks"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200, env=thread_env(2))
     summary = [ln for ln in proc.stdout.splitlines() if ln.startswith(("SCORE", "  ❌", "  ⚠"))]
     print("\n".join(summary))
     assert report.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]

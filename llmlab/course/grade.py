@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -67,8 +68,21 @@ def _expected_total(path: Path) -> float:
         return 0.0
 
 
-def grade_notebook(path: Path, learner: str, cell_timeout: float = 120, timeout: float = 900) -> Grade:
-    """Run one notebook under pytest --nbval-lax with the scoring plugin, in a fresh process."""
+def thread_env(jobs: int) -> dict[str, str]:
+    """The environment for one of ``jobs`` notebooks graded side by side: each kernel gets its share of
+    the cores (OMP_NUM_THREADS), unless the caller set it. PyTorch's OpenMP threads spin while they wait
+    for each other, so two kernels with one thread per core each fight over every core; on 2 cores
+    that made notebook 06's 200-step training loop up to 8x slower (19 s alone, 153 s beside another)."""
+    env = dict(os.environ)
+    if jobs > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+    return env
+
+
+def grade_notebook(path: Path, learner: str, cell_timeout: float = 120, timeout: float = 900,
+                   jobs: int = 1) -> Grade:
+    """Run one notebook under pytest --nbval-lax with the scoring plugin, in a fresh process (one of
+    ``jobs`` running at once)."""
     g = Grade(learner, path.stem, total=_expected_total(path))
     try:
         notebooks.read(path)
@@ -86,7 +100,7 @@ def grade_notebook(path: Path, learner: str, cell_timeout: float = 120, timeout:
             "--llmlab-score-json", str(report), "-q", "--color=no",
         ]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp, env=thread_env(jobs))
         except subprocess.TimeoutExpired:
             g.status, g.detail = "timeout", f"the notebook ran for more than {timeout:g} s"
             return g
@@ -115,7 +129,7 @@ def grade(paths: list[str | Path], jobs: int = 1, cell_timeout: float = 120, tim
     def one(item):
         learner, nb = item
         start = time.perf_counter()
-        g = grade_notebook(nb, learner, cell_timeout, timeout)
+        g = grade_notebook(nb, learner, cell_timeout, timeout, jobs)
         if progress:
             progress(f"{learner}/{nb.name}: {g.cell} ({time.perf_counter() - start:.0f} s)")
         return g

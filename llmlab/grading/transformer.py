@@ -188,8 +188,11 @@ def check_decoder_block(fn) -> None:
             "pre-norm: normalise the input of each sublayer (Llama), not the sum after it (the original Transformer)":
                 _functional_block(*args, post_norm=True),
         }, "your block matches a known mistake", rtol=1e-4, correct=want)
+    # The learner's fused attention and the reference's explicit one sum in different orders: with one
+    # CPU thread, 1 of the 3,456 outputs fell just outside float32's default tolerances.
     c.close(out, want, "SmolLM2's layer 0 gives a different output from the reference block",
-            "pre-norm: RMSNorm before attention and before the MLP; RoPE on q and k only (never v); repeat KV heads for GQA")
+            "pre-norm: RMSNorm before attention and before the MLP; RoPE on q and k only (never v); repeat KV heads for GQA",
+            rtol=1e-4, atol=1e-5)
     c.done()
 
 

@@ -87,9 +87,12 @@ class DecoderConfig:
     norm_eps: float = 1e-5
     max_seq_len: int = 8192
     tie_embeddings: bool = True
+    dropout: float = 0.0  # on the embeddings and on each sub-layer's output, in training mode only
 
     def __post_init__(self):
         _check_positive_ints(self, ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "max_seq_len"))
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -103,7 +106,11 @@ class DecoderConfig:
 
 
 class DecoderBlock(nn.Module):
-    """x + attention(norm(x)), then x + SwiGLU(norm(x)); x (B, T, C) -> (B, T, C)."""
+    """x + attention(norm(x)), then x + SwiGLU(norm(x)); x (B, T, C) -> (B, T, C).
+
+    With ``cfg.dropout`` > 0, each sub-layer's output is dropped out before it joins the residual
+    stream (GPT-2's "residual dropout"), in training mode only.
+    """
 
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
@@ -111,10 +118,11 @@ class DecoderBlock(nn.Module):
         self.attention = MultiHeadAttention(cfg.dim, cfg.n_heads, cfg.n_kv_heads, bias=False)
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.feed_forward = SwiGLU(cfg.dim, cfg.hidden_dim)
+        self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rotary) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), mask, rotary)
-        return x + self.feed_forward(self.ffn_norm(x))
+        x = x + self.dropout(self.attention(self.attention_norm(x), mask, rotary))
+        return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
 
 
 class Decoder(nn.Module):
@@ -132,10 +140,23 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
         self.tie_weights()
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self, std: float = 0.02) -> None:
+        """GPT-2's initialisation, for training from scratch: every matrix ~ N(0, std²), and the two
+        projections that write into the residual stream (``wo``, ``w2``) scaled by 1/sqrt(2 L), so
+        the stream's variance does not grow with depth. Without it the tied embedding's default
+        N(0, 1) makes the first logits huge and the first loss ~3x ln V instead of ln V."""
+        for name, p in self.named_parameters():
+            if p.ndim == 2:
+                scale = (2 * self.cfg.n_layers) ** -0.5 if name.endswith(("wo.weight", "w2.weight")) else 1.0
+                p.normal_(0.0, std * scale)
 
     def tie_weights(self) -> None:
         """Make the LM head share the embedding matrix (when ``cfg.tie_embeddings``); call again after
@@ -166,7 +187,7 @@ class Decoder(nn.Module):
         def rotary(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return apply_rope_half(q, cos, sin), apply_rope_half(k, cos, sin)
 
-        x = self.tok_embeddings(idx)
+        x = self.dropout(self.tok_embeddings(idx))
         for layer in self.layers:
             x = layer(x, mask, rotary)
         return self.output(self.norm(x))

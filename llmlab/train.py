@@ -1,0 +1,290 @@
+"""Training a language model from scratch: nanoGPT's train.py, in small.
+
+One optimisation step on a batch of B windows of T tokens:
+
+    x, y   = data[i : i+T], data[i+1 : i+T+1]             for B random offsets i   (B, T) each
+    loss   = cross_entropy(model(x), y)                    mean over the B·T next-token predictions
+    g      = ∇loss;  g ← g · min(1, max_norm / ||g||)       clip the global gradient norm
+    θ      ← AdamW(θ, g, lr(step))                         warm-up, then cosine decay
+
+AdamW keeps running averages of the gradient and of its square, and applies weight decay to the
+weights directly ("decoupled"), not through the gradient as L2 regularisation would:
+
+    m ← β1 m + (1-β1) g,   v ← β2 v + (1-β2) g²,   m̂ = m / (1-β1^t),   v̂ = v / (1-β2^t)
+    θ ← θ - lr·λ·θ - lr · m̂ / (sqrt(v̂) + ε)
+
+Everything takes a ``torch.Generator`` (or a seed) so that a run can be repeated exactly.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+# ------------------------------------------------------------------------------------------ batches
+
+
+def get_batch(
+    data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """B random windows of a token stream and their next tokens: data (N,) -> x, y (B, T), y = x shifted by one.
+
+    Offsets are uniform over every window that has a next token: 0 .. N - T - 1.
+    """
+    if not isinstance(data, torch.Tensor) or data.ndim != 1 or data.dtype.is_floating_point:
+        raise TypeError(f"data must be a 1-D tensor of token ids, got {getattr(data, 'shape', type(data).__name__)}")
+    for name, value in (("batch_size", batch_size), ("block_size", block_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if len(data) < block_size + 1:
+        raise ValueError(f"data has {len(data)} tokens: a window of {block_size} needs at least {block_size + 1}")
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator).to(data.device)  # (B,)
+    offsets = starts[:, None] + torch.arange(block_size + 1, device=data.device)  # (B, T + 1)
+    windows = data[offsets]
+    return windows[:, :-1], windows[:, 1:]
+
+
+# ---------------------------------------------------------------------------------------- optimiser
+
+
+def adamw_step(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    step: int,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One AdamW update, as ``torch.optim.AdamW`` does it; returns new (param, exp_avg, exp_avg_sq).
+
+    ``step`` counts updates from 1 (the bias corrections 1 - β^t would divide by zero at 0).
+    """
+    beta1, beta2 = betas
+    exp_avg = beta1 * exp_avg + (1 - beta1) * grad
+    exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad * grad
+    m_hat = exp_avg / (1 - beta1**step)
+    v_hat = exp_avg_sq / (1 - beta2**step)
+    param = param * (1 - lr * weight_decay) - lr * m_hat / (v_hat.sqrt() + eps)
+    return param, exp_avg, exp_avg_sq
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups as GPT-2 and Llama use them: matrices (embeddings, projections) decay; gains and
+    biases (1-D) do not, since shrinking a norm's gain towards 0 is not regularisation."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+def lr_at(step: int, max_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0) -> float:
+    """Linear warm-up to ``max_lr`` over ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``.
+
+    step < warmup:            max_lr · (step + 1) / warmup        (never 0: the first step learns)
+    warmup <= step < total:   min_lr + ½ (1 + cos(π p)) (max_lr - min_lr),  p = (step - warmup) / (total - warmup)
+    step >= total:            min_lr
+    """
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"need 0 <= warmup_steps <= total_steps, got {warmup_steps} and {total_steps}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (max_lr - min_lr)
+
+
+def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale all gradients together so that their global L2 norm is at most ``max_norm``; returns the
+    norm *before* clipping (what to log). Same as ``torch.nn.utils.clip_grad_norm_``.
+
+    ||g|| = sqrt(sum over every parameter of sum(g²)); if ||g|| > max_norm, g ← g · max_norm / (||g|| + 1e-6).
+    One global factor keeps the update's direction; clipping each tensor on its own would bend it.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    factor = (max_norm / (total + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(factor)
+    return total
+
+
+# ------------------------------------------------------------------------------------- over-fitting
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Inverted dropout: zero each element with probability p and scale the survivors by 1/(1-p), so
+    the expected value is unchanged and evaluation (``training=False``) is the identity."""
+    if not 0 <= p < 1:
+        raise ValueError(f"p must be in [0, 1), got {p}")
+    if not training or p == 0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
+    return x * keep / (1 - p)
+
+
+def should_stop(val_losses: Sequence[float], patience: int, min_delta: float = 0.0) -> bool:
+    """Early stopping: True when none of the last ``patience`` evaluations beat the best loss before
+    them by more than ``min_delta``."""
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1, got {patience}")
+    if len(val_losses) <= patience:
+        return False
+    best_before = min(val_losses[:-patience])
+    return min(val_losses[-patience:]) > best_before - min_delta
+
+
+# ------------------------------------------------------------------------------------------- steps
+
+
+def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy: model(x) (B, T, V) against y (B, T); computed in float32."""
+    logits = model(x)
+    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    max_norm: float = 1.0,
+    autocast_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> float:
+    """zero_grad → forward (under autocast when ``autocast_dtype``) → backward → clip → step.
+
+    ``scaler`` (fp16 on CUDA): the loss is multiplied by a large factor so that small fp16 gradients
+    do not underflow to 0; the gradients are unscaled before clipping, and the step is skipped (and
+    the factor lowered) when they overflowed to inf. bf16 has fp32's range and needs none.
+    Returns the loss as a Python float (keeping the tensor would keep the whole graph alive).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+        loss = lm_loss(model, x, y)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        clip_grad_norm(model.parameters(), max_norm)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        clip_grad_norm(model.parameters(), max_norm)
+        optimizer.step()
+    return loss.item()
+
+
+@torch.no_grad()
+def estimate_loss(
+    model: nn.Module, data: torch.Tensor, batch_size: int, block_size: int, n_batches: int = 8, seed: int = 1234,
+    autocast_dtype: torch.dtype | None = None,
+) -> float:
+    """Mean loss over ``n_batches`` fixed random batches (the same ones every call: comparable over time),
+    in eval mode (no dropout)."""
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    losses = []
+    for _ in range(n_batches):
+        x, y = get_batch(data, batch_size, block_size, g)
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+            losses.append(lm_loss(model, x.to(device), y.to(device)).item())
+    model.train(was_training)
+    return sum(losses) / len(losses)
+
+
+# -------------------------------------------------------------------------------------------- loop
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200
+    batch_size: int = 16
+    block_size: int = 64
+    max_lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 20
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    max_norm: float = 1.0
+    eval_every: int = 25
+    eval_batches: int = 8
+    patience: int | None = None  # early stopping after this many evaluations without improvement
+    min_delta: float = 0.0
+    autocast_dtype: torch.dtype | None = None  # torch.bfloat16 (CPU or CUDA) or torch.float16 (CUDA)
+    seed: int = 0
+
+
+@dataclass
+class History:
+    """What a run logged: the train loss every step, the validation loss every ``eval_every`` steps."""
+
+    train_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    val_steps: list[int] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_step: int | None = None
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    @property
+    def best_val_loss(self) -> float:
+        return min(self.val_loss) if self.val_loss else math.nan
+
+
+def train(
+    model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig, progress: bool = True
+) -> History:
+    """Train ``model`` in place with AdamW, a warm-up + cosine schedule and clipping; evaluate every
+    ``cfg.eval_every`` steps; with ``cfg.patience``, stop early and restore the best weights."""
+    device = next(model.parameters()).device
+    torch.manual_seed(cfg.seed)  # dropout masks
+    g = torch.Generator().manual_seed(cfg.seed)  # batches
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.max_lr, betas=cfg.betas)
+    scaler = torch.amp.GradScaler("cuda") if cfg.autocast_dtype == torch.float16 and device.type == "cuda" else None
+    hist, best_state = History(), None
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(range(cfg.steps), desc="training", disable=not progress, leave=False)
+    for step in bar:
+        lr = lr_at(step, cfg.max_lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, g)
+        hist.train_loss.append(train_step(model, optimizer, x.to(device), y.to(device), cfg.max_norm,
+                                          cfg.autocast_dtype, scaler))
+        hist.lr.append(lr)
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
+            val = estimate_loss(model, val_data, cfg.batch_size, cfg.block_size, cfg.eval_batches,
+                                autocast_dtype=cfg.autocast_dtype)
+            hist.val_steps.append(step + 1)
+            hist.val_loss.append(val)
+            bar.set_postfix(train=f"{hist.train_loss[-1]:.3f}", val=f"{val:.3f}")
+            if val == hist.best_val_loss:
+                hist.best_step = step + 1
+                if cfg.patience:
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if cfg.patience and should_stop(hist.val_loss, cfg.patience, cfg.min_delta):
+                hist.stopped_early = True
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    hist.seconds = time.perf_counter() - start
+    return hist
