@@ -40,4 +40,13 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["device", "__version__"]
+def model_device(model):
+    """The device of ``model``'s parameters, where its inputs must go; None for a callable without
+    parameters (a plain function of token ids), whose inputs can stay where they are."""
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return None
+
+
+__all__ = ["device", "model_device", "__version__"]

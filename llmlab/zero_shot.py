@@ -21,14 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from llmlab import _validate
-
-
-def _device(model) -> torch.device | None:
-    try:
-        return next(model.parameters()).device
-    except (AttributeError, StopIteration):
-        return None
+from llmlab import _validate, model_device
 
 
 def continuation_log_prob(model, prompt_ids, cont_ids) -> float:
@@ -40,7 +33,7 @@ def continuation_log_prob(model, prompt_ids, cont_ids) -> float:
     """
     prompt = _validate.token_ids("prompt_ids", prompt_ids)
     cont = _validate.token_ids("cont_ids", cont_ids)
-    ids = torch.tensor([prompt + cont], device=_device(model))
+    ids = torch.tensor([prompt + cont], device=model_device(model))
     with torch.inference_mode():
         logits = model(ids)[0, len(prompt) - 1 : -1]  # (len(cont), V)
         log_probs = logits.float().log_softmax(-1)
@@ -77,7 +70,7 @@ def label_log_probs(
             requests.append((i, k, row, len(p) - 1, c))
     unique = list(contexts)
     order = sorted(range(len(unique)), key=lambda r: len(unique[r]))
-    device = _device(model)
+    device = model_device(model)
     log_probs_of: dict[int, torch.Tensor] = {}  # context row -> log-probs at the positions it is asked about
     needed: dict[int, int] = {}  # context row -> first position any request scores
     for _, _, row, start, _ in requests:

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from llmlab import _validate
+from llmlab import _validate, model_device
 
 PROB_SUM_TOL = 1e-3
 
@@ -107,13 +107,6 @@ def strided_windows(n_tokens: int, window: int, stride: int) -> list[tuple[int, 
     return windows
 
 
-def _model_device(model) -> torch.device | None:
-    try:
-        return next(model.parameters()).device
-    except (AttributeError, StopIteration):  # a plain function of ids
-        return None
-
-
 def strided_nll(model, ids, window: int, stride: int, progress: bool = False) -> tuple[float, int]:
     """Total negative log-likelihood (nats) of ``ids`` under ``model`` with a sliding window, and the
     number of tokens it covers: ``(sum_t -log p(x_t | context_t), n_scored)``.
@@ -136,7 +129,7 @@ def strided_nll(model, ids, window: int, stride: int, progress: bool = False) ->
         ids = torch.tensor(_validate.token_ids("ids", ids), dtype=torch.long)
     if len(ids) < 2:
         raise ValueError(f"need at least 2 tokens to score one prediction, got {len(ids)}")
-    device = _model_device(model)
+    device = model_device(model)
     if device is not None:
         ids = ids.to(device)
     windows = strided_windows(len(ids), window, stride)
