@@ -1,0 +1,122 @@
+"""Inference speed: time to first token, per-token latency, throughput, peak memory.
+
+A generation run is a stream of tokens. With t_0 the start and t_1 .. t_n the moments tokens 1 .. n
+come out:
+
+    time to first token (TTFT) = t_1 - t_0              prefill of the prompt + the first step
+    per-token latency          = t_i - t_{i-1}, i >= 2   one decode step each (median and p90)
+    throughput                 = n / (t_n - t_0)         tokens per second, for the whole run
+
+Each figure is the median over ``repeats`` runs, after ``warmup`` runs that are not counted (the
+first run pays for memory allocation, kernel selection and cold caches). On CUDA, kernels run
+asynchronously: the clock is read only after ``torch.cuda.synchronize()``.
+"""
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0 <= q <= 100) with linear interpolation between order statistics, as
+    ``numpy.percentile``'s default."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be in [0, 100], got {q}")
+    xs = sorted(float(v) for v in values)
+    if not xs:
+        raise ValueError("percentile of an empty sequence")
+    if any(math.isnan(v) for v in xs):
+        raise ValueError("values contain NaN")
+    pos = (len(xs) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident memory so far, in MiB (it never goes down: compare runs made in
+    separate processes, or the growth across one run)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+@dataclass(frozen=True)
+class SpeedReport:
+    """Medians over the repeats; latencies in seconds, memory in MiB."""
+
+    ttft_s: float
+    latency_median_s: float
+    latency_p90_s: float
+    tokens_per_s: float
+    n_tokens: int
+    peak_memory_mib: float
+
+    def row(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _sync(device: torch.device | str | None) -> None:
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_generation(
+    generate: Callable[[], Iterable[object]],
+    warmup: int = 1,
+    repeats: int = 3,
+    device: torch.device | str | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> SpeedReport:
+    """Time ``generate()``, a fresh iterator of new tokens per call (e.g. a generator function that
+    yields each token as soon as it is chosen), ``warmup + repeats`` times.
+
+    Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA (reset before the timed runs) and the
+    process's peak RSS on the CPU.
+    """
+    for name, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    if not callable(generate):
+        raise TypeError(f"generate must be a callable that returns an iterator of tokens, got {type(generate).__name__}")
+    cuda = device is not None and torch.device(device).type == "cuda"
+    runs = []
+    for i in range(warmup + repeats):
+        if cuda and i == warmup:
+            torch.cuda.reset_peak_memory_stats(device)
+        _sync(device)
+        stamps = [clock()]
+        for _ in generate():
+            _sync(device)
+            stamps.append(clock())
+        if len(stamps) < 2:
+            raise ValueError("generate() produced no token")
+        if i >= warmup:
+            runs.append(stamps)
+    steps = [b - a for stamps in runs for a, b in zip(stamps[1:], stamps[2:])]
+    return SpeedReport(
+        ttft_s=statistics.median(s[1] - s[0] for s in runs),
+        latency_median_s=statistics.median(steps) if steps else math.nan,
+        latency_p90_s=percentile(steps, 90) if steps else math.nan,
+        tokens_per_s=statistics.median((len(s) - 1) / (s[-1] - s[0]) for s in runs),
+        n_tokens=len(runs[-1]) - 1,
+        peak_memory_mib=torch.cuda.max_memory_allocated(device) / 2**20 if cuda else peak_rss_mib(),
+    )
+
+
+def speed_table(reports: dict[str, SpeedReport]) -> str:
+    """A fixed-width text table, one row per named report, fastest-reading units (ms, tok/s, MiB)."""
+    if not reports:
+        raise ValueError("no reports to tabulate")
+    head = f"{'':24} {'TTFT ms':>9} {'ms/token':>9} {'p90 ms':>8} {'tok/s':>8} {'tokens':>7} {'peak MiB':>9}"
+    lines = [head]
+    for name, r in reports.items():
+        lines.append(f"{name[:24]:24} {r.ttft_s * 1e3:9.1f} {r.latency_median_s * 1e3:9.2f} "
+                     f"{r.latency_p90_s * 1e3:8.2f} {r.tokens_per_s:8.1f} {r.n_tokens:7d} {r.peak_memory_mib:9.0f}")
+    return "\n".join(lines)
