@@ -41,12 +41,15 @@ def device():
 
 
 def model_device(model):
-    """The device of ``model``'s parameters, where its inputs must go; None for a callable without
-    parameters (a plain function of token ids), whose inputs can stay where they are."""
-    try:
-        return next(model.parameters()).device
-    except (AttributeError, StopIteration):
-        return None
+    """The device of ``model``'s parameters (or buffers, for a model of quantized buffers only), where
+    its inputs must go; None for a callable without either (a plain function of token ids), whose
+    inputs can stay where they are."""
+    for tensors in ("parameters", "buffers"):
+        try:
+            return next(getattr(model, tensors)()).device
+        except (AttributeError, StopIteration):
+            continue
+    return None
 
 
 __all__ = ["device", "model_device", "__version__"]

@@ -1,10 +1,17 @@
-"""Turning a model's next-token distribution into text: temperature and sampling.
+"""Turning a model's next-token distribution into text: sampling, filters and the decoding loop.
 
 Temperature rescales logits before the softmax, p_i = exp(z_i / T) / sum_j exp(z_j / T):
 T < 1 sharpens (T -> 0 is greedy argmax), T > 1 flattens toward uniform. Sampling draws one token
 by inverting the cumulative distribution: with u ~ U[0, 1), pick the first i whose CDF exceeds u.
+Filters cut the unreliable tail first: top-k keeps the k likeliest tokens, top-p (nucleus) the
+smallest set holding probability p; a repetition penalty makes tokens already used less likely.
+
+The loop (``generate``, ``generate_batch``) prefills the prompt into a ``KVCache`` once, then feeds
+one token per step; a batch of prompts is left-padded so every row's next token is at the end.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -44,3 +51,212 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None = None) -> int
     """One token drawn from ``probs`` (V,), reproducibly when a seeded ``generator`` is given."""
     u = torch.rand((), generator=generator, dtype=torch.float64).item()
     return sample_from_probs(probs, u)
+
+
+# ------------------------------------------------------------------------------------------ filters
+# Each filter maps logits (..., V) to logits with the excluded tokens set to -inf, so filters compose
+# and the softmax afterwards renormalises over what is left.
+
+
+def _check_logits(logits) -> None:
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1:
+        raise TypeError("logits must be a float tensor of shape (..., V)")
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest logits of each row (and any tied with the k-th), -inf elsewhere. (..., V)."""
+    _check_logits(logits)
+    k = _validate.positive_int("k", k)
+    if k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter (Holtzman et al., 2020): keep the smallest set of most probable tokens whose
+    probabilities sum to at least p, i.e. a token is kept when the mass of the tokens *before* it
+    (in decreasing order of probability) is still below p. The top token is always kept. (..., V)."""
+    _check_logits(logits)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {p!r}")
+    if p == 1:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(-1)
+    before = probs.cumsum(-1) - probs  # mass of the more probable tokens
+    drop_sorted = before >= p
+    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's penalty (Keskar et al., 2019), as transformers applies it: every token id that already
+    occurs in ``previous`` has its logit divided by ``penalty`` when positive and multiplied by it
+    when negative (both make it less likely for penalty > 1), once however often it occurred.
+
+    logits (B, V), previous (B, S) token ids -> (B, V)."""
+    _check_logits(logits)
+    penalty = _validate.positive_float("penalty", penalty)
+    if not isinstance(previous, torch.Tensor) or previous.dtype != torch.long or previous.shape[:-1] != logits.shape[:-1]:
+        raise TypeError(f"previous must be a long tensor of token ids of shape {tuple(logits.shape[:-1])} + (S,)")
+    seen = logits.gather(-1, previous)
+    seen = torch.where(seen > 0, seen / penalty, seen * penalty)
+    return logits.scatter(-1, previous, seen)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen. ``temperature=0`` is greedy (argmax); the filters apply before
+    sampling, in the order repetition penalty, top-k, top-p (transformers' order). ``seed`` makes a
+    run reproducible: the same seed gives the same tokens."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self):
+        _validate.positive_float("temperature", self.temperature, allow_zero=True)
+        if self.top_k is not None:
+            _validate.positive_int("top_k", self.top_k)
+        if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        _validate.positive_float("repetition_penalty", self.repetition_penalty)
+
+    def generator(self, device) -> torch.Generator | None:
+        return None if self.seed is None else torch.Generator(device=device).manual_seed(self.seed)
+
+    def choose(self, logits: torch.Tensor, previous: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """logits (B, V) of the next position, previous (B, S) ids so far -> next ids (B,)."""
+        logits = logits.float()
+        if self.repetition_penalty != 1:
+            logits = repetition_penalty(logits, previous, self.repetition_penalty)
+        if self.temperature == 0:
+            return logits.argmax(-1)
+        if self.top_k is not None:
+            logits = top_k_filter(logits, self.top_k)
+        logits = top_p_filter(logits / self.temperature, self.top_p)
+        return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+
+
+GREEDY = Sampling(temperature=0.0)
+
+
+# ------------------------------------------------------------------------------------------ decoding
+
+
+def _check_budget(model, n_prompt: int, max_new_tokens) -> int:
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    context = model.cfg.max_seq_len
+    if n_prompt > context:
+        raise ValueError(f"the prompt has {n_prompt} tokens, longer than the model's context of {context}")
+    if n_prompt + max_new_tokens > context:
+        raise ValueError(f"prompt ({n_prompt}) + max_new_tokens ({max_new_tokens}) exceed the context of {context}")
+    return max_new_tokens
+
+
+def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompts of different lengths -> ids (B, T) and attention_mask (B, T), padded on the *left* so
+    every prompt ends at position T-1, where the next token of every row is read off."""
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise ValueError("prompts must be a non-empty list of token-id lists")
+    rows = [_validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
+    T = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (T - len(r)) + r for r in rows], dtype=torch.long)
+    mask = torch.tensor([[0] * (T - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+    return ids, mask
+
+
+def _device(model) -> torch.device:
+    from llmlab import model_device
+
+    return model_device(model)
+
+
+@torch.no_grad()
+def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling = GREEDY,
+                 pad_id: int = 0, use_cache: bool = True, cache=None):
+    """Yield the next token of every prompt, (B,) per step, ``max_new_tokens`` times.
+
+    With ``use_cache`` the prompts go through the model once (prefill, left-padded, with the
+    attention mask) and every later step feeds one token per row; without it every step reruns the
+    whole padded sequence. ``cache``: a ``KVCache`` (or ``SlidingWindowCache``) to use instead of a
+    new one sized prompt + max_new_tokens. The model: a ``Decoder`` or a ``FastDecoder``.
+    """
+    from llmlab.nn.kv_cache import KVCache
+
+    if not isinstance(sampling, Sampling):
+        raise TypeError(f"sampling must be a llmlab.generation.Sampling, got {type(sampling).__name__}")
+    ids, mask = left_pad(prompts, pad_id)
+    _check_budget(model, ids.shape[1], max_new_tokens)
+    device = _device(model)
+    ids, mask = ids.to(device), mask.to(device)
+    generator = sampling.generator(device)
+    B = ids.shape[0]
+    if use_cache:
+        cache = cache if cache is not None else KVCache.for_model(model, B, ids.shape[1] + max_new_tokens)
+        step_ids, step_mask = ids, (mask if not bool(mask.all()) else None)
+    for _ in range(max_new_tokens):
+        if use_cache:
+            logits = model(step_ids, attention_mask=step_mask, cache=cache, last_only=True)[:, -1]
+        else:
+            logits = model(ids, attention_mask=mask)[:, -1]
+        # pads are not text: the repetition penalty must not see them (a row's last token stands in for them)
+        nxt = sampling.choose(logits, torch.where(mask.bool(), ids, ids[:, -1:]), generator)
+        yield nxt
+        ids = torch.cat([ids, nxt[:, None]], 1)
+        mask = torch.cat([mask, mask.new_ones(B, 1)], 1)
+        step_ids, step_mask = nxt[:, None], None
+
+
+def generate_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling = GREEDY,
+                   eos_id: int | None = None, pad_id: int = 0, use_cache: bool = True) -> list[list[int]]:
+    """New tokens of each prompt, generated together in one left-padded batch; a row ends at
+    ``eos_id`` (included) and the batch stops when every row has ended. Greedy results equal
+    ``generate`` run on each prompt alone."""
+    out: list[list[int]] = [[] for _ in prompts]
+    done = [False] * len(prompts)
+    for nxt in stream_batch(model, prompts, max_new_tokens, sampling, pad_id, use_cache):
+        for i, t in enumerate(nxt.tolist()):
+            if not done[i]:
+                out[i].append(t)
+                done[i] = eos_id is not None and t == eos_id
+        if all(done):
+            break
+    return out
+
+
+def stream(model, ids, max_new_tokens: int, sampling: Sampling = GREEDY, eos_id: int | None = None,
+           stop=None, use_cache: bool = True, cache=None):
+    """Yield new tokens of one prompt (a list of ids or a 1-D tensor) one at a time, as ``generate``.
+    ``measure_generation`` times this."""
+    if isinstance(ids, torch.Tensor) and ids.ndim != 1:
+        raise ValueError(f"ids must be one prompt (1-D), got shape {tuple(ids.shape)}")
+    prompt = _validate.token_ids("ids", ids, model.cfg.vocab_size)
+    new: list[int] = []
+    for nxt in stream_batch(model, [prompt], max_new_tokens, sampling, use_cache=use_cache, cache=cache):
+        t = int(nxt[0])
+        new.append(t)
+        yield t
+        if (eos_id is not None and t == eos_id) or (stop is not None and stop(new)):
+            return
+
+
+def generate(model, ids, max_new_tokens: int, sampling: Sampling = GREEDY, eos_id: int | None = None,
+             stop=None, use_cache: bool = True) -> list[int]:
+    """The new tokens after prompt ``ids``: ``max_new_tokens`` of them, or fewer when ``eos_id`` comes
+    out (included) or ``stop(new_tokens)`` returns True (see ``stop_strings``)."""
+    return list(stream(model, ids, max_new_tokens, sampling, eos_id, stop, use_cache))
+
+
+def stop_strings(decode, strings: list[str]):
+    """A ``stop`` predicate for ``generate``: True once the decoded new tokens contain any of
+    ``strings`` (a string can end in the middle of a token, so the text is checked, not the ids)."""
+    if isinstance(strings, str) or not strings or not all(isinstance(s, str) and s for s in strings):
+        raise ValueError("strings must be a non-empty list of non-empty strings")
+    if not callable(decode):
+        raise TypeError("decode must be a function from token ids to text (e.g. tokenizer.decode)")
+    return lambda new: any(s in decode(new) for s in strings)

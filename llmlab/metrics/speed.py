@@ -120,3 +120,42 @@ def speed_table(reports: dict[str, SpeedReport]) -> str:
         lines.append(f"{name[:24]:24} {r.ttft_s * 1e3:9.1f} {r.latency_median_s * 1e3:9.2f} "
                      f"{r.latency_p90_s * 1e3:8.2f} {r.tokens_per_s:8.1f} {r.n_tokens:7d} {r.peak_memory_mib:9.0f}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ roofline
+
+
+def decode_bytes_per_token(weight_bytes: int, n_layers: int, n_kv_heads: int, head_dim: int,
+                           context_len: int, kv_bytes_per_element: int = 4) -> int:
+    """Bytes one decode step must read: every weight once, plus the cached keys and values of the
+    context, 2 (K and V) * n_layers * n_kv_heads * head_dim * context_len elements."""
+    for name, value in (("weight_bytes", weight_bytes), ("n_layers", n_layers), ("n_kv_heads", n_kv_heads),
+                        ("head_dim", head_dim), ("kv_bytes_per_element", kv_bytes_per_element)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(context_len, bool) or not isinstance(context_len, int) or context_len < 0:
+        raise ValueError(f"context_len must be an int >= 0, got {context_len!r}")
+    return weight_bytes + 2 * n_layers * n_kv_heads * head_dim * context_len * kv_bytes_per_element
+
+
+def bandwidth_bound(bytes_per_token: float, bandwidth: float) -> float:
+    """The roofline of decoding: tokens/s if the step did nothing but stream its bytes at
+    ``bandwidth`` bytes/s (compute and overhead free)."""
+    if not bytes_per_token > 0 or not bandwidth > 0:
+        raise ValueError(f"bytes_per_token and bandwidth must be > 0, got {bytes_per_token}, {bandwidth}")
+    return bandwidth / bytes_per_token
+
+
+def measure_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 5, device: torch.device | str = "cpu") -> float:
+    """Memory bandwidth in bytes/s, from the best of ``repeats`` copies of an ``n_bytes`` buffer (a
+    copy reads and writes each byte: 2 n_bytes moved). Far larger than the caches, so it is DRAM."""
+    src = torch.ones(n_bytes // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    best = math.inf
+    for _ in range(repeats + 1):
+        _sync(device)
+        t = time.perf_counter()
+        dst.copy_(src)
+        _sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.numel() * 4 / best

@@ -125,18 +125,25 @@ class MultiHeadAttention(nn.Module):
         self.wo = nn.Linear(dim, dim, bias=bias)
         self.weights: torch.Tensor | None = None  # the last attention weights (explicit path only)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, rotary=None) -> torch.Tensor:
-        """x (B, T, C), mask broadcastable to (B, H, T, T) with True = attend -> (B, T, C)."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, rotary=None, kv_cache=None) -> torch.Tensor:
+        """x (B, T, C), mask broadcastable to (B, H, T, S) with True = attend -> (B, T, C).
+
+        ``kv_cache``: a function (k, v) -> (k_all, v_all) that stores this call's keys and values
+        (B, Hkv, T, D) and returns all of them so far (B, Hkv, S, D) (``KVCache.update`` of one
+        layer); without it S = T.
+        """
         _check_rank("x", x, 3, "(B, T, C)")
         q = split_heads(self.wq(x), self.n_heads)
         k = split_heads(self.wk(x), self.n_kv_heads)
         v = split_heads(self.wv(x), self.n_kv_heads)
         if rotary is not None:
             q, k = rotary(q, k)
-        rep = self.n_heads // self.n_kv_heads
-        k, v = repeat_kv(k, rep), repeat_kv(v, rep)
+        if kv_cache is not None:
+            k, v = kv_cache(k, v)
         if self.fast:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            # the fused kernel maps query head h to KV head h // (H / Hkv) itself: no copy of K and V
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.n_kv_heads != self.n_heads)
         else:
-            out, self.weights = scaled_dot_product_attention(q, k, v, mask)
+            rep = self.n_heads // self.n_kv_heads
+            out, self.weights = scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask)
         return self.wo(merge_heads(out))

@@ -167,15 +167,16 @@ def rope_frequencies(head_dim: int, base: float = 10000.0, device=None) -> torch
 
 
 def rope_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0) -> torch.Tensor:
-    """Angles m * theta_i: positions (T,) integers -> (T, D/2) float32."""
+    """Angles m * theta_i: positions (..., T) integers, e.g. (T,) or (B, T) -> (..., T, D/2) float32."""
     inv_freq = rope_frequencies(head_dim, base, device=positions.device)
-    return positions.float()[:, None] * inv_freq[None, :]
+    return positions.float()[..., None] * inv_freq
 
 
 def rope_cos_sin(
     positions: torch.Tensor | int, head_dim: int, base: float = 10000.0, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of ``rope_angles``, each (T, D/2). ``positions`` is a (T,) tensor or an int T (0 .. T-1).
+    """cos and sin of ``rope_angles``, each (T, D/2). ``positions`` is a (T,) tensor or an int T (0 .. T-1)
+    (or (B, T), one row of positions per sequence, giving (B, T, D/2)).
 
     The same tables serve both conventions; only which channels they are applied to differs.
     """

@@ -21,6 +21,7 @@ Shapes: B batch, T positions, C width, V vocabulary, H heads, D = C / H head dim
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmlab.nn.attention import MultiHeadAttention, causal_mask, padding_mask
-from llmlab.nn.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, apply_rope_half, rope_cos_sin
+from llmlab.nn.kv_cache import KVCache
+from llmlab.nn.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, rope_cos_sin, rotate_half
 
 
 def _check_ids(name: str, idx: torch.Tensor, vocab_size: int, max_len: int) -> None:
@@ -120,8 +122,8 @@ class DecoderBlock(nn.Module):
         self.feed_forward = SwiGLU(cfg.dim, cfg.hidden_dim)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rotary) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.attention_norm(x), mask, rotary))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rotary, kv_cache=None) -> torch.Tensor:
+        x = x + self.dropout(self.attention(self.attention_norm(x), mask, rotary, kv_cache))
         return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
 
 
@@ -132,7 +134,7 @@ class Decoder(nn.Module):
     wo), ``layers[i].feed_forward`` (w1, w2, w3), ``norm``, ``output``. With ``tie_embeddings`` the
     LM head ``output.weight`` *is* ``tok_embeddings.weight`` (one Parameter).
 
-    RoPE uses the rotate-half convention (``apply_rope_half``), so q/k weights must be in
+    RoPE uses the rotate-half convention (``llmlab.nn.layers.apply_rope_half``), so q/k weights must be in
     transformers' order (the loader un-permutes GGUF's).
     """
 
@@ -164,32 +166,54 @@ class Decoder(nn.Module):
         if self.cfg.tie_embeddings:
             self.output.weight = self.tok_embeddings.weight
 
-    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """idx (B, T) token ids -> logits (B, T, V), float.
+    def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
+        """idx (B, T) token ids -> logits (B, T, V), float; (B, 1, V) with ``last_only``.
 
         ``attention_mask`` (B, T), 1 = real token, 0 = padding, for a batch of *left*-padded prompts
-        (real tokens at the end, so every sequence's next token is at position T-1). Positions are
-        0 .. T-1 for every row, padding included: RoPE makes attention scores depend only on the
-        distance m - n between query and key, so shifting a sequence by its padding changes
-        nothing but rounding. Padded keys are masked; a padded query would then see no key at
-        all (NaN in the fused kernel), so each position may always see itself. The logits at
-        padded positions are meaningless; ignore them.
+        (real tokens at the end, so every sequence's next token is at position T-1). A row's RoPE
+        positions count its real tokens only (0 at its first real token, as transformers does), so
+        each row is computed as if it were alone. Padded keys are masked; a padded query would then
+        see no key at all (NaN in the fused kernel), so each position may always see itself. The
+        logits at padded positions are meaningless; ignore them.
+
+        ``cache``: a ``KVCache``; the T tokens continue the sequences it holds (their keys and values
+        are appended), so a decode step is ``model(next_ids (B, 1), cache=cache)``.
+        ``last_only`` computes the LM head for the last position only (prefill needs no more).
         """
         cfg = self.cfg
         _check_ids("idx", idx, cfg.vocab_size, cfg.max_seq_len)
         B, T = idx.shape
-        mask = causal_mask(T, device=idx.device)  # (T, T), True = may attend
         if attention_mask is not None:
             keep = _check_attention_mask(attention_mask, idx)
-            mask = (mask & padding_mask(keep)) | torch.eye(T, dtype=torch.bool, device=idx.device)  # (B, 1, T, T)
-        cos, sin = rope_cos_sin(torch.arange(T, device=idx.device), cfg.head_dim, cfg.rope_theta)
+        if cache is not None:
+            if cache.batch_size != B:
+                raise ValueError(f"the cache was made for batch size {cache.batch_size}, idx has {B} rows")
+            if int(cache.next_pos.max()) + T > cfg.max_seq_len:
+                raise ValueError(f"{int(cache.next_pos.max())} cached + {T} new tokens exceed max_seq_len={cfg.max_seq_len}")
+            positions, mask = cache.begin(T, attention_mask)
+        elif attention_mask is None:
+            positions, mask = torch.arange(T, device=idx.device), causal_mask(T, device=idx.device)  # (T,), (T, T)
+        else:
+            positions = (keep.long().cumsum(1) - 1).clamp(min=0)  # (B, T)
+            mask = causal_mask(T, device=idx.device) & padding_mask(keep)  # (B, 1, T, T)
+            mask = mask | torch.eye(T, dtype=torch.bool, device=idx.device)
+        cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype=self.norm.weight.dtype)
+        if cos.ndim == 3:
+            cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D/2): one table per row, shared by the heads
+        # apply_rope_half, with its tables widened once here rather than twice in each of the L layers
+        cos, sin = torch.cat([cos, cos], -1), torch.cat([sin, sin], -1)
 
         def rotary(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return apply_rope_half(q, cos, sin), apply_rope_half(k, cos, sin)
+            return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
         x = self.dropout(self.tok_embeddings(idx))
-        for layer in self.layers:
-            x = layer(x, mask, rotary)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, rotary, None if cache is None else functools.partial(cache.update, i))
+        if cache is not None:
+            cache.end(T)
+        if last_only:
+            x = x[:, -1:]
         return self.output(self.norm(x))
 
 

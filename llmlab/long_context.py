@@ -1,0 +1,48 @@
+"""Long inputs: chunked prefill and a bounded cache.
+
+A prompt of T tokens prefilled at once builds (T, T) attention scores per head and (T, V) logits:
+memory grows with T. *Chunked prefill* feeds it in chunks of c tokens through the KV cache; each
+chunk attends to the cache and to itself, so the result is the same and the peak activation
+memory is set by c. The cache itself still grows with T, 2 L Hkv D bytes-per-element per token;
+a *sliding-window* cache that keeps only the last W tokens (plus a few "attention sink" tokens at
+the start, StreamingLLM) bounds it too, at a cost in quality that perplexity measures.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llmlab import _validate, model_device
+from llmlab.nn.kv_cache import KVCache, SlidingWindowCache
+
+
+@torch.no_grad()
+def chunked_nll(model: nn.Module, ids, chunk: int = 128, cache: KVCache | None = None) -> torch.Tensor:
+    """Negative log-likelihood of each token after the first, computed chunk by chunk through
+    ``cache`` (a new full ``KVCache`` by default). ids: list or (T,) -> (T - 1,) float32."""
+    ids = torch.tensor(_validate.token_ids("ids", ids, model.cfg.vocab_size), device=model_device(model))
+    chunk = _validate.positive_int("chunk", chunk)
+    if len(ids) < 2:
+        raise ValueError("need at least 2 tokens to score")
+    cache = cache if cache is not None else KVCache.for_model(model, 1, len(ids))
+    nll = []
+    for s in range(0, len(ids) - 1, chunk):
+        x = ids[s:min(s + chunk, len(ids) - 1)]
+        logits = model(x[None], cache=cache)[0].float()
+        nll.append(F.cross_entropy(logits, ids[s + 1:s + 1 + len(x)], reduction="none"))
+    return torch.cat(nll)
+
+
+def window_perplexity(model: nn.Module, ids, window: int | None, sink: int = 4,
+                      chunk: int = 64) -> tuple[float, int]:
+    """(perplexity, cache bytes) of ``ids`` with a sliding-window cache (``window=None``: full cache)."""
+    if window is None:
+        cache = KVCache.for_model(model, 1, len(ids))
+    else:
+        cache = SlidingWindowCache.for_model(model, 1, window=window, sink=sink)
+        chunk = min(chunk, window)
+    nll = chunked_nll(model, ids, chunk, cache)
+    return math.exp(float(nll.mean())), cache.nbytes

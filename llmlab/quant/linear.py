@@ -1,0 +1,116 @@
+"""Weight-only quantized linear layers: int8 per output channel, int4 in groups along the input.
+
+Decoding one token reads every weight once and does only 2 flops per weight read, so its speed is
+set by bytes moved, not by arithmetic. Storing weights in 8 or 4 bits moves 4x or 8x fewer bytes
+than float32; the activations stay in floating point ("weight-only"), and each weight is expanded
+back on the fly inside the matmul kernel.
+
+int8, symmetric, one scale per output row n:     w[n, k] ~ s[n] * q[n, k],            q in [-127, 127]
+int4, asymmetric, one (scale, min) per group g of ``group_size`` inputs of row n:
+                                                  w[n, k] ~ s[n, g] * q[n, k] + m[n, g], q in [0, 15]
+
+On the CPU both call torch's packed kernels (``_weight_int8pack_mm``, ``_weight_int4pack_mm_for_cpu``),
+which want bfloat16 activations; elsewhere the weight is dequantized and ``F.linear`` is used (right,
+not fast). The int4 layout is llama.cpp's Q4_1: SmolLM2's GGUF blocks are Q4_1 groups of 32, so
+re-quantizing its dequantized weights this way gives back the same numbers (up to float rounding).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def _check_weight(weight: torch.Tensor) -> None:
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not weight.is_floating_point():
+        raise TypeError(f"weight must be a 2-D float tensor (out_features, in_features), got {getattr(weight, 'shape', weight)}")
+
+
+def _cpu_kernel(name: str) -> bool:
+    return hasattr(torch.ops.aten, name)
+
+
+class Int8WeightOnlyLinear(nn.Module):
+    """y = x W^T with W stored as int8 and one float scale per output row. x (..., K) -> (..., N)."""
+
+    def __init__(self, q: torch.Tensor, scale: torch.Tensor):
+        super().__init__()
+        self.register_buffer("q", q)  # (N, K) int8
+        self.register_buffer("scale", scale)  # (N,) float32
+
+    @classmethod
+    def from_float(cls, weight: torch.Tensor) -> "Int8WeightOnlyLinear":
+        _check_weight(weight)
+        w = weight.detach().float()
+        scale = w.abs().amax(1).clamp(min=1e-12) / 127  # the largest |w| of each row maps to 127
+        q = (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
+        return cls(q, scale)
+
+    def dequantize(self) -> torch.Tensor:
+        return self.q.float() * self.scale[:, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1])
+        # the CPU kernel reads rows in steps of 16 (AVX-512): any other K gives garbage or a crash
+        if x.device.type == "cpu" and shape[-1] % 16 == 0 and _cpu_kernel("_weight_int8pack_mm"):
+            y = torch.ops.aten._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale.to(torch.bfloat16))
+        else:
+            y = F.linear(x2, self.q.to(x.dtype)) * self.scale.to(x.dtype)
+        return y.to(x.dtype).reshape(*shape[:-1], -1)
+
+
+class Int4WeightOnlyLinear(nn.Module):
+    """y = x W^T with W stored as 4-bit codes, one (scale, min) pair per group of ``group_size`` inputs.
+    x (..., K) -> (..., N)."""
+
+    def __init__(self, q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, group_size: int):
+        super().__init__()
+        self.group_size = group_size
+        self.register_buffer("scale", scale)  # (N, K / g) float32
+        self.register_buffer("minimum", minimum)  # (N, K / g)
+        self.out_features, self.in_features = q.shape
+        # the CPU kernel takes N divisible by 16 and groups of 32, 64, 128 or 256 only
+        if (q.device.type == "cpu" and self.out_features % 16 == 0 and group_size in (32, 64, 128, 256)
+                and _cpu_kernel("_weight_int4pack_mm_for_cpu")):
+            # the kernel computes (q - 8) * s + z per group, so z = m + 8 s gives s q + m
+            self.register_buffer("packed", torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.int(), 1))
+            sz = torch.stack([scale, minimum + 8 * scale], -1).transpose(0, 1)  # (K / g, N, 2)
+            self.register_buffer("scale_zero", sz.to(torch.bfloat16).contiguous())
+            self.q = None
+        else:
+            self.packed = None
+            self.register_buffer("q", q.to(torch.uint8))
+
+    @classmethod
+    def from_float(cls, weight: torch.Tensor, group_size: int = 32) -> "Int4WeightOnlyLinear":
+        _check_weight(weight)
+        N, K = weight.shape
+        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2 or K % group_size:
+            raise ValueError(f"group_size must be an int >= 2 that divides in_features={K}, got {group_size!r}")
+        w = weight.detach().float().reshape(N, K // group_size, group_size)
+        lo, hi = w.amin(-1), w.amax(-1)
+        scale = ((hi - lo) / 15).clamp(min=1e-12)  # the group's range spread over the 16 codes
+        q = ((w - lo[..., None]) / scale[..., None]).round().clamp(0, 15)
+        return cls(q.reshape(N, K).to(torch.uint8), scale, lo, group_size)
+
+    def dequantize(self) -> torch.Tensor:
+        """The float32 weight these codes stand for, (N, K) (from the packed form on the CPU)."""
+        if self.packed is not None:
+            eye = torch.eye(self.in_features, dtype=torch.bfloat16, device=self.packed.device)
+            # x = I picks out the columns; exact in float32 accumulation except for bf16 scales
+            return self._mm(eye).float().T.contiguous()
+        q = self.q.float().reshape(self.out_features, -1, self.group_size)
+        return (q * self.scale[..., None] + self.minimum[..., None]).reshape(self.out_features, self.in_features)
+
+    def _mm(self, x2: torch.Tensor) -> torch.Tensor:
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group_size, self.scale_zero)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1])
+        if self.packed is not None and x.device.type == "cpu":
+            y = self._mm(x2.to(torch.bfloat16)).to(x.dtype)
+        else:
+            y = F.linear(x2, self.dequantize().to(device=x.device, dtype=x.dtype))
+        return y.reshape(*shape[:-1], -1)

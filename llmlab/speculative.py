@@ -1,0 +1,201 @@
+"""Speculative decoding (Leviathan et al., 2023; Chen et al., 2023): a cheap draft guesses, the big
+model checks several guesses in one forward pass.
+
+A decode step of a big model is bound by reading its weights, so scoring γ+1 positions costs about
+as much as scoring one. Each round:
+
+1. the draft proposes γ tokens d_1 .. d_γ (with probabilities q_i);
+2. the target runs once on [last token, d_1 .. d_γ] and gets its distributions p_1 .. p_{γ+1};
+3. d_i is accepted with probability min(1, p_i(d_i) / q_i(d_i)), in order; at the first rejection
+   a token is drawn from the residual norm(max(0, p_i - q_i)) and the round ends; if all γ pass,
+   a bonus token is drawn from p_{γ+1}.
+
+The output has exactly the target's distribution; greedily (temperature 0) it *is* the target's
+greedy output: accept while d_i = argmax p_i, then emit argmax p_i. If each guess is accepted with
+probability α, independently, a round yields on average
+
+    E[tokens per round] = (1 - α^(γ+1)) / (1 - α)          (γ + 1 when α = 1)
+
+target passes: the speed-up, before paying for the draft.
+
+Drafts here: ``ModelDraft`` (any smaller or quantized model with its own KV cache, e.g. int4
+SmolLM2, or its first layers: self-speculative decoding) and ``PromptLookupDraft`` (copy the tokens
+that followed the last occurrence of the current n-gram in the text so far; free, and very good when
+the output quotes the prompt, as in summarising or editing code).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from llmlab import _validate
+from llmlab.generation import sample_from_probs
+from llmlab.nn.kv_cache import KVCache
+
+
+def expected_tokens_per_round(alpha: float, gamma: int) -> float:
+    """(1 - α^(γ+1)) / (1 - α): tokens produced per target pass with acceptance rate α, γ guesses."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    gamma = _validate.positive_int("gamma", gamma, minimum=0)
+    if alpha == 1:
+        return float(gamma + 1)
+    return (1 - alpha ** (gamma + 1)) / (1 - alpha)
+
+
+def speculative_accept(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, u: torch.Tensor, v: float) -> list[int]:
+    """One round's verdict. p (γ+1, V) target probabilities at each drafted position and after the
+    last; q (γ, V) the draft's; draft (γ,) its tokens; u (γ,) uniforms for the accept tests; v a
+    uniform for the final draw (by inverse CDF). Returns the accepted drafts and one more token."""
+    out: list[int] = []
+    for i, d in enumerate(draft.tolist()):
+        if u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
+            out.append(d)
+            continue
+        residual = (p[i] - q[i]).clamp(min=0)
+        return out + [sample_from_probs(residual / residual.sum(), v)]
+    return out + [sample_from_probs(p[-1] / p[-1].sum(), v)]
+
+
+def greedy_accept(target: list[int], draft: list[int]) -> list[int]:
+    """Greedy verdict: target (γ+1,) argmax tokens, draft (γ,) -> accepted drafts + the target's next."""
+    n = 0
+    while n < len(draft) and draft[n] == target[n]:
+        n += 1
+    return draft[:n] + [target[n]]
+
+
+class ModelDraft:
+    """A draft model with its own KV cache, kept in step with the accepted text: after a rejection it
+    simply truncates the cache to the tokens it still agrees with."""
+
+    def __init__(self, model: nn.Module, max_len: int = 2048):
+        self.model, self.max_len = model, max_len
+        self.cache: KVCache | None = None
+        self.seen: list[int] = []  # the tokens whose keys and values are in the cache
+
+    def propose(self, tokens: list[int], gamma: int, temperature: float = 0.0,
+                generator: torch.Generator | None = None) -> tuple[list[int], torch.Tensor | None]:
+        """γ guesses continuing ``tokens``, and their distributions q (γ, V) when sampling."""
+        if self.cache is None:
+            self.cache = KVCache.for_model(self.model, 1, self.max_len)
+        n = 0
+        limit = min(len(self.seen), len(tokens) - 1)
+        while n < limit and self.seen[n] == tokens[n]:
+            n += 1
+        self.cache.truncate(n)
+        device = self.cache.k.device
+        feed, guesses, qs = tokens[n:], [], []
+        self.seen = tokens[:n]
+        for _ in range(gamma):
+            logits = self.model(torch.tensor([feed], device=device), cache=self.cache, last_only=True)[0, -1].float()
+            self.seen = self.seen + feed
+            if temperature == 0:
+                nxt = int(logits.argmax())
+            else:
+                probs = (logits / temperature).softmax(-1)
+                nxt = int(torch.multinomial(probs, 1, generator=generator))
+                qs.append(probs)
+            guesses.append(nxt)
+            feed = [nxt]
+        return guesses, (torch.stack(qs) if qs else None)
+
+
+class PromptLookupDraft:
+    """Propose the γ tokens that followed the most recent earlier occurrence of the text's last
+    n-gram (n from ``max_ngram`` down to 1); nothing when there is no match (Saxena, 2023)."""
+
+    def __init__(self, max_ngram: int = 3):
+        self.max_ngram = _validate.positive_int("max_ngram", max_ngram)
+
+    def propose(self, tokens: list[int], gamma: int, temperature: float = 0.0, generator=None):
+        return prompt_lookup(tokens, gamma, self.max_ngram), None
+
+
+def prompt_lookup(tokens: list[int], gamma: int, max_ngram: int = 3) -> list[int]:
+    """Up to γ tokens that followed the latest earlier match of the last n tokens (largest n first)."""
+    for n in range(min(max_ngram, len(tokens) - 1), 0, -1):
+        tail = tokens[-n:]
+        for start in range(len(tokens) - n - 1, -1, -1):  # latest match first, excluding the tail itself
+            if tokens[start:start + n] == tail:
+                return tokens[start + n:start + n + gamma]
+    return []
+
+
+def layer_draft(model: nn.Module, n_layers: int) -> nn.Module:
+    """Self-speculative draft: the same ``Decoder`` stopped after its first ``n_layers`` blocks (the
+    final norm and LM head applied there, as early exit does). Shares the weights, costs n/L."""
+    _validate.positive_int("n_layers", n_layers)
+    if n_layers > model.cfg.n_layers:
+        raise ValueError(f"the model has {model.cfg.n_layers} layers, cannot keep {n_layers}")
+    draft = copy.copy(model)
+    draft._modules = dict(model._modules)  # a shallow copy would share (and overwrite) the module table
+    draft.layers = nn.ModuleList(list(model.layers)[:n_layers])
+    draft.cfg = dataclasses.replace(model.cfg, n_layers=n_layers)
+    return draft
+
+
+@dataclass
+class SpeculativeStats:
+    rounds: int = 0  # target forward passes after the prefill
+    proposed: int = 0
+    accepted: int = 0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.proposed if self.proposed else float("nan")
+
+    @property
+    def tokens_per_round(self) -> float:
+        return (self.accepted + self.rounds) / self.rounds if self.rounds else float("nan")
+
+
+@torch.no_grad()
+def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gamma: int = 4,
+                         temperature: float = 0.0, seed: int | None = None,
+                         eos_id: int | None = None) -> tuple[list[int], SpeculativeStats]:
+    """New tokens after ``ids`` from ``target``, drafted by ``draft`` (``ModelDraft`` or
+    ``PromptLookupDraft``), and the acceptance statistics. Greedy (temperature 0) output equals
+    ``generate(target, ids, max_new_tokens)``."""
+    from llmlab import model_device
+    from llmlab.generation import _check_budget
+
+    tokens = _validate.token_ids("ids", ids, target.cfg.vocab_size)
+    gamma = _validate.positive_int("gamma", gamma)
+    _check_budget(target, len(tokens), max_new_tokens)  # checks max_new_tokens itself
+    if len(tokens) + max_new_tokens + gamma > target.cfg.max_seq_len:
+        raise ValueError(f"prompt ({len(tokens)}) + max_new_tokens ({max_new_tokens}) + gamma ({gamma}) exceed the "
+                         f"context of {target.cfg.max_seq_len}: the last round drafts up to gamma tokens past the end")
+    _validate.positive_float("temperature", temperature, allow_zero=True)
+    device = model_device(target)
+    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    cache = KVCache.for_model(target, 1, len(tokens) + max_new_tokens + gamma + 1)
+    n_prompt, stats = len(tokens), SpeculativeStats()
+    if len(tokens) > 1:  # the target's cache holds every token but the last, whose logits come next
+        target(torch.tensor([tokens[:-1]], device=device), cache=cache, last_only=True)
+    while len(tokens) - n_prompt < max_new_tokens:
+        guesses, q = draft.propose(tokens, gamma, temperature, gen)
+        start = cache.length
+        logits = target(torch.tensor([tokens[-1:] + guesses], device=device), cache=cache)[0].float()
+        if temperature == 0:
+            new = greedy_accept(logits.argmax(-1).tolist(), guesses)
+        else:
+            p = (logits / temperature).softmax(-1).cpu()
+            if q is None:  # a deterministic draft (prompt lookup) puts all its mass on its guess
+                q = torch.nn.functional.one_hot(torch.tensor(guesses, dtype=torch.long), p.shape[-1]).float()
+            u = torch.rand(len(guesses), generator=gen)
+            v = float(torch.rand((), generator=gen))
+            new = speculative_accept(p, q.cpu(), torch.tensor(guesses, dtype=torch.long), u, v)
+        stats.rounds += 1
+        stats.proposed += len(guesses)
+        stats.accepted += len(new) - 1
+        cache.truncate(start + len(new))  # keep the last token and the accepted guesses
+        tokens += new
+        if eos_id is not None and eos_id in new:
+            tokens = tokens[:tokens.index(eos_id, n_prompt) + 1]
+            break
+    return tokens[n_prompt:n_prompt + max_new_tokens], stats

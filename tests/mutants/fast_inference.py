@@ -1,0 +1,232 @@
+"""Common mistakes in 08_fast_inference."""
+import math
+
+import torch
+
+from llmlab import generation, speculative
+from llmlab.metrics import speed
+from llmlab.nn import attention as A
+from llmlab.nn import kv_cache
+
+
+def cached_attention(q, k, v):
+    rep = q.shape[1] // k.shape[1]
+    return A.scaled_dot_product_attention(q, A.repeat_kv(k, rep), A.repeat_kv(v, rep))[0]
+
+
+def bytes_per_token(cfg, weight_bytes, context_len, kv_bytes):
+    return speed.decode_bytes_per_token(weight_bytes, cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, context_len, kv_bytes)
+
+
+REFERENCE = {
+    "check_write_kv": kv_cache.write_kv,
+    "check_cached_attention": cached_attention,
+    "check_left_pad": generation.left_pad,
+    "check_top_k_filter": generation.top_k_filter,
+    "check_top_p_filter": generation.top_p_filter,
+    "check_repetition_penalty": generation.repetition_penalty,
+    "check_speculative_accept": speculative.speculative_accept,
+    "check_expected_tokens": speculative.expected_tokens_per_round,
+    "check_prompt_lookup": speculative.prompt_lookup,
+    "check_bytes_per_token": bytes_per_token,
+}
+
+
+# write_kv
+def kv_off_by_one(k_cache, v_cache, k, v, start):
+    T = k.shape[2]
+    k_cache[:, :, start + 1:start + 1 + T] = k
+    v_cache[:, :, start + 1:start + 1 + T] = v
+    return k_cache[:, :, :start + T], v_cache[:, :, :start + T]
+
+
+def kv_whole_cache(k_cache, v_cache, k, v, start):
+    kv_cache.write_kv(k_cache, v_cache, k, v, start)
+    return k_cache, v_cache
+
+
+def kv_cat_not_in_place(k_cache, v_cache, k, v, start):
+    return torch.cat([k_cache[:, :, :start], k], 2), torch.cat([v_cache[:, :, :start], v], 2)
+
+
+# cached_attention
+def attn_tiled_repeat(q, k, v):
+    rep = q.shape[1] // k.shape[1]
+    return A.scaled_dot_product_attention(q, k.repeat(1, rep, 1, 1), v.repeat(1, rep, 1, 1))[0]
+
+
+def attn_unscaled(q, k, v):
+    rep = q.shape[1] // k.shape[1]
+    k, v = A.repeat_kv(k, rep), A.repeat_kv(v, rep)
+    return torch.softmax(q @ k.transpose(-1, -2), -1) @ v
+
+
+def attn_causal_tril(q, k, v):
+    rep = q.shape[1] // k.shape[1]
+    mask = torch.ones(1, k.shape[2], dtype=torch.bool).tril()
+    return A.scaled_dot_product_attention(q, A.repeat_kv(k, rep), A.repeat_kv(v, rep), mask)[0]
+
+
+# left_pad
+def pad_right(prompts, pad_id):
+    T = max(map(len, prompts))
+    return (torch.tensor([p + [pad_id] * (T - len(p)) for p in prompts]),
+            torch.tensor([[1] * len(p) + [0] * (T - len(p)) for p in prompts]))
+
+
+def pad_mask_inverted(prompts, pad_id):
+    ids, mask = generation.left_pad(prompts, pad_id)
+    return ids, 1 - mask
+
+
+# top_k
+def top_k_plus_one(logits, k):
+    return generation.top_k_filter(logits, k + 1)
+
+
+def top_k_zero(logits, k):
+    kth = logits.topk(k, -1).values[..., -1:]
+    return logits.masked_fill(logits < kth, 0.0)
+
+
+# top_p
+def top_p_drops_crossing(logits, p):
+    s, order = logits.sort(-1, descending=True)
+    drop = s.softmax(-1).cumsum(-1) > p
+    return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+
+
+def top_p_unsorted(logits, p):
+    probs = logits.softmax(-1)
+    drop = probs.cumsum(-1) - probs >= p
+    return logits.masked_fill(drop, float("-inf"))
+
+
+# repetition_penalty
+def penalty_always_divide(logits, previous, penalty):
+    return logits.scatter(-1, previous, logits.gather(-1, previous) / penalty)
+
+
+def penalty_per_occurrence(logits, previous, penalty):
+    out = logits.clone()
+    for b in range(logits.shape[0]):
+        for t in previous[b].tolist():
+            z = out[b, t]
+            out[b, t] = z / penalty if z > 0 else z * penalty
+    return out
+
+
+# speculative_accept
+def accept_last_unverified(p, q, draft, u, v):
+    out = []
+    for i, d in enumerate(draft.tolist()):
+        if i == len(draft) - 1 or u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
+            out.append(d)
+            continue
+        r = (p[i] - q[i]).clamp(min=0)
+        return out + [generation.sample_from_probs(r / r.sum(), v)]
+    return out + [generation.sample_from_probs(p[-1], v)]
+
+
+def accept_resample_from_p(p, q, draft, u, v):
+    out = []
+    for i, d in enumerate(draft.tolist()):
+        if u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
+            out.append(d)
+            continue
+        return out + [generation.sample_from_probs(p[i], v)]
+    return out + [generation.sample_from_probs(p[-1], v)]
+
+
+def accept_no_bonus(p, q, draft, u, v):
+    out = speculative.speculative_accept(p, q, draft, u, v)
+    return out[:len(draft)] if len(out) == len(draft) + 1 else out
+
+
+def accept_if_p_ge_q(p, q, draft, u, v):
+    out = []
+    for i, d in enumerate(draft.tolist()):
+        if p[i, d] >= q[i, d]:
+            out.append(d)
+            continue
+        r = (p[i] - q[i]).clamp(min=0)
+        return out + [generation.sample_from_probs(r / r.sum(), v)]
+    return out + [generation.sample_from_probs(p[-1], v)]
+
+
+# expected_tokens
+def expected_alpha_pow_gamma(alpha, gamma):
+    return (1 - alpha ** gamma) / (1 - alpha)
+
+
+def expected_no_limit(alpha, gamma):
+    return (1 - alpha ** (gamma + 1)) / (1 - alpha)
+
+
+# prompt_lookup
+def lookup_earliest(tokens, gamma, max_ngram):
+    for n in range(min(max_ngram, len(tokens) - 1), 0, -1):
+        tail = tokens[-n:]
+        for s in range(len(tokens) - n):
+            if tokens[s:s + n] == tail:
+                return tokens[s + n:s + n + gamma]
+    return []
+
+
+def lookup_matches_itself(tokens, gamma, max_ngram):
+    n = min(max_ngram, len(tokens))
+    for s in range(len(tokens) - n, -1, -1):
+        if tokens[s:s + n] == tokens[-n:]:
+            return tokens[s + n:s + n + gamma]
+    return []
+
+
+def lookup_shortest_first(tokens, gamma, max_ngram):
+    for n in range(1, min(max_ngram, len(tokens) - 1) + 1):
+        got = speculative.prompt_lookup(tokens, gamma, n) if n == 1 else []
+        if got:
+            return got
+    return speculative.prompt_lookup(tokens, gamma, max_ngram)
+
+
+# bytes_per_token
+def bytes_no_cache(cfg, weight_bytes, context_len, kv_bytes):
+    return weight_bytes
+
+
+def bytes_all_heads(cfg, weight_bytes, context_len, kv_bytes):
+    return weight_bytes + 2 * cfg.n_layers * cfg.n_heads * cfg.head_dim * context_len * kv_bytes
+
+
+def bytes_keys_only(cfg, weight_bytes, context_len, kv_bytes):
+    return weight_bytes + cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * context_len * kv_bytes
+
+
+MUTANTS = [
+    ("check_write_kv", kv_off_by_one, "wrong position"),
+    ("check_write_kv", kv_whole_cache, "only the filled slots"),
+    ("check_write_kv", kv_cat_not_in_place, "in place"),
+    ("check_cached_attention", attn_tiled_repeat, "GQA grouping"),
+    ("check_cached_attention", attn_unscaled, "1 / sqrt(D)"),
+    ("check_cached_attention", attn_causal_tril, "no causal mask for one query"),
+    ("check_left_pad", pad_right, "padding goes on the left"),
+    ("check_left_pad", pad_mask_inverted, "1 marks real tokens"),
+    ("check_top_k_filter", top_k_plus_one, "k + 1"),
+    ("check_top_k_filter", top_k_zero, "-inf"),
+    ("check_top_p_filter", top_p_drops_crossing, "keep the token that crosses"),
+    ("check_top_p_filter", top_p_unsorted, "undo the sort"),
+    ("check_repetition_penalty", penalty_always_divide, "multiplied by the penalty"),
+    ("check_repetition_penalty", penalty_per_occurrence, "once"),
+    ("check_speculative_accept", accept_last_unverified, "the last one too"),
+    ("check_speculative_accept", accept_resample_from_p, "residual"),
+    ("check_speculative_accept", accept_no_bonus, "bonus token"),
+    ("check_speculative_accept", accept_if_p_ge_q, "even when p < q"),
+    ("check_expected_tokens", expected_alpha_pow_gamma, "α^(γ+1)"),
+    ("check_expected_tokens", expected_no_limit, "α = 1 is a limit"),
+    ("check_prompt_lookup", lookup_earliest, "latest"),
+    ("check_prompt_lookup", lookup_matches_itself, "excluding the tail itself"),
+    ("check_prompt_lookup", lookup_shortest_first, "longest n-gram first"),
+    ("check_bytes_per_token", bytes_no_cache, "KV cache is read"),
+    ("check_bytes_per_token", bytes_all_heads, "n_kv_heads"),
+    ("check_bytes_per_token", bytes_keys_only, "factor 2"),
+]
