@@ -7,7 +7,7 @@ per op, the overhead alone is a third of a token's time. ``FastDecoder`` compute
 
 * q, k and v come from one matmul with the three weights stacked (``wqkv``), the SwiGLU's gate and
   up projections from another (``w13``): 4 matmuls per layer instead of 7;
-* RoPE rotates q and k together, on the (H + Hkv) heads of the fused output;
+* RoPE rotates q and k together, on the (H + Hkv) heads of the fused output, with a roll;
 * activations stay 2-D (B*T, C) between attention blocks;
 * the linear layers can be weight-only int8/int4 (``llmlab.quant.linear``), 4-8x fewer bytes read.
 
@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmlab.nn.kv_cache import KVCache
-from llmlab.nn.layers import rope_cos_sin, rotate_half
+from llmlab.nn.layers import rope_cos_sin
 from llmlab.nn.model import Decoder, _check_ids
 
 LinearFactory = Callable[[torch.Tensor], nn.Module]
@@ -37,8 +37,9 @@ def dense_linear(weight: torch.Tensor) -> nn.Module:
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm with its statistic in float32 (``.float()`` and ``.to`` cost nothing for float32 input);
-    ``F.rms_norm`` is slower on the CPU for one row."""
+    """RMSNorm with its statistic in float32 (``F.rms_norm`` is slower on the CPU for one row)."""
+    if x.dtype == torch.float32:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
     x32 = x.float()
     return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * weight
 
@@ -61,7 +62,7 @@ class FastBlock(nn.Module):
         h = rms_norm(x, self.attention_norm, self.eps)
         qkv = self.wqkv(h).view(B, -1, H + 2 * Hkv, D).transpose(1, 2)  # (B, H + 2 Hkv, T, D)
         qk = qkv[:, :H + Hkv]
-        qk = qk * cos + rotate_half(qk) * sin
+        qk = qk * cos + qk.roll(D // 2, -1) * sin  # rotate_half(x) * sin, with sin's sign folded in
         k, v = kv_cache(qk[:, H:], qkv[:, H + Hkv:])
         out = F.scaled_dot_product_attention(qk[:, :H], k, v, attn_mask=mask, enable_gqa=Hkv != H)
         x = x + self.wo(out.transpose(1, 2).reshape(x.shape))
@@ -106,7 +107,8 @@ class FastDecoder(nn.Module):
             raise ValueError(f"{int(cache.next_pos.max())} cached + {T} new tokens exceed max_seq_len={cfg.max_seq_len}")
         positions, mask = cache.begin(T, attention_mask)
         cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype=self.norm.dtype)  # (B, T, D/2)
-        cos, sin = torch.cat([cos, cos], -1)[:, None], torch.cat([sin, sin], -1)[:, None]  # (B, 1, T, D)
+        # rotate_half(x) = roll(x, D/2) with its first half negated: fold that sign into sin
+        cos, sin = torch.cat([cos, cos], -1)[:, None], torch.cat([-sin, sin], -1)[:, None]  # (B, 1, T, D)
         x = F.embedding(idx, self.tok_embeddings).view(B * T, -1)
         for i, layer in enumerate(self.layers):
             x = layer(x, B, cos, sin, mask, lambda k, v, i=i: cache.update(i, k, v))

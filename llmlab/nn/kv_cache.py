@@ -46,10 +46,10 @@ def write_kv(
     k_cache, v_cache (B, Hkv, S, D), written in place; k, v (B, Hkv, T, D). Returns the views
     (k_cache[:, :, :start+T], v_cache[:, :, :start+T]), each (B, Hkv, start+T, D).
     """
-    end = start + k.shape[-2]
-    k_cache[:, :, start:end] = k
-    v_cache[:, :, start:end] = v
-    return k_cache[:, :, :end], v_cache[:, :, :end]
+    T = k.shape[2]
+    k_cache.narrow(2, start, T).copy_(k)  # = k_cache[:, :, start:start+T] = k, in fewer tensor ops
+    v_cache.narrow(2, start, T).copy_(v)
+    return k_cache.narrow(2, 0, start + T), v_cache.narrow(2, 0, start + T)
 
 
 class KVCache:
@@ -73,6 +73,7 @@ class KVCache:
         shape = (n_layers, batch_size, n_kv_heads, max_len, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self._layers = list(zip(self.k.unbind(0), self.v.unbind(0)))  # per-layer views, made once
         self.real = torch.ones(batch_size, max_len, dtype=torch.bool, device=self.k.device)  # False = pad
         self.next_pos = torch.zeros(batch_size, dtype=torch.long, device=self.k.device)  # RoPE position
         self.length = 0
@@ -135,7 +136,7 @@ class KVCache:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``layer``'s new k, v (B, Hkv, T, D) -> all its keys and values (B, Hkv, S, D)."""
-        return write_kv(self.k[layer], self.v[layer], k, v, self.length)
+        return write_kv(*self._layers[layer], k, v, self.length)
 
     def end(self, T: int) -> None:
         """The T tokens of ``begin`` went through every layer."""

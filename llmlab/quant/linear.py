@@ -107,10 +107,9 @@ class Int4WeightOnlyLinear(nn.Module):
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group_size, self.scale_zero)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x2 = x.reshape(-1, shape[-1])
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # a decode step calls this ~120 times: no idle reshapes
         if self.packed is not None and x.device.type == "cpu":
             y = self._mm(x2.to(torch.bfloat16)).to(x.dtype)
         else:
             y = F.linear(x2, self.dequantize().to(device=x.device, dtype=x.dtype))
-        return y.reshape(*shape[:-1], -1)
+        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], -1)
