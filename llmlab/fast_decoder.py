@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmlab.nn.kv_cache import KVCache
-from llmlab.nn.layers import rope_cos_sin
+from llmlab.nn.layers import rms_norm, rope_cos_sin
 from llmlab.nn.model import Decoder, _check_ids
 
 LinearFactory = Callable[[torch.Tensor], nn.Module]
@@ -34,14 +34,6 @@ def dense_linear(weight: torch.Tensor) -> nn.Module:
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
     layer.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
     return layer
-
-
-def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm with its statistic in float32 (``F.rms_norm`` is slower on the CPU for one row)."""
-    if x.dtype == torch.float32:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
-    x32 = x.float()
-    return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * weight
 
 
 class FastBlock(nn.Module):
@@ -101,11 +93,7 @@ class FastDecoder(nn.Module):
         if not isinstance(cache, KVCache):
             raise TypeError("FastDecoder needs a KVCache (KVCache.for_model(fast_model, batch_size, max_len))")
         B, T = idx.shape
-        if cache.batch_size != B:
-            raise ValueError(f"the cache was made for batch size {cache.batch_size}, idx has {B} rows")
-        if int(cache.next_pos.max()) + T > cfg.max_seq_len:
-            raise ValueError(f"{int(cache.next_pos.max())} cached + {T} new tokens exceed max_seq_len={cfg.max_seq_len}")
-        positions, mask = cache.begin(T, attention_mask)
+        positions, mask = cache.begin(T, attention_mask, batch_size=B, max_positions=cfg.max_seq_len)
         cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype=self.norm.dtype)  # (B, T, D/2)
         # rotate_half(x) = roll(x, D/2) with its first half negated: fold that sign into sin
         cos, sin = torch.cat([cos, cos], -1)[:, None], torch.cat([-sin, sin], -1)[:, None]  # (B, 1, T, D)

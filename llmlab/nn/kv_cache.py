@@ -105,9 +105,16 @@ class KVCache:
             raise ValueError(f"the cache holds {self.max_len} tokens: {self.length} are filled and {T} more do "
                              "not fit; make it longer (max_len=...) or use a SlidingWindowCache")
 
-    def begin(self, T: int, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def begin(self, T: int, attention_mask: torch.Tensor | None = None, *, batch_size: int | None = None,
+              max_positions: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Prepare to add T tokens: returns their positions (B, T) and the attention mask, broadcastable
-        to (B, H, T, S) with True = attend, or None when every query may see every filled key."""
+        to (B, H, T, S) with True = attend, or None when every query may see every filled key.
+        ValueError when the model's ``batch_size`` differs from the cache's, or a position would reach
+        ``max_positions`` (the model's context)."""
+        if batch_size is not None and batch_size != self.batch_size:
+            raise ValueError(f"the cache was made for batch size {self.batch_size}, the input has {batch_size} rows")
+        if max_positions is not None and int(self.next_pos.max()) + T > max_positions:
+            raise ValueError(f"{int(self.next_pos.max())} cached + {T} new tokens exceed the context of {max_positions}")
         if attention_mask is not None and attention_mask.shape != (self.batch_size, T):
             raise ValueError(f"attention_mask must have shape (B, T) = ({self.batch_size}, {T}), "
                              f"got {tuple(attention_mask.shape)}")

@@ -187,11 +187,7 @@ class Decoder(nn.Module):
         if attention_mask is not None:
             keep = _check_attention_mask(attention_mask, idx)
         if cache is not None:
-            if cache.batch_size != B:
-                raise ValueError(f"the cache was made for batch size {cache.batch_size}, idx has {B} rows")
-            if int(cache.next_pos.max()) + T > cfg.max_seq_len:
-                raise ValueError(f"{int(cache.next_pos.max())} cached + {T} new tokens exceed max_seq_len={cfg.max_seq_len}")
-            positions, mask = cache.begin(T, attention_mask)
+            positions, mask = cache.begin(T, attention_mask, batch_size=B, max_positions=cfg.max_seq_len)
         elif attention_mask is None:
             positions, mask = torch.arange(T, device=idx.device), causal_mask(T, device=idx.device)  # (T,), (T, T)
         else:
