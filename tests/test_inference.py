@@ -448,6 +448,8 @@ def test_int4_reproduces_representable_weights_and_matches_f_linear(N, K, group)
     assert y.shape == (2, 3, N) and y.dtype == torch.float32
     ref = F.linear(x, layer.dequantize())
     torch.testing.assert_close(y, ref, rtol=2e-2, atol=2e-2 * float(ref.abs().max()))
+    # half a byte per weight plus one (scale, zero) pair per group: bf16 packed, float32 unpacked
+    assert layer.weight_nbytes == N * K // 2 + N * (K // group) * 2 * (2 if packed else 4)
 
 
 def test_int4_error_on_random_weights_is_within_half_a_step():
@@ -480,6 +482,7 @@ def test_int8_reproduces_representable_weights_and_matches_f_linear(N, K):
     x = torch.randn(4, K, generator=g)
     ref = F.linear(x, w)
     torch.testing.assert_close(layer(x), ref, rtol=2e-2, atol=2e-2 * float(ref.abs().max()))
+    assert layer.weight_nbytes == N * K + N * 4  # one byte per weight, one float32 scale per row
     rand = torch.randn(N, K, generator=g)
     err = (Int8WeightOnlyLinear.from_float(rand).dequantize() - rand).abs()
     assert (err <= rand.abs().amax(1, keepdim=True) / 254 + 1e-6).all()

@@ -49,6 +49,11 @@ class Int8WeightOnlyLinear(nn.Module):
     def dequantize(self) -> torch.Tensor:
         return self.q.float() * self.scale[:, None]
 
+    @property
+    def weight_nbytes(self) -> int:
+        """Bytes a matmul reads: the int8 codes and the scales."""
+        return self.q.numel() + self.scale.numel() * self.scale.element_size()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
@@ -102,6 +107,12 @@ class Int4WeightOnlyLinear(nn.Module):
             return self._mm(eye).float().T.contiguous()
         q = self.q.float().reshape(self.out_features, -1, self.group_size)
         return (q * self.scale[..., None] + self.minimum[..., None]).reshape(self.out_features, self.in_features)
+
+    @property
+    def weight_nbytes(self) -> int:
+        """Bytes a matmul reads: half a byte per code plus the (scale, zero) pairs."""
+        pairs = self.scale_zero if self.packed is not None else torch.stack([self.scale, self.minimum])
+        return self.out_features * self.in_features // 2 + pairs.numel() * pairs.element_size()
 
     def _mm(self, x2: torch.Tensor) -> torch.Tensor:
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group_size, self.scale_zero)
