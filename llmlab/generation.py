@@ -204,8 +204,10 @@ def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling:
             logits = model(step_ids, attention_mask=step_mask, cache=cache, last_only=True)[:, -1]
         else:
             logits = model(ids, attention_mask=mask)[:, -1]
-        # pads are not text: the repetition penalty must not see them (a row's last token stands in for them)
-        nxt = sampling.choose(logits, torch.where(mask.bool(), ids, ids[:, -1:]), generator)
+        previous = ids
+        if sampling.repetition_penalty != 1:  # pads are not text: a row's last token stands in for them
+            previous = torch.where(mask.bool(), ids, ids[:, -1:])
+        nxt = sampling.choose(logits, previous, generator)
         yield nxt
         ids = torch.cat([ids, nxt[:, None]], 1)
         mask = torch.cat([mask, mask.new_ones(B, 1)], 1)

@@ -616,3 +616,28 @@ def test_smollm2_fast_decoder_logits_equal_decoder(smollm2, tok):
     out = fast(torch.tensor([ids]), KVCache.for_model(fast, 1, len(ids)))[0]
     assert (out - ref).abs().max().item() <= 1e-3
     assert generate(fast, ids, 4) == generate(smollm2, ids, 4)
+
+
+def test_bad_input_to_the_inference_helpers(tiny):
+    from llmlab.speculative import expected_tokens_per_round
+
+    with pytest.raises(TypeError, match="2-D float"):
+        Int4WeightOnlyLinear.from_float(torch.ones(64))
+    with pytest.raises(TypeError, match="2-D float"):
+        Int8WeightOnlyLinear.from_float(torch.ones(4, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match="llmlab Decoder"):
+        FastDecoder(torch.nn.Linear(2, 2))
+    with pytest.raises(TypeError, match="dtype"):
+        FastDecoder(tiny, dtype=torch.int8)
+    with pytest.raises(TypeError, match="KVCache"):
+        FastDecoder(tiny)(torch.zeros(1, 3, dtype=torch.long), cache=None)
+    with pytest.raises(ValueError, match="layers"):
+        exit_predictions(tiny, torch.zeros(1, 3, dtype=torch.long), [0, tiny.cfg.n_layers])
+    with pytest.raises(ValueError, match="alpha"):
+        expected_tokens_per_round(1.5, 4)
+    with pytest.raises(ValueError, match="context_len"):
+        decode_bytes_per_token(1000, 2, 2, 8, -1)
+    with pytest.raises(ValueError, match="n_kv_heads"):
+        decode_bytes_per_token(1000, 2, 0, 8, 10)
+    with pytest.raises(ValueError, match="> 0"):
+        bandwidth_bound(0, 1e9)
