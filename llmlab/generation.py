@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from llmlab import _validate
+from llmlab import _validate, model_device
 
 PROB_SUM_TOL = 1e-4
 
@@ -170,12 +170,6 @@ def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, t
     return ids, mask
 
 
-def _device(model) -> torch.device:
-    from llmlab import model_device
-
-    return model_device(model)
-
-
 @torch.no_grad()
 def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling = GREEDY,
                  pad_id: int = 0, use_cache: bool = True, cache=None):
@@ -192,7 +186,7 @@ def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling:
         raise TypeError(f"sampling must be a llmlab.generation.Sampling, got {type(sampling).__name__}")
     ids, mask = left_pad(prompts, pad_id)
     _check_budget(model, ids.shape[1], max_new_tokens)
-    device = _device(model)
+    device = model_device(model)
     ids, mask = ids.to(device), mask.to(device)
     generator = sampling.generator(device)
     B = ids.shape[0]

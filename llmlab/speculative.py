@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from llmlab import _validate
-from llmlab.generation import sample_from_probs
+from llmlab import _validate, model_device
+from llmlab.generation import _check_budget, sample_from_probs
 from llmlab.nn.kv_cache import KVCache
 
 
@@ -161,9 +161,6 @@ def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gam
     """New tokens after ``ids`` from ``target``, drafted by ``draft`` (``ModelDraft`` or
     ``PromptLookupDraft``), and the acceptance statistics. Greedy (temperature 0) output equals
     ``generate(target, ids, max_new_tokens)``."""
-    from llmlab import model_device
-    from llmlab.generation import _check_budget
-
     tokens = _validate.token_ids("ids", ids, target.cfg.vocab_size)
     gamma = _validate.positive_int("gamma", gamma)
     _check_budget(target, len(tokens), max_new_tokens)  # checks max_new_tokens itself

@@ -29,6 +29,8 @@ import itertools
 import torch
 import torch.nn as nn
 
+from llmlab.nn.attention import causal_mask
+
 
 def _float_tensor(model: nn.Module) -> torch.Tensor:
     """The model's first floating parameter or buffer: the cache takes its dtype and device."""
@@ -135,8 +137,7 @@ class KVCache:
         S = start + T
         if T == 1 and not self.padded:
             return positions, None  # one query, every key visible: no mask, SDPA's fastest path
-        mask = torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)  # causal, queries are the last T
-        mask = mask & self.real[:, None, :S]  # (B, T, S): pad keys hidden
+        mask = causal_mask(T, S, device=device) & self.real[:, None, :S]  # (B, T, S): pad keys hidden
         # a pad query would see no key at all (NaN in the fused kernel): let it see itself
         mask[:, torch.arange(T, device=device), torch.arange(start, S, device=device)] = True
         return positions, mask[:, None]
