@@ -36,6 +36,7 @@ class Int8WeightOnlyLinear(nn.Module):
     def __init__(self, q: torch.Tensor, scale: torch.Tensor):
         super().__init__()
         self.register_buffer("q", q)  # (N, K) int8
+        self.out_features, self.in_features = q.shape
         self.register_buffer("scale", scale)  # (N,) float32
 
     @classmethod
@@ -98,6 +99,27 @@ class Int4WeightOnlyLinear(nn.Module):
         scale = ((hi - lo) / 15).clamp(min=1e-12)  # the group's range spread over the 16 codes
         q = ((w - lo[..., None]) / scale[..., None]).round().clamp(0, 15)
         return cls(q.reshape(N, K).to(torch.uint8), scale, lo, group_size)
+
+    @classmethod
+    def from_quantized(cls, qt) -> "Int4WeightOnlyLinear":
+        """From codes of at most 4 bits with one (scale, zero) per group of a row: an
+        ``affine.QuantizedTensor`` or a ``gptq.GPTQResult`` (without act-order), symmetric or not.
+
+        Value s (q - z) is stored as s q' + m with q' = q + c in [0, 15] (c = 8 for symmetric codes,
+        which go negative) and m = -s (z + c)."""
+        if qt.bits > 4:
+            raise ValueError(f"int4 storage holds codes of at most 4 bits, got {qt.bits}")
+        N, K = qt.q.shape
+        G = qt.scale.numel() // N
+        if G == 0 or qt.scale.numel() != N * G:
+            raise ValueError(f"int4 storage needs one scale per row or per group of a row, got {qt.scale.numel()} scales "
+                             f"for {N} rows (a per-tensor grid? quantize per channel or per group)")
+        index = getattr(qt, "group_index", None)
+        if index is not None and not torch.equal(index, torch.arange(K, device=index.device) // (K // G)):
+            raise ValueError("the groups are not consecutive columns (GPTQ with act_order): the int4 kernel cannot read them")
+        shift = 8 if qt.symmetric else 0
+        scale, zero = qt.scale.reshape(N, G).float(), qt.zero.reshape(N, G).float()
+        return cls((qt.q + shift).to(torch.uint8), scale, -scale * (zero + shift), K // G)
 
     def dequantize(self) -> torch.Tensor:
         """The float32 weight these codes stand for, (N, K) (from the packed form on the CPU)."""

@@ -1,0 +1,166 @@
+"""llama.cpp's block formats Q8_0, Q4_0 and Q4_1, bit for bit as ggml (and the ``gguf`` package) write them.
+
+A row of K weights is cut into blocks of 32; each block stores its own fp16 scale, so an outlier spoils
+only 32 weights. Per block (x: the 32 float32 weights, all arithmetic in float32):
+
+Q8_0  34 bytes: d = max|x| / 127 (fp16), then 32 int8     q = roundf(x / d),          x^ = d q
+Q4_0  18 bytes: d = m / -8 (fp16), m the x of largest |x|, then 16 bytes of nibbles
+                                                          q = min(15, trunc(x / d + 8.5)), x^ = d (q - 8)
+Q4_1  20 bytes: d = (max - min) / 15, m = min (fp16 each), then 16 bytes of nibbles
+                                                          q = min(15, trunc((x - m) / d + 0.5)), x^ = d q + m
+
+Details that make the bytes equal, each a classic mistake when missed:
+- the codes are computed with the float32 scale and its float32 reciprocal (x * (1/d)), *then* d is
+  stored as fp16;
+- Q8_0 rounds halves away from zero (C's roundf), not to even;
+- Q4_0's sign trick: d takes the sign of the extreme weight and divides by -8, so that weight lands
+  exactly on code 0 (-8 after the shift) and the asymmetric range [-8, 7] is used to the full;
+- nibbles: byte j holds code j in its low half and code j + 16 in its high half (not codes 2j, 2j+1),
+  so unpacking is two vectorised shifts over contiguous halves.
+"""
+from __future__ import annotations
+
+import torch
+
+from llmlab.quant.affine import check_float_tensor, round_half_away
+
+BLOCK = 32
+BLOCK_BYTES = {"Q8_0": 2 + BLOCK, "Q4_0": 2 + BLOCK // 2, "Q4_1": 4 + BLOCK // 2}
+
+
+def to_blocks(x: torch.Tensor) -> torch.Tensor:
+    """(..., K) float -> (n_blocks, 32) float32, K a multiple of 32."""
+    check_float_tensor("x", x)
+    if x.ndim == 0 or x.shape[-1] % BLOCK:
+        raise ValueError(f"the last dimension must be a multiple of {BLOCK}, got shape {tuple(x.shape)}")
+    return x.detach().float().reshape(-1, BLOCK)
+
+
+def _reciprocal(d: torch.Tensor) -> torch.Tensor:
+    return torch.where(d == 0, torch.zeros_like(d), 1 / d)  # an all-zero block gets codes 0 (Q8_0) or 8 (Q4_0)
+
+
+def _fp16_bytes(d: torch.Tensor) -> torch.Tensor:
+    """(n, 1) float32 -> (n, 2) uint8: the fp16 value, little-endian."""
+    return d.to(torch.float16).view(torch.uint8)
+
+
+def _fp16_from_bytes(b: torch.Tensor) -> torch.Tensor:
+    """(n, 2) uint8 -> (n, 1) float32."""
+    return b.contiguous().view(torch.float16).float()
+
+
+def pack_nibbles(q: torch.Tensor) -> torch.Tensor:
+    """(n, 32) codes in [0, 15] -> (n, 16) uint8: byte j = q[j] | q[j + 16] << 4."""
+    q = q.to(torch.uint8)
+    return q[:, :BLOCK // 2] | (q[:, BLOCK // 2:] << 4)
+
+
+def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
+    """(n, 16) uint8 -> (n, 32) uint8 codes: the low nibbles are codes 0..15, the high ones 16..31."""
+    return torch.cat([packed & 0x0F, packed >> 4], dim=1)
+
+
+# ------------------------------------------------------------------------------------------ codes
+
+
+def q8_0_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """blocks (n, 32) float32 -> (d (n, 1) float16, q (n, 32) int8)."""
+    d = blocks.abs().amax(1, keepdim=True) / 127
+    q = round_half_away(blocks * _reciprocal(d))
+    return d.to(torch.float16), q.to(torch.int8)
+
+
+def q4_0_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """blocks (n, 32) float32 -> (d (n, 1) float16, q (n, 32) uint8 in [0, 15]); x^ = d (q - 8)."""
+    extreme = blocks.gather(1, blocks.abs().argmax(1, keepdim=True))  # signed: the sign trick
+    d = extreme / -8
+    q = torch.trunc(blocks * _reciprocal(d) + 8.5).clamp(max=15)
+    return d.to(torch.float16), q.to(torch.uint8)
+
+
+def q4_1_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """blocks (n, 32) float32 -> (d, m (n, 1) float16, q (n, 32) uint8 in [0, 15]); x^ = d q + m."""
+    lo, hi = blocks.amin(1, keepdim=True), blocks.amax(1, keepdim=True)
+    d = (hi - lo) / 15
+    q = torch.trunc((blocks - lo) * _reciprocal(d) + 0.5).clamp(max=15)
+    return d.to(torch.float16), lo.to(torch.float16), q.to(torch.uint8)
+
+
+# ------------------------------------------------------------------------------------------ bytes
+
+
+def _rows(x: torch.Tensor, block_bytes: torch.Tensor) -> torch.Tensor:
+    """(n_blocks, bytes) -> (..., K / 32 * bytes), ggml's layout of a quantized tensor's rows."""
+    return block_bytes.reshape(*x.shape[:-1], -1)
+
+
+def quantize_q8_0(x: torch.Tensor) -> torch.Tensor:
+    """x (..., K) -> uint8 (..., K / 32 * 34), equal to ``gguf.quants.quantize(x, Q8_0)``."""
+    d, q = q8_0_codes(to_blocks(x))
+    return _rows(x, torch.cat([d.view(torch.uint8), q.view(torch.uint8)], 1))
+
+
+def quantize_q4_0(x: torch.Tensor) -> torch.Tensor:
+    """x (..., K) -> uint8 (..., K / 32 * 18), equal to ``gguf.quants.quantize(x, Q4_0)``."""
+    d, q = q4_0_codes(to_blocks(x))
+    return _rows(x, torch.cat([d.view(torch.uint8), pack_nibbles(q)], 1))
+
+
+def quantize_q4_1(x: torch.Tensor) -> torch.Tensor:
+    """x (..., K) -> uint8 (..., K / 32 * 20), equal to ``gguf.quants.quantize(x, Q4_1)``."""
+    d, m, q = q4_1_codes(to_blocks(x))
+    return _rows(x, torch.cat([d.view(torch.uint8), m.view(torch.uint8), pack_nibbles(q)], 1))
+
+
+def _blocks_of(data: torch.Tensor, kind: str) -> torch.Tensor:
+    if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8:
+        raise TypeError(f"{kind} data must be a uint8 tensor, got {getattr(data, 'dtype', type(data).__name__)}")
+    size = BLOCK_BYTES[kind]
+    if data.ndim == 0 or data.shape[-1] % size:
+        raise ValueError(f"{kind} rows are made of {size}-byte blocks: last dimension {data.shape[-1:]} is not a multiple")
+    return data.reshape(-1, size)
+
+
+def _values(data: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(*data.shape[:-1], -1)
+
+
+def dequantize_q8_0(data: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., n * 34) -> float32 (..., n * 32)."""
+    b = _blocks_of(data, "Q8_0")
+    return _values(data, _fp16_from_bytes(b[:, :2]) * b[:, 2:].contiguous().view(torch.int8).float())
+
+
+def dequantize_q4_0(data: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., n * 18) -> float32 (..., n * 32)."""
+    b = _blocks_of(data, "Q4_0")
+    return _values(data, _fp16_from_bytes(b[:, :2]) * (unpack_nibbles(b[:, 2:]).float() - 8))
+
+
+def dequantize_q4_1(data: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., n * 20) -> float32 (..., n * 32)."""
+    b = _blocks_of(data, "Q4_1")
+    return _values(data, _fp16_from_bytes(b[:, :2]) * unpack_nibbles(b[:, 4:]).float() + _fp16_from_bytes(b[:, 2:4]))
+
+
+QUANTIZE = {"Q8_0": quantize_q8_0, "Q4_0": quantize_q4_0, "Q4_1": quantize_q4_1}
+DEQUANTIZE = {"Q8_0": dequantize_q8_0, "Q4_0": dequantize_q4_0, "Q4_1": dequantize_q4_1}
+
+
+def fake_quantize(x: torch.Tensor, kind: str) -> torch.Tensor:
+    """x through a GGUF format and back (float32, x's shape): the weights a llama.cpp model computes with.
+    Equal to ``DEQUANTIZE[kind](QUANTIZE[kind](x))``, computed from the codes without packing them."""
+    if kind not in QUANTIZE:
+        raise ValueError(f"kind must be one of {sorted(QUANTIZE)}, got {kind!r}")
+    blocks = to_blocks(x)
+    if kind == "Q8_0":
+        d, q = q8_0_codes(blocks)
+        out = d.float() * q.float()
+    elif kind == "Q4_0":
+        d, q = q4_0_codes(blocks)
+        out = d.float() * (q.float() - 8)
+    else:
+        d, m, q = q4_1_codes(blocks)
+        out = d.float() * q.float() + m.float()
+    return out.reshape(x.shape)
