@@ -126,26 +126,42 @@ def _values(data: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return x.reshape(*data.shape[:-1], -1)
 
 
+def q8_0_values(d: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """x^ = d q, float32 (n, 32)."""
+    return d.float() * q.float()
+
+
+def q4_0_values(d: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """x^ = d (q - 8), float32 (n, 32)."""
+    return d.float() * (q.float() - 8)
+
+
+def q4_1_values(d: torch.Tensor, m: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """x^ = d q + m, float32 (n, 32)."""
+    return d.float() * q.float() + m.float()
+
+
 def dequantize_q8_0(data: torch.Tensor) -> torch.Tensor:
     """uint8 (..., n * 34) -> float32 (..., n * 32)."""
     b = _blocks_of(data, "Q8_0")
-    return _values(data, _fp16_from_bytes(b[:, :2]) * b[:, 2:].contiguous().view(torch.int8).float())
+    return _values(data, q8_0_values(_fp16_from_bytes(b[:, :2]), b[:, 2:].contiguous().view(torch.int8)))
 
 
 def dequantize_q4_0(data: torch.Tensor) -> torch.Tensor:
     """uint8 (..., n * 18) -> float32 (..., n * 32)."""
     b = _blocks_of(data, "Q4_0")
-    return _values(data, _fp16_from_bytes(b[:, :2]) * (unpack_nibbles(b[:, 2:]).float() - 8))
+    return _values(data, q4_0_values(_fp16_from_bytes(b[:, :2]), unpack_nibbles(b[:, 2:])))
 
 
 def dequantize_q4_1(data: torch.Tensor) -> torch.Tensor:
     """uint8 (..., n * 20) -> float32 (..., n * 32)."""
     b = _blocks_of(data, "Q4_1")
-    return _values(data, _fp16_from_bytes(b[:, :2]) * unpack_nibbles(b[:, 4:]).float() + _fp16_from_bytes(b[:, 2:4]))
+    return _values(data, q4_1_values(_fp16_from_bytes(b[:, :2]), _fp16_from_bytes(b[:, 2:4]), unpack_nibbles(b[:, 4:])))
 
 
 QUANTIZE = {"Q8_0": quantize_q8_0, "Q4_0": quantize_q4_0, "Q4_1": quantize_q4_1}
 DEQUANTIZE = {"Q8_0": dequantize_q8_0, "Q4_0": dequantize_q4_0, "Q4_1": dequantize_q4_1}
+_CODES_AND_VALUES = {"Q8_0": (q8_0_codes, q8_0_values), "Q4_0": (q4_0_codes, q4_0_values), "Q4_1": (q4_1_codes, q4_1_values)}
 
 
 def fake_quantize(x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -153,14 +169,5 @@ def fake_quantize(x: torch.Tensor, kind: str) -> torch.Tensor:
     Equal to ``DEQUANTIZE[kind](QUANTIZE[kind](x))``, computed from the codes without packing them."""
     if kind not in QUANTIZE:
         raise ValueError(f"kind must be one of {sorted(QUANTIZE)}, got {kind!r}")
-    blocks = to_blocks(x)
-    if kind == "Q8_0":
-        d, q = q8_0_codes(blocks)
-        out = d.float() * q.float()
-    elif kind == "Q4_0":
-        d, q = q4_0_codes(blocks)
-        out = d.float() * (q.float() - 8)
-    else:
-        d, m, q = q4_1_codes(blocks)
-        out = d.float() * q.float() + m.float()
-    return out.reshape(x.shape)
+    codes, values = _CODES_AND_VALUES[kind]
+    return values(*codes(to_blocks(x))).reshape(x.shape)

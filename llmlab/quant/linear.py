@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmlab.quant.affine import quantize_weight
+
 
 def _check_weight(weight: torch.Tensor) -> None:
     if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not weight.is_floating_point():
@@ -42,10 +44,8 @@ class Int8WeightOnlyLinear(nn.Module):
     @classmethod
     def from_float(cls, weight: torch.Tensor) -> "Int8WeightOnlyLinear":
         _check_weight(weight)
-        w = weight.detach().float()
-        scale = w.abs().amax(1).clamp(min=1e-12) / 127  # the largest |w| of each row maps to 127
-        q = (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8)
-        return cls(q, scale)
+        qt = quantize_weight(weight, 8, granularity="channel")  # the largest |w| of each row maps to 127
+        return cls(qt.q.to(torch.int8), qt.scale)
 
     def dequantize(self) -> torch.Tensor:
         return self.q.float() * self.scale[:, None]

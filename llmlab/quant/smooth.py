@@ -24,15 +24,13 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
-from llmlab.quant.affine import check_bits, check_float_tensor, symmetric_scale
+from llmlab.quant.affine import check_float_tensor, dequantize, quantize, symmetric_scale
 
 
 def absmax_fake_quantize(x: torch.Tensor, dim: int = -1, bits: int = 8) -> torch.Tensor:
     """Symmetric fake quantization with one scale per slice along ``dim`` (dim=-1: one per row/token)."""
-    check_bits(bits)
     scale = symmetric_scale(x.abs().amax(dim, keepdim=True), bits)
-    q = torch.round(x / scale).clamp(-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1)
-    return q * scale
+    return dequantize(quantize(x, scale, 0.0, bits, symmetric=True), scale)
 
 
 def w8a8_linear(x: torch.Tensor, weight: torch.Tensor, bits: int = 8) -> torch.Tensor:
