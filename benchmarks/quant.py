@@ -52,7 +52,7 @@ channel, int4 RTN g32 / g128, int4 GPTQ g128 (calibrated on 16 x 128 MiniLM toke
 GPTQ's figures can move a little between machines and thread counts: its rounding decisions hang on the
 last bits of float32 matmuls (the Hessians, the block updates), and its sequential rounding amplifies
 them. Its Cholesky step runs in float64 since that step amplified them most (float32 factors gave 18.3
-to 21.1 perplexity at 4 bits on the notebook's slice; float64, 19.2 on every run). The RTN and GGUF rows
+to 21.1 perplexity at 4 bits on a 1024-token pydoc slice; float64, 19.2 on every run). The RTN and GGUF rows
 are exactly reproducible.
 
 Timings on a shared machine are noisy: compare rows of one run, not runs of different days.
