@@ -1001,3 +1001,17 @@ def test_gptq_one_pass_calibration_groups_shared_inputs(minilm, minilm_tok):
     for name, res in results.items():
         assert res.q.min() >= -7 and res.q.max() <= 7
         torch.testing.assert_close(apply.block_linears(copy_)[name].weight, res.dequantize())
+
+
+@pytest.mark.parametrize("call", [
+    lambda: smooth.w8a8_linear([[1.0]], torch.ones(2, 1)),
+    lambda: smooth.w8a8_linear(torch.ones(3, 4), torch.ones(2, 5)),
+    lambda: smooth.mixed_int8_linear(torch.ones(3, 4), torch.ones(4)),
+    lambda: smooth.mixed_int8_linear(torch.full((3, 4), float("nan")), torch.ones(2, 4)),
+    lambda: gptq.calibrate(nn.Linear(4, 4), [(torch.ones(1, 4),)]),
+    lambda: gptq.gptq_model(nn.Linear(4, 4), [(torch.ones(1, 4),)], 4),
+])
+def test_activation_and_model_level_bad_input(call):
+    """W8A8 / LLM.int8 want x (..., K) and weight (N, K) of finite floats; GPTQ on a whole model wants an llmlab model."""
+    with pytest.raises((TypeError, ValueError), match="expected|must|NaN"):
+        call()

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 
 from llmlab.quant.affine import affine_grid, check_bits, check_float_tensor, dequantize, quantize, symmetric_scale
+from llmlab.quant.apply import block_linears
 
 
 def hessian(x: torch.Tensor) -> torch.Tensor:
@@ -267,7 +268,7 @@ def _solve(linears: dict[str, nn.Linear], calibration: Calibration, bits: int, *
 def calibrate(model: nn.Module, batches: Iterable[tuple]) -> Calibration:
     """The Hessians of every block linear of the *float* model, from one pass over ``batches``: what
     ``gptq_model(..., calibration=...)`` needs to quantize any copy of the model at any bits."""
-    calibration = Calibration({f"layers.{n}": m for n, m in model.layers.named_modules() if isinstance(m, nn.Linear)})
+    calibration = Calibration(block_linears(model))
     try:
         for batch in batches:
             model(*batch)
@@ -296,8 +297,8 @@ def gptq_model(model: nn.Module, batches: Iterable[tuple] | None, bits: int = 4,
 
     options = dict(group_size=group_size, symmetric=symmetric, act_order=act_order, damp=damp)
     if calibration is not None:
-        linears = {f"layers.{n}": m for n, m in model.layers.named_modules() if isinstance(m, nn.Linear)}
-        return _solve(linears, calibration, bits, **options)
+        return _solve(block_linears(model), calibration, bits, **options)
+    block_linears(model)  # a clear TypeError for anything but an llmlab Decoder / Encoder
     inputs = block_inputs(model, batches)
     results: dict[str, GPTQResult] = {}
     for li, block in enumerate(tqdm(model.layers, desc=f"GPTQ {bits}-bit", disable=not progress)):

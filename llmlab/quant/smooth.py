@@ -33,8 +33,16 @@ def absmax_fake_quantize(x: torch.Tensor, dim: int = -1, bits: int = 8) -> torch
     return dequantize(quantize(x, scale, 0.0, bits, symmetric=True), scale)
 
 
+def _check_linear_args(x, weight) -> None:
+    check_float_tensor("x", x)
+    check_float_tensor("weight", weight)
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"expected x (..., K) and weight (N, K), got {tuple(x.shape)} and {tuple(weight.shape)}")
+
+
 def w8a8_linear(x: torch.Tensor, weight: torch.Tensor, bits: int = 8) -> torch.Tensor:
     """x (..., K) @ weight (N, K)^T with x quantized per token and weight per output channel. -> (..., N)."""
+    _check_linear_args(x, weight)
     return absmax_fake_quantize(x, -1, bits) @ absmax_fake_quantize(weight, -1, bits).T
 
 
@@ -45,6 +53,7 @@ def outlier_columns(x: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
 
 def mixed_int8_linear(x: torch.Tensor, weight: torch.Tensor, threshold: float = 6.0) -> torch.Tensor:
     """LLM.int8: outlier channels of x (..., K) in float, the rest in fake int8. -> (..., N)."""
+    _check_linear_args(x, weight)
     out = outlier_columns(x, threshold)
     y = x[..., out] @ weight[:, out].T
     return y + w8a8_linear(x[..., ~out], weight[:, ~out]) if not bool(out.all()) else y
