@@ -1015,3 +1015,18 @@ def test_activation_and_model_level_bad_input(call):
     """W8A8 / LLM.int8 want x (..., K) and weight (N, K) of finite floats; GPTQ on a whole model wants an llmlab model."""
     with pytest.raises((TypeError, ValueError), match="expected|must|NaN"):
         call()
+
+
+def test_gptq_precomputed_factor_equals_computing_it_even_with_dead_inputs():
+    """An input that is always 0 gives a zero Hessian diagonal: the factor passed in (as gptq.calibrate's) and the one
+    gptq_quantize computes itself treat it alike, and the caller's H is left untouched (float32 or float64)."""
+    g = torch.Generator().manual_seed(7)
+    X = torch.randn(300, 32, generator=g)
+    X[:, 5] = 0
+    W = torch.randn(8, 32, generator=g)
+    for H in (gptq.hessian(X), gptq.hessian(X).double()):
+        before = H.clone()
+        own = gptq.gptq_quantize(W, H, 4, group_size=16)
+        given = gptq.gptq_quantize(W, H, 4, group_size=16, factor=gptq.inverse_hessian_factor(H))
+        assert torch.equal(own.dequantize(), given.dequantize())
+        assert torch.equal(H, before)

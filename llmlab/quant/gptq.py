@@ -104,8 +104,9 @@ def inverse_hessian_factor(H: torch.Tensor, damp: float = 0.01) -> torch.Tensor:
     enough: with J the order-reversing permutation and J H J = L L^T, H = (J L J)(J L J)^T with J L J upper
     triangular, so H^-1 = U^T U for U = (J L J)^-1 = J L^-1 J."""
     # float64: H is often nearly singular (few tokens, wide layers), and float32 noise here changes the codes
-    dtype, H = H.dtype, H.double()
+    dtype, H = H.dtype, H.to(torch.float64, copy=True)
     diag = torch.diagonal(H, dim1=-2, dim2=-1)
+    diag[diag == 0] = 1  # inputs that were always 0 (a view: this writes the copy H); gptq_quantize zeroes their weights
     H = H + damp * diag.mean(-1)[..., None, None] * torch.eye(H.shape[-1], device=H.device, dtype=H.dtype)
     L, info = torch.linalg.cholesky_ex(H.flip(-2, -1))
     if bool((info > 0).any()):
@@ -152,7 +153,7 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size
         perm = torch.arange(K, device=W.device).expand(diag.shape)
     if factor is not None and act_order:
         raise ValueError("a precomputed factor is for H in its own column order: it cannot be used with act_order")
-    U = inverse_hessian_factor(H, damp) if factor is None else factor
+    U = inverse_hessian_factor(H, damp) if factor is None else factor.float()
 
     Q = torch.zeros_like(W)
     scale, zero = W.new_zeros(*W.shape[:-1], K // g), W.new_zeros(*W.shape[:-1], K // g)
