@@ -18,7 +18,7 @@ def scores(tmp_path_factory):
     report = tmp_path_factory.mktemp("nbval") / "scores.json"
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:python", "-p", "no:cacheprovider",
            "-n", "2", "--dist", "loadscope", "-q", "--llmlab-score-json", str(report), "solutions", "notebooks"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200, env=thread_env(2))
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=2400, env=thread_env(2))
     summary = [ln for ln in proc.stdout.splitlines() if ln.startswith(("SCORE", "  ❌", "  ⚠"))]
     print("\n".join(summary))
     assert report.is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -1,0 +1,1 @@
+"""Pruning: unstructured (magnitude, Wanda), semi-structured (N:M) and structured (heads, neurons)."""

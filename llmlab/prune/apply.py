@@ -1,0 +1,36 @@
+"""Pruning every linear layer of a model's blocks with one recipe (magnitude or Wanda, unstructured or N:M)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from llmlab.prune.magnitude import prune_mask
+from llmlab.prune.nm import nm_mask
+from llmlab.prune.wanda import wanda_scores
+from llmlab.quant.apply import block_linears
+
+
+@torch.no_grad()
+def prune_model(model: nn.Module, sparsity: float = 0.5, *, norms: dict[str, torch.Tensor] | None = None,
+                nm: tuple[int, int] | None = None, only: str | None = None) -> dict[str, torch.Tensor]:
+    """Zero, in place, the lowest-scoring weights of each block linear; returns {name: mask}.
+
+    Scores are |W| (magnitude) or, with ``norms`` from ``wanda.input_norms``, Wanda's |W|·‖X_j‖.
+    ``nm=(2, 4)`` keeps 2 of every 4 instead of pruning ``sparsity`` of each row. ``only``: prune just
+    the linears whose name ends with it (e.g. 'wq', 'w2') or contains it (e.g. 'layers.3.')."""
+    masks = {}
+    linears = block_linears(model)
+    if only is not None:
+        linears = {n: m for n, m in linears.items() if n.endswith(only) or only in n}
+        if not linears:
+            raise ValueError(f"no block linear matches {only!r}")
+    for name, m in linears.items():
+        if norms is None:
+            scores = m.weight.abs()
+        elif name not in norms:
+            raise ValueError(f"norms has no entry for {name}: compute them with wanda.input_norms on this model")
+        else:
+            scores = wanda_scores(m.weight, norms[name])
+        masks[name] = nm_mask(scores, *nm) if nm is not None else prune_mask(scores, sparsity)
+        m.weight.mul_(masks[name])
+    return masks

@@ -1,0 +1,165 @@
+"""Structured pruning: remove whole attention heads and MLP neurons, so the matrices really shrink.
+
+Unstructured zeros leave a dense matmul as slow as before. Removing a *unit* (a head, a hidden
+neuron) deletes rows and columns: a smaller dense model that every kernel runs faster, at a larger
+quality cost per removed weight (Michel et al. 2019 for heads; LLM-Pruner 2023, Minitron 2024 for
+neurons, followed by distillation to recover).
+
+Which units? Each adds a vector to the residual stream. Neuron j of an MLP adds h_j(x) · w2[:, j];
+head h adds W_o[:, h] · o_h(x), with W_o[:, h] the head's D columns of the output projection and o_h
+its output (D values). Over calibration tokens X_u (n, D) of unit u, the size of what it adds is
+
+    importance_u = ‖X_u W_uᵀ‖_F = sqrt(tr(W_u G_u W_uᵀ)),   G_u = X_uᵀ X_u (D, D),
+
+which for a neuron (D = 1) is ‖h_j‖₂ · ‖w2[:, j]‖₂: Wanda's score summed over a whole unit.
+
+Grouped-query attention ties query heads to KV heads (query head h reads KV head h // (H / Hkv)):
+every KV group must keep the same number of query heads, and the KV cache keeps its size. Shrinking
+it too means dropping whole groups, which costs much more quality.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn as nn
+
+from llmlab._validate import positive_int
+from llmlab.nn.attention import MultiHeadAttention
+from llmlab.nn.layers import SwiGLU
+
+
+def unit_importance(w_out: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+    """w_out (C, U·D) the output projection read by U units of D inputs each (wo: heads, D = head dim;
+    w2: neurons, D = 1); gram (U, D, D) the Gram matrix X_uᵀ X_u of each unit's inputs over the
+    calibration tokens -> importance (U,) = ‖X_u W_uᵀ‖_F."""
+    if gram.ndim != 3 or gram.shape[1] != gram.shape[2]:
+        raise ValueError(f"gram must have shape (U, D, D), got {tuple(gram.shape)}")
+    U, D, _ = gram.shape
+    if w_out.ndim != 2 or w_out.shape[1] != U * D:
+        raise ValueError(f"w_out must have shape (C, U·D) = (C, {U * D}), got {tuple(w_out.shape)}")
+    w = w_out.reshape(-1, U, D).transpose(0, 1).to(gram.dtype)  # (U, C, D)
+    return torch.einsum("ucd,ude,uce->u", w, gram, w).clamp(min=0).sqrt()
+
+
+class UnitGrams:
+    """Forward pre-hooks on each block's wo and w2 that accumulate the per-unit Gram matrices of their
+    inputs: (H, D, D) for attention heads, (F, 1, 1) for MLP neurons."""
+
+    def __init__(self, model: nn.Module):
+        self.grams: dict[str, torch.Tensor] = {}
+        self._handles = []
+        for i, block in enumerate(model.layers):
+            attn = block.attention
+            self._handles.append(attn.wo.register_forward_pre_hook(self._hook(f"layers.{i}.heads", attn.head_dim)))
+            self._handles.append(block.feed_forward.w2.register_forward_pre_hook(self._hook(f"layers.{i}.neurons", 1)))
+
+    def _hook(self, name: str, d: int):
+        def f(module, args):
+            x = args[0].detach().reshape(-1, args[0].shape[-1] // d, d).double()  # (n, U, D)
+            self.grams[name] = self.grams.get(name, 0) + torch.einsum("nud,nue->ude", x, x)
+        return f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+
+
+@torch.no_grad()
+def importances(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """{'layers.i.heads': (H,), 'layers.i.neurons': (F,)} for every block, over ``model(ids)`` for each
+    ids (B, T) of ``batches``."""
+    with UnitGrams(model) as g:
+        for ids in batches:
+            model(ids)
+    out = {}
+    for i, block in enumerate(model.layers):
+        out[f"layers.{i}.heads"] = unit_importance(block.attention.wo.weight, g.grams[f"layers.{i}.heads"]).float()
+        out[f"layers.{i}.neurons"] = unit_importance(block.feed_forward.w2.weight, g.grams[f"layers.{i}.neurons"]).float()
+    return out
+
+
+def select_heads(importance: torch.Tensor, n_kv_heads: int, keep_per_group: int) -> torch.Tensor:
+    """importance (H,) -> the sorted indices of the ``keep_per_group`` most important query heads of
+    each of the n_kv_heads groups (heads g·H/Hkv ... (g+1)·H/Hkv - 1 share KV head g)."""
+    H = importance.shape[0]
+    n_kv_heads = positive_int("n_kv_heads", n_kv_heads)
+    if H % n_kv_heads:
+        raise ValueError(f"{H} heads do not split into {n_kv_heads} KV groups")
+    rep = H // n_kv_heads
+    keep_per_group = positive_int("keep_per_group", keep_per_group)
+    if keep_per_group > rep:
+        raise ValueError(f"keep_per_group must be at most {rep} (query heads per KV group), got {keep_per_group}")
+    top = importance.reshape(n_kv_heads, rep).topk(keep_per_group, dim=1).indices
+    return (top + torch.arange(n_kv_heads, device=top.device)[:, None] * rep).flatten().sort().values
+
+
+def _check_keep(keep, n: int, what: str) -> torch.Tensor:
+    keep = torch.as_tensor(keep, dtype=torch.long)
+    if keep.ndim != 1 or keep.numel() == 0:
+        raise ValueError(f"keep must be a non-empty 1-D list of {what} indices")
+    if keep.unique().numel() != keep.numel() or bool(((keep < 0) | (keep >= n)).any()):
+        raise ValueError(f"keep must hold distinct {what} indices in [0, {n}), got {keep.tolist()}")
+    return keep.sort().values
+
+
+def _rows(linear: nn.Linear, idx: torch.Tensor) -> nn.Linear:
+    new = nn.Linear(linear.in_features, len(idx), bias=linear.bias is not None, device=linear.weight.device,
+                    dtype=linear.weight.dtype)
+    new.weight.data = linear.weight.data[idx.to(linear.weight.device)].clone()
+    if linear.bias is not None:
+        new.bias.data = linear.bias.data[idx.to(linear.weight.device)].clone()
+    return new
+
+
+def _cols(linear: nn.Linear, idx: torch.Tensor) -> nn.Linear:
+    new = nn.Linear(len(idx), linear.out_features, bias=linear.bias is not None, device=linear.weight.device,
+                    dtype=linear.weight.dtype)
+    new.weight.data = linear.weight.data[:, idx.to(linear.weight.device)].clone()
+    if linear.bias is not None:
+        new.bias.data = linear.bias.data.clone()
+    return new
+
+
+@torch.no_grad()
+def prune_heads(attn: MultiHeadAttention, keep) -> MultiHeadAttention:
+    """Keep only the query heads ``keep`` (indices into 0..H-1), in place: wq loses the other heads'
+    rows, wo their columns. With GQA each KV group must keep the same number of heads."""
+    H, D, Hkv = attn.n_heads, attn.head_dim, attn.n_kv_heads
+    keep = _check_keep(keep, H, "head")
+    per_group = torch.bincount(keep // (H // Hkv), minlength=Hkv)
+    if bool((per_group != per_group[0]).any()) or per_group[0] == 0:
+        raise ValueError(f"every KV group must keep the same (non-zero) number of query heads, got {per_group.tolist()}")
+    idx = (keep[:, None] * D + torch.arange(D, device=keep.device)).flatten()  # the D rows of each kept head
+    attn.wq, attn.wo = _rows(attn.wq, idx), _cols(attn.wo, idx)
+    attn.n_heads = len(keep)
+    return attn
+
+
+@torch.no_grad()
+def prune_neurons(mlp: SwiGLU, keep) -> SwiGLU:
+    """Keep only the hidden neurons ``keep`` of a SwiGLU MLP, in place: rows of w1 (gate) and w3 (up),
+    columns of w2 (down)."""
+    keep = _check_keep(keep, mlp.w1.out_features, "neuron")
+    mlp.w1, mlp.w3, mlp.w2 = _rows(mlp.w1, keep), _rows(mlp.w3, keep), _cols(mlp.w2, keep)
+    return mlp
+
+
+@torch.no_grad()
+def prune_structured(model: nn.Module, scores: dict[str, torch.Tensor], heads_per_group: int | None = None,
+                     neuron_fraction: float = 1.0) -> nn.Module:
+    """Shrink every block of an llmlab Decoder in place: keep ``heads_per_group`` query heads per KV group
+    (None: all) and the top ``neuron_fraction`` of MLP neurons, by ``scores`` from ``importances``."""
+    if not 0 < neuron_fraction <= 1:
+        raise ValueError(f"neuron_fraction must be in (0, 1], got {neuron_fraction}")
+    for i, block in enumerate(model.layers):
+        if heads_per_group is not None:
+            attn = block.attention
+            prune_heads(attn, select_heads(scores[f"layers.{i}.heads"], attn.n_kv_heads, heads_per_group))
+        s = scores[f"layers.{i}.neurons"]
+        n_keep = max(1, round(neuron_fraction * s.numel()))
+        prune_neurons(block.feed_forward, s.topk(n_keep).indices)
+    return model
