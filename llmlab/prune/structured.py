@@ -27,6 +27,7 @@ import torch.nn as nn
 from llmlab._validate import positive_int
 from llmlab.nn.attention import MultiHeadAttention
 from llmlab.nn.layers import SwiGLU
+from llmlab.prune.wanda import InputGrams
 
 
 def unit_importance(w_out: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
@@ -42,44 +43,18 @@ def unit_importance(w_out: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ucd,ude,uce->u", w, gram, w).clamp(min=0).sqrt()
 
 
-class UnitGrams:
-    """Forward pre-hooks on each block's wo and w2 that accumulate the per-unit Gram matrices of their
-    inputs: (H, D, D) for attention heads, (F, 1, 1) for MLP neurons."""
-
-    def __init__(self, model: nn.Module):
-        self.grams: dict[str, torch.Tensor] = {}
-        self._handles = []
-        for i, block in enumerate(model.layers):
-            attn = block.attention
-            self._handles.append(attn.wo.register_forward_pre_hook(self._hook(f"layers.{i}.heads", attn.head_dim)))
-            self._handles.append(block.feed_forward.w2.register_forward_pre_hook(self._hook(f"layers.{i}.neurons", 1)))
-
-    def _hook(self, name: str, d: int):
-        def f(module, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1] // d, d).double()  # (n, U, D)
-            self.grams[name] = self.grams.get(name, 0) + torch.einsum("nud,nue->ude", x, x)
-        return f
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for h in self._handles:
-            h.remove()
-
-
 @torch.no_grad()
 def importances(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
     """{'layers.i.heads': (H,), 'layers.i.neurons': (F,)} for every block, over ``model(ids)`` for each
     ids (B, T) of ``batches``."""
-    with UnitGrams(model) as g:
+    outputs = {}  # the projections that read the units: wo (D = head dim) and w2 (D = 1) of every block
+    for i, block in enumerate(model.layers):
+        outputs[f"layers.{i}.heads"] = (block.attention.wo, block.attention.head_dim)
+        outputs[f"layers.{i}.neurons"] = (block.feed_forward.w2, 1)
+    with InputGrams(outputs) as hooks:
         for ids in batches:
             model(ids)
-    out = {}
-    for i, block in enumerate(model.layers):
-        out[f"layers.{i}.heads"] = unit_importance(block.attention.wo.weight, g.grams[f"layers.{i}.heads"]).float()
-        out[f"layers.{i}.neurons"] = unit_importance(block.feed_forward.w2.weight, g.grams[f"layers.{i}.neurons"]).float()
-    return out
+    return {name: unit_importance(lin.weight, hooks.grams[name]).float() for name, (lin, _) in outputs.items()}
 
 
 def select_heads(importance: torch.Tensor, n_kv_heads: int, keep_per_group: int) -> torch.Tensor:

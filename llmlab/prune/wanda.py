@@ -34,23 +34,22 @@ def wanda_scores(w: torch.Tensor, x_norm: torch.Tensor) -> torch.Tensor:
     return w.abs() * x_norm.to(w.dtype)[None, :]
 
 
-class InputNorms:
-    """Forward pre-hooks that accumulate Σ_t x_tj² for each input feature j of each linear.
-    ``.norms()`` -> {name: ‖X_j‖₂ (K,)}. Use as a context manager around the calibration forwards."""
+class InputGrams:
+    """Forward pre-hooks that accumulate, for each linear, the Gram matrix of its inputs cut into U units
+    of D features: (U, D, D) = Σ_t x_tu x_tuᵀ over all tokens t. With D = 1 it is Σ_t x_tj², Wanda's
+    squared norms; ``structured`` uses D = head dim on the attention output projection.
+    ``linears``: {name: (module, D)}. Use as a context manager around the calibration forwards."""
 
-    def __init__(self, linears: dict[str, nn.Linear]):
-        self.sq: dict[str, torch.Tensor] = {}
-        self.tokens = 0
-        self._handles = [m.register_forward_pre_hook(self._hook(n)) for n, m in linears.items()]
+    def __init__(self, linears: dict[str, tuple[nn.Linear, int]]):
+        self.grams: dict[str, torch.Tensor] = {}
+        self._handles = [m.register_forward_pre_hook(self._hook(n, d)) for n, (m, d) in linears.items()]
 
-    def _hook(self, name: str):
+    def _hook(self, name: str, d: int):
         def f(module, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
-            self.sq[name] = self.sq.get(name, 0) + (x * x).sum(0)
+            x = args[0].detach().reshape(-1, args[0].shape[-1] // d, d).double()  # (n, U, D); float64 sums
+            g = (x * x).sum(0)[..., None] if d == 1 else torch.einsum("nud,nue->ude", x, x)
+            self.grams[name] = self.grams.get(name, 0) + g
         return f
-
-    def norms(self) -> dict[str, torch.Tensor]:
-        return {n: s.sqrt() for n, s in self.sq.items()}
 
     def __enter__(self):
         return self
@@ -67,7 +66,8 @@ def input_norms(model: nn.Module, batches: Iterable[torch.Tensor], linears: dict
     for every ids (B, T) in ``batches``."""
     from llmlab.quant.apply import block_linears
 
-    with InputNorms(linears if linears is not None else block_linears(model)) as hooks:
+    linears = linears if linears is not None else block_linears(model)
+    with InputGrams({n: (m, 1) for n, m in linears.items()}) as hooks:
         for ids in batches:
             model(ids)
-    return hooks.norms()
+    return {n: g.flatten().sqrt().float() for n, g in hooks.grams.items()}
