@@ -1,0 +1,1 @@
+"""Parallelism with torch.distributed: a local launcher, data, tensor and pipeline parallelism."""
