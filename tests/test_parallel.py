@@ -1,13 +1,19 @@
-"""llmlab.parallel: the local launcher and data parallelism over torch.distributed (gloo, 2 processes).
+"""llmlab.parallel: the local launcher, data, tensor and pipeline parallelism over torch.distributed
+(gloo, 2 processes), the asynchronous SGD simulation and the speed-up models.
 
-Oracle: a single process trained on the whole batches; data parallelism must give the same weights.
-Every wait is bounded, so a broken collective fails the test instead of hanging CI."""
+Oracles: one process computing the same thing densely (data parallel: the same weights; tensor
+parallel: the same outputs and gradients; pipeline: the same gradients). Every wait is bounded, so a
+broken collective fails the test instead of hanging CI."""
+import subprocess
+import sys
 import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from llmlab.parallel import data_parallel, launch, workers
+from llmlab.nn.model import Decoder, DecoderConfig
+from llmlab.parallel import async_sgd, data_parallel, launch, pipeline, speedup, tensor_parallel, workers
 
 
 def test_run_returns_each_ranks_result():
@@ -48,6 +54,16 @@ def test_shard_ranges_tile_the_batch():
     (lambda: launch.run(workers.rank_and_sum, 2, backend="mpi"), ValueError, "backend"),
     (lambda: data_parallel.shard_range(10, 3, 0), ValueError, "does not split into 3 equal shards"),
     (lambda: data_parallel.shard_range(12, 3, 3), ValueError, r"rank must be in \[0, 3\)"),
+    (lambda: tensor_parallel.column_split(torch.ones(6, 4), None, 4, 0), ValueError, "output features"),
+    (lambda: tensor_parallel.row_split(torch.ones(6, 5), 2, 0), ValueError, "input features"),
+    (lambda: tensor_parallel.shard_attention(Decoder(DecoderConfig(vocab_size=8, dim=36, n_layers=1, n_heads=3, n_kv_heads=1,
+                                                                    hidden_dim=8)).layers[0].attention, 2, 0),
+     ValueError, "do not split over 2 ranks"),
+    (lambda: pipeline.split_layers(2, 3), ValueError, "at least 3 layers"),
+    (lambda: pipeline.gpipe_schedule(0, 4), ValueError, "stages must be >= 1"),
+    (lambda: pipeline.measured_bubble([]), ValueError, "non-empty"),
+    (lambda: async_sgd.parameter_server(0, 10), ValueError, "workers must be >= 1"),
+    (lambda: speedup.amdahl(4, 1.5), ValueError, "parallel_fraction"),
 ])
 def test_bad_input_is_rejected_clearly(call, exc, msg):
     with pytest.raises(exc, match=msg):
@@ -62,3 +78,124 @@ def test_a_busy_master_port_is_refused_before_launching():
         s.listen()
         with pytest.raises(ValueError, match="unusable"):
             launch.run(workers.rank_and_sum, 2, port=s.getsockname()[1])
+
+
+TINY = dict(vocab_size=64, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=96, max_seq_len=32)
+
+
+def _dense_decoder(cfg: dict, ids: torch.Tensor, seed: int = 0) -> Decoder:
+    torch.manual_seed(seed)
+    model = Decoder(DecoderConfig(**cfg))
+    pipeline.lm_loss(model(ids), ids).backward()
+    return model
+
+
+def test_tensor_parallel_minilm_embeds_like_the_dense_model():
+    from llmlab.models.minilm import embed, load_minilm
+    from llmlab.tokenization.wordpiece import load_minilm_tokenizer
+
+    texts = ["Tensor parallelism splits every weight matrix.", "张量并行把每个矩阵切开。"]
+    ranks = launch.run(tensor_parallel.worker_minilm, 2, texts, timeout=60)
+    dense = embed(load_minilm(device="cpu"), load_minilm_tokenizer(), texts)
+    n_params = sum(p.numel() for p in load_minilm(device="cpu").parameters())
+    for r in ranks:
+        torch.testing.assert_close(r["embeddings"], dense, rtol=1e-5, atol=1e-6)
+        assert r["parameters"] < n_params  # each rank holds a share of the block weights
+    # two all-reduces per layer of (B, T, C) float32: B T = the tokens of the padded batch
+    T = max(len(load_minilm_tokenizer().encode(t)) for t in texts)
+    assert ranks[0]["bytes"] == 6 * 2 * 2 * T * 384 * 4
+
+
+def test_tensor_parallel_decoder_equals_dense_logits_and_gradients():
+    ids = torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(0))
+    dense = _dense_decoder(TINY, ids)
+    ranks = launch.run(tensor_parallel.worker_decoder, 2, TINY, ids, timeout=60)
+    logits = dense(ids)
+    grads = {k: p.grad for k, p in dense.named_parameters()}
+    for rank, r in enumerate(ranks):
+        torch.testing.assert_close(r["logits"], logits, rtol=1e-5, atol=1e-5)
+        assert r["bytes"] == 2 * 2 * ids.numel() * 64 * 4  # wo and w2 of 2 layers, (B, T, C) float32
+        for name, g in r["grads"].items():
+            full = grads[name.replace(".module.", ".")]
+            if name.endswith(("wq.weight", "wk.weight", "wv.weight", "w1.weight", "w3.weight")):
+                full = tensor_parallel.column_split(full, None, 2, rank)[0]
+            elif name.endswith(("wo.weight", "w2.weight")):
+                full = tensor_parallel.row_split(full, 2, rank)
+            torch.testing.assert_close(g, full, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_pipeline_gradients_equal_one_process_on_the_whole_batch():
+    cfg = dict(TINY, n_layers=3, tie_embeddings=False)
+    ids = torch.randint(0, 64, (8, 12), generator=torch.Generator().manual_seed(1))
+    dense = _dense_decoder(cfg, ids)
+    ranks = launch.run(pipeline.worker_gpipe, 2, cfg, ids, 4, timeout=60)
+    grads = {k: p.grad for k, p in dense.named_parameters()}
+    assert sorted(k for r in ranks for k in r["grads"]) == sorted(grads)  # every parameter on exactly one stage
+    for r in ranks:
+        for k, g in r["grads"].items():
+            torch.testing.assert_close(g, grads[k], rtol=1e-4, atol=1e-7, msg=k)
+    assert ranks[0]["loss"] is None
+    with torch.no_grad():
+        assert ranks[1]["loss"] == pytest.approx(float(pipeline.lm_loss(dense(ids), ids)), rel=1e-5)
+    assert len(ranks[0]["busy"]) == len(ranks[1]["busy"]) == 8  # 4 forward, 4 backward
+    assert 0 < pipeline.measured_bubble([r["busy"] for r in ranks]) < 1
+
+
+@pytest.mark.parametrize("p,m", [(1, 3), (2, 4), (4, 2), (3, 7)])
+def test_gpipe_schedule_bubble_is_the_formula(p, m):
+    table = pipeline.gpipe_schedule(p, m)
+    assert len(table) == 2 * (m + p - 1)
+    for s in range(p):  # every pass once per stage, each after the one it depends on
+        column = [row[s] for row in table]
+        assert sorted(x for x in column if x) == sorted([("B", j) for j in range(m)] + [("F", j) for j in range(m)])
+        for t, slot in enumerate(column):
+            if slot and slot[0] == "F" and s > 0:
+                assert table.index(next(r for r in table if r[s - 1] == slot)) < t
+    busy = [[(t, t + 1) for t, row in enumerate(table) if row[s]] for s in range(p)]
+    assert pipeline.measured_bubble(busy) == pytest.approx(pipeline.bubble_fraction(p, m))
+
+
+def test_split_layers_is_balanced_and_contiguous():
+    assert pipeline.split_layers(30, 4) == [range(0, 8), range(8, 16), range(16, 23), range(23, 30)]
+
+
+def test_async_sgd_one_worker_is_plain_sgd_and_staleness_grows_with_workers():
+    one = async_sgd.parameter_server(1, 30)
+    assert set(one["staleness"]) == {0}
+    model = data_parallel.make_model(0)
+    x, y = data_parallel.make_data(512, seed=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for step in range(30):
+        idx = torch.arange(step * 16, (step + 1) * 16) % 512
+        opt.zero_grad()
+        F.mse_loss(model(x[idx]), y[idx]).backward()
+        opt.step()
+    assert one["loss"][-1] == pytest.approx(float(F.mse_loss(model(x), y).detach()), rel=1e-5)
+    four = async_sgd.parameter_server(4, 30)
+    assert four["staleness"][:4] == [0, 1, 2, 3] and set(four["staleness"][3:]) == {3}  # equal workers: W - 1
+    jitter = async_sgd.parameter_server(4, 200, jitter=1.0)
+    assert max(jitter["staleness"]) > 3
+
+
+def test_speedup_models():
+    assert speedup.amdahl(1, 0.9) == 1 and speedup.amdahl(10**9, 0.9) == pytest.approx(10)
+    assert speedup.comm_model(1, 1.0, 1e6, 1e9) == 1
+    assert speedup.comm_model(2, 1.0, 0.0, 1e9) == pytest.approx(2)
+    assert speedup.comm_model(4, 1.0, 1e9, 1e9) == pytest.approx(1 / (0.25 + 1.5))
+    assert tensor_parallel.ring_all_reduce_bytes(1000, 4) == 1500
+
+
+def test_measured_speedup_runs_one_and_two_processes():
+    rows = speedup.measure([1, 2], width=32, batch_size=64, steps=2, timeout=60)
+    assert [r["processes"] for r in rows] == [1, 2] and rows[0]["speedup"] == 1
+    assert rows[0]["bytes"] == rows[1]["bytes"] > 0 and rows[1]["comm"] > 0
+
+
+def test_the_same_worker_runs_under_torchrun():
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "llmlab.parallel.data_parallel"], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import re
+
+    found = sorted(re.findall(r"rank (\d) of 2: .*?checksum (-?\d+\.\d{6})", out.stdout))  # lines may interleave
+    assert [r for r, _ in found] == ["0", "1"] and found[0][1] == found[1][1]

@@ -127,6 +127,21 @@ class DecoderBlock(nn.Module):
         return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
 
 
+def rope_rotary(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
+    """The function (q, k) -> (q, k) that applies RoPE at ``positions`` ((T,) or (B, T)) to q (B, H, T, D) and
+    k (B, Hkv, T, D): what each attention layer of a ``Decoder`` receives as ``rotary``."""
+    cos, sin = rope_cos_sin(positions, head_dim, theta, dtype=dtype)
+    if cos.ndim == 3:
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D/2): one table per row, shared by the heads
+    # apply_rope_half, with its tables widened once here rather than twice in each of the L layers
+    cos, sin = torch.cat([cos, cos], -1), torch.cat([sin, sin], -1)
+
+    def rotary(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+    return rotary
+
+
 class Decoder(nn.Module):
     """A Llama-style causal language model (SmolLM2 when built by ``llmlab.models.load_smollm2``).
 
@@ -194,15 +209,7 @@ class Decoder(nn.Module):
             positions = (keep.long().cumsum(1) - 1).clamp(min=0)  # (B, T)
             mask = causal_mask(T, device=idx.device) & padding_mask(keep)  # (B, 1, T, T)
             mask = mask | torch.eye(T, dtype=torch.bool, device=idx.device)
-        cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype=self.norm.weight.dtype)
-        if cos.ndim == 3:
-            cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D/2): one table per row, shared by the heads
-        # apply_rope_half, with its tables widened once here rather than twice in each of the L layers
-        cos, sin = torch.cat([cos, cos], -1), torch.cat([sin, sin], -1)
-
-        def rotary(q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-
+        rotary = rope_rotary(positions, cfg.head_dim, cfg.rope_theta, self.norm.weight.dtype)
         x = self.dropout(self.tok_embeddings(idx))
         for i, layer in enumerate(self.layers):
             x = layer(x, mask, rotary, None if cache is None else functools.partial(cache.update, i))

@@ -16,6 +16,8 @@ ring algorithm, whatever N. Compute shrinks as 1 / N, communication does not: th
 """
 from __future__ import annotations
 
+import datetime
+
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -80,3 +82,25 @@ def worker_train(rank: int, world_size: int, steps: int, batch_size: int, ddp: b
     x, y = make_data()
     model = train(make_model(), x, y, steps, batch_size, rank=rank, world_size=world_size, ddp=ddp)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def main() -> None:
+    """The same worker as a script for ``torchrun``, which starts the processes and sets RANK, WORLD_SIZE,
+    MASTER_ADDR and MASTER_PORT itself:
+
+        torchrun --standalone --nproc-per-node 2 -m llmlab.parallel.data_parallel            (one machine)
+        torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+                 -m llmlab.parallel.data_parallel                                              (two machines)
+    """
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))  # reads the variables torchrun set
+    try:
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+        state = worker_train(rank, world_size, steps=5, batch_size=16)
+        checksum = sum(float(v.double().sum()) for v in state.values())
+        print(f"rank {rank} of {world_size}: 5 data-parallel steps, weights checksum {checksum:.6f}", flush=True)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

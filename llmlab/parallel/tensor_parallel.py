@@ -1,0 +1,200 @@
+"""Tensor (model) parallelism, Megatron-LM style: every rank holds a slice of each weight matrix.
+
+An MLP y = W2 φ(W1 x) + b2 splits over N ranks with a single all-reduce. Rank r keeps a block of W1's
+*rows* (its hidden units; "column parallel" in Megatron's Y = XA notation) and so computes its own
+hidden units h_r = φ(W1_r x + b1_r) with no communication, φ acting element by element. It keeps the
+matching block of W2's *columns* ("row parallel"), so W2_r h_r is rank r's share of a sum:
+
+    y = Σ_r W2_r h_r + b2          one all-reduce of a (B, T, C) activation; b2 added once, after it.
+
+Attention splits the same way by heads: heads do not interact until the output projection, so rank r
+computes heads [r H/N, (r+1) H/N) (with their K/V heads under grouped-query attention, which needs
+Hkv divisible by N), and wo is row parallel. A transformer block costs two all-reduces in the forward
+pass, whatever its width: communication grows with B T C, compute with B T C² / N.
+
+Training needs Megatron's two conjugate operators: ``f`` before a column-parallel layer (identity
+forward; all-reduce of the input's gradient backward, each rank holding only its heads' share of it)
+and ``g`` after a row-parallel one (all-reduce forward; identity backward, the output gradient being
+the same on every rank). ``parallelize`` inserts both, so the sharded model's gradients equal the
+dense model's (``tests/test_parallel.py``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llmlab.nn.attention import MultiHeadAttention
+from llmlab.nn.layers import GELUMLP, SwiGLU
+from llmlab.parallel.data_parallel import shard_range
+
+
+def _rows(n: int, world_size: int, rank: int, what: str) -> slice:
+    if n % world_size:
+        raise ValueError(f"{what} ({n}) does not split into {world_size} equal shards")
+    r = shard_range(n, world_size, rank)
+    return slice(r.start, r.stop)
+
+
+def column_split(weight: torch.Tensor, bias: torch.Tensor | None, world_size: int,
+                 rank: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Rank ``rank``'s share of a column-parallel linear layer: weight (out, in) -> (out / N, in), the
+    rows of its output features, and the same block of the bias (out,) -> (out / N,)."""
+    rows = _rows(weight.shape[0], world_size, rank, "the output features")
+    return weight[rows], None if bias is None else bias[rows]
+
+
+def row_split(weight: torch.Tensor, world_size: int, rank: int) -> torch.Tensor:
+    """Rank ``rank``'s share of a row-parallel linear layer: weight (out, in) -> (out, in / N), the
+    columns that multiply its block of the input features. The bias is not split (added once)."""
+    return weight[:, _rows(weight.shape[1], world_size, rank, "the input features")]
+
+
+def row_parallel_linear(x_part: torch.Tensor, weight_part: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The row-parallel product on this rank: x_part (..., in / N) and weight_part (out, in / N) are its blocks of
+    the input features -> y (..., out), the full x W^T + b, the same on every rank (one all-reduce)."""
+    y = F.linear(x_part, weight_part)  # this rank's share of the sum over input features
+    dist.all_reduce(y)
+    return y if bias is None else y + bias  # after the sum: added on every rank before it, b would count N times
+
+
+class _CopyToParallel(torch.autograd.Function):
+    """Megatron's f: forward identity, backward all-reduce (every rank's input gradient is partial)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class _ReduceFromParallel(torch.autograd.Function):
+    """Megatron's g: forward all-reduce (sum of the partial outputs), backward identity."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return grad
+
+
+def _column_linear(linear: nn.Linear, world_size: int, rank: int) -> nn.Linear:
+    w, b = column_split(linear.weight.detach(), None if linear.bias is None else linear.bias.detach(), world_size, rank)
+    out = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    with torch.no_grad():
+        out.weight.copy_(w)
+        if b is not None:
+            out.bias.copy_(b)
+    return out.to(w.device, w.dtype)
+
+
+class RowParallelLinear(nn.Module):
+    """y = all-reduce(x_r W_r^T) + b for x_r (..., in / N), this rank's block of the input features.
+
+    ``communicated`` counts the bytes this rank hands to all-reduce (the payload, B T out × element size
+    per call); a ring all-reduce puts 2 (N - 1) / N of that on the wire from each rank.
+    """
+
+    def __init__(self, linear: nn.Linear, world_size: int, rank: int):
+        super().__init__()
+        self.weight = nn.Parameter(row_split(linear.weight.detach(), world_size, rank).clone())
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
+        self.communicated = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.linear(x, self.weight)
+        self.communicated += y.numel() * y.element_size()
+        y = _ReduceFromParallel.apply(y)
+        return y if self.bias is None else y + self.bias
+
+
+class TensorParallel(nn.Module):
+    """A sharded sub-layer (attention or MLP) fed the replicated input x: applies f to x first."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return self.module(_CopyToParallel.apply(x), *args, **kwargs)
+
+
+def shard_attention(attn: MultiHeadAttention, world_size: int, rank: int) -> MultiHeadAttention:
+    """Keep heads [r H/N, (r+1) H/N) and their K/V heads; wo becomes row parallel. In place."""
+    if attn.n_heads % world_size or attn.n_kv_heads % world_size:
+        raise ValueError(f"{attn.n_heads} query heads and {attn.n_kv_heads} key/value heads do not split over "
+                         f"{world_size} ranks: both must be divisible by the world size")
+    # head h occupies rows h D .. (h+1) D of wq (split_heads), so a block of heads is a block of rows
+    attn.wq, attn.wk, attn.wv = (_column_linear(m, world_size, rank) for m in (attn.wq, attn.wk, attn.wv))
+    attn.wo = RowParallelLinear(attn.wo, world_size, rank)
+    attn.n_heads //= world_size
+    attn.n_kv_heads //= world_size
+    return attn
+
+
+def shard_mlp(mlp: GELUMLP | SwiGLU, world_size: int, rank: int) -> GELUMLP | SwiGLU:
+    """Keep a block of the hidden units: w1 (and SwiGLU's w3) column parallel, w2 row parallel. In place."""
+    mlp.w1 = _column_linear(mlp.w1, world_size, rank)
+    if isinstance(mlp, SwiGLU):
+        mlp.w3 = _column_linear(mlp.w3, world_size, rank)
+    mlp.w2 = RowParallelLinear(mlp.w2, world_size, rank)
+    return mlp
+
+
+def parallelize(model: nn.Module, world_size: int, rank: int) -> nn.Module:
+    """Shard every attention and MLP of ``model`` (an ``Encoder``, a ``Decoder`` or a block) for rank ``rank``
+    of ``world_size``, in place; the other parameters (embeddings, norms) stay replicated. Run the model on
+    every rank of an initialised process group, with the same input: each rank gets the whole output."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, MultiHeadAttention):
+                setattr(parent, name, TensorParallel(shard_attention(child, world_size, rank)))
+            elif isinstance(child, (GELUMLP, SwiGLU)):
+                setattr(parent, name, TensorParallel(shard_mlp(child, world_size, rank)))
+    return model
+
+
+def communicated_bytes(model: nn.Module) -> int:
+    """Bytes this rank has handed to all-reduce in ``model``'s forward passes so far."""
+    return sum(m.communicated for m in model.modules() if isinstance(m, RowParallelLinear))
+
+
+def ring_all_reduce_bytes(nbytes: int, world_size: int) -> float:
+    """Bytes each rank sends in a ring all-reduce of ``nbytes``: a reduce-scatter then an all-gather, each
+    N - 1 steps of nbytes / N, so 2 (N - 1) / N · nbytes, nearly independent of N."""
+    return 2 * (world_size - 1) / world_size * nbytes
+
+
+def worker_minilm(rank: int, world_size: int, texts: list[str]) -> dict:
+    """Worker for ``launch.run``: all-MiniLM-L6-v2 split over the ranks embeds ``texts``."""
+    from llmlab.models.minilm import embed, load_minilm
+    from llmlab.tokenization.wordpiece import load_minilm_tokenizer
+
+    torch.set_num_threads(1)
+    model = parallelize(load_minilm(device="cpu"), world_size, rank)
+    emb = embed(model, load_minilm_tokenizer(), texts)
+    return {"embeddings": emb, "bytes": communicated_bytes(model),
+            "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def worker_decoder(rank: int, world_size: int, cfg_kwargs: dict, ids: torch.Tensor, seed: int = 0) -> dict:
+    """Worker for ``launch.run``: a randomly initialised ``Decoder`` (the same on every rank for a seed),
+    sharded; returns its logits, the loss's gradients of this rank's parameters, and the bytes sent."""
+    from llmlab.nn.model import Decoder, DecoderConfig
+
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    model = parallelize(Decoder(DecoderConfig(**cfg_kwargs)), world_size, rank)
+    logits = model(ids)
+    F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten()).backward()
+    return {"logits": logits.detach(), "bytes": communicated_bytes(model),
+            "grads": {k: p.grad for k, p in model.named_parameters()}}
