@@ -7,9 +7,10 @@ interface) and then runs collectives (all-reduce, broadcast, ...) over gloo on C
 MASTER_ADDR, MASTER_PORT) on a cluster, so a worker written for ``run`` runs there unchanged.
 
 The processes are *spawned* (fresh interpreters), so ``fn`` must be importable: a function defined in a
-module, not in a notebook cell; and a script that calls ``run`` must do so under
-``if __name__ == "__main__":``, since each spawned process imports the script again. Every wait is bounded: the process group gets ``timeout`` for each
-collective, and ``run`` gives up on ranks that have not answered by then (no hung kernels).
+module, not in a notebook cell; and a script that calls ``run`` must do so under ``if __name__ ==
+"__main__":``, since each spawned process imports the script again. Every wait is bounded: the process
+group gets ``timeout`` for each collective, and ``run`` gives up on ranks that have not answered by then
+(no hung kernels).
 """
 from __future__ import annotations
 
