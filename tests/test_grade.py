@@ -1,10 +1,12 @@
-"""`python -m llmlab.course grade` over a class: a complete learner, a half-done one, a corrupted file,
-and a notebook that kills its kernel."""
+"""`python -m llmlab.course grade` over a synthetic class of 5: a complete learner, a half-done one, an
+empty one with a corrupted file, one whose notebook kills its kernel, and one with an endless loop, a
+sys.exit and a runaway allocation."""
 import csv
 import hashlib
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -42,7 +44,21 @@ def klass(tmp_path_factory):
     first = next(c for c in dying.cells if "exercise" in c.metadata.get("tags", []))
     first.source = "import os\nos._exit(1)\n" + first.source
     nbformat.write(dying, root / "dave" / "00_start_here.ipynb")
+    (root / "erin").mkdir()
+    _prefix_exercises(ROOT / "solutions" / "00_start_here.ipynb", root / "erin" / "00_start_here.ipynb",
+                      ["while True:\n    pass\n"])
+    _prefix_exercises(ROOT / "solutions" / NB01, root / "erin" / NB01,
+                      ["_hog = bytearray(64 * 2**30)\n", "import sys\nsys.exit(3)\n"])
     return root
+
+
+def _prefix_exercises(src: Path, dst: Path, prefixes: list[str]) -> None:
+    """The solution with code put in front of its first exercise cells."""
+    nb = nbformat.read(src, as_version=4)
+    exercises = [c for c in nb.cells if "exercise" in c.metadata.get("tags", [])]
+    for cell, prefix in zip(exercises, prefixes):
+        cell.source = prefix + cell.source
+    nbformat.write(nb, dst)
 
 
 def _digest(folder: Path) -> dict:
@@ -55,8 +71,10 @@ def _digest(folder: Path) -> dict:
 def graded(klass, tmp_path_factory):
     before = _digest(klass)
     out = tmp_path_factory.mktemp("out") / "grades.csv"
-    proc = subprocess.run([sys.executable, "-m", "llmlab.course", "grade", str(klass), "--csv", str(out), "-j", "2"],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "llmlab.course", "grade", str(klass), "--csv", str(out), "-j", "2",
+                           "--cell-timeout", "60", "--memory-gb", "4"], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    print(f"graded a class of 5 in {time.perf_counter() - start:.0f} s")
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout, list(csv.DictReader(out.open(encoding="utf-8"))), before, _digest(klass)
@@ -64,7 +82,7 @@ def graded(klass, tmp_path_factory):
 
 def test_table(graded):
     table, *_ = graded
-    rows = {line.split()[0]: line.split() for line in table.splitlines() if line.split() and line.split()[0] in ("learner", "alice", "bob", "carol", "dave")}
+    rows = {line.split()[0]: line.split() for line in table.splitlines() if line.split() and line.split()[0] in ("learner", "alice", "bob", "carol", "dave", "erin")}
     assert rows["learner"] == ["learner", "00_start_here", "01_language_models", "total"]
     assert rows["alice"][1:] == ["2/2", "10/10", "12/12"]
     assert rows["bob"][1:] == ["0/2", "missing", "5/10", "5/12"]
@@ -72,6 +90,9 @@ def test_table(graded):
     assert rows["dave"][1:] == ["0/2", "error", "0/10", "missing", "0/12"]
     assert "carol/01_language_models: invalid: " in table and "not a valid notebook" in table
     assert "dave/00_start_here: error: the kernel died" in table
+    assert rows["erin"][1:3] == ["0/2", "timeout"] and "erin/00_start_here: timeout: a cell ran for more than 60 s" in table
+    erin_01 = float(rows["erin"][3].split("/")[0])
+    assert 0 < erin_01 < 10  # MemoryError under the cap, then SystemExit: the first two exercises are lost, not the run
 
 
 def test_csv(graded):
@@ -86,6 +107,8 @@ def test_csv(graded):
         ("carol", "01_language_models"): ("0", "10", "invalid"),
         ("dave", "00_start_here"): ("0", "2", "error"),
         ("dave", "01_language_models"): ("0", "10", "missing"),
+        ("erin", "00_start_here"): ("0", "2", "timeout"),
+        ("erin", "01_language_models"): (got[("erin", "01_language_models")][0], "10", "ok"),
     }
 
 

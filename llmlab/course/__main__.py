@@ -31,7 +31,7 @@ def _grade(args) -> int:
 
     try:
         grades = grade(args.paths, jobs=args.jobs, cell_timeout=args.cell_timeout, timeout=args.timeout,
-                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+                       progress=lambda line: print(line, file=sys.stderr, flush=True), memory_gb=args.memory_gb)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-j", "--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
     g.add_argument("--cell-timeout", type=float, default=120, help="seconds one cell may run (default 120)")
     g.add_argument("--timeout", type=float, default=900, help="seconds one notebook may run (default 900)")
+    g.add_argument("--memory-gb", type=float, default=12,
+                   help="address space one notebook (its kernel included) may use, in GiB (default 12; 0: no cap)")
     g.set_defaults(run=_grade)
 
     d = sub.add_parser("doctor", help="check Python, torch, the device and the real assets")

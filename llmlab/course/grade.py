@@ -2,8 +2,9 @@
 
 PATH is a notebook, a learner's folder of notebooks, or a class folder holding one folder per
 learner. Every notebook runs in its own pytest + nbval process (its own kernel, a per-cell time
-limit and a time limit for the whole notebook), so a notebook that is not valid JSON, a kernel
-that dies or a learner's endless loop costs that learner that notebook, never the run. Nothing is
+limit, a time limit for the whole notebook and a memory cap), so a notebook that is not valid JSON,
+a kernel that dies, ``sys.exit``, a learner's endless loop or runaway allocation costs that learner
+that notebook, never the run. Nothing is
 written next to what is graded: no cache, no outputs.
 """
 from __future__ import annotations
@@ -80,9 +81,9 @@ def thread_env(jobs: int) -> dict[str, str]:
 
 
 def grade_notebook(path: Path, learner: str, cell_timeout: float = 120, timeout: float = 900,
-                   jobs: int = 1) -> Grade:
+                   jobs: int = 1, memory_gb: float = 12) -> Grade:
     """Run one notebook under pytest --nbval-lax with the scoring plugin, in a fresh process (one of
-    ``jobs`` running at once)."""
+    ``jobs`` running at once) whose address space, kernel included, is capped at ``memory_gb`` (0: no cap)."""
     g = Grade(learner, path.stem, total=_expected_total(path))
     try:
         notebooks.read(path)
@@ -99,6 +100,8 @@ def grade_notebook(path: Path, learner: str, cell_timeout: float = 120, timeout:
             "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={cell_timeout}",
             "--llmlab-score-json", str(report), "-q", "--color=no",
         ]
+        if memory_gb:
+            cmd = [sys.executable, "-m", "llmlab.course.limited", str(int(memory_gb * 2**30)), *cmd]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp, env=thread_env(jobs))
         except subprocess.TimeoutExpired:
@@ -121,7 +124,7 @@ def grade_notebook(path: Path, learner: str, cell_timeout: float = 120, timeout:
 
 
 def grade(paths: list[str | Path], jobs: int = 1, cell_timeout: float = 120, timeout: float = 900,
-          progress=None) -> list[Grade]:
+          progress=None, memory_gb: float = 12) -> list[Grade]:
     """Grade every notebook of every learner; a notebook some learners lack is graded 'missing'."""
     subs = find_submissions(paths)
     work = [(learner, nb) for learner, nbs in subs.items() for nb in nbs]
@@ -129,7 +132,7 @@ def grade(paths: list[str | Path], jobs: int = 1, cell_timeout: float = 120, tim
     def one(item):
         learner, nb = item
         start = time.perf_counter()
-        g = grade_notebook(nb, learner, cell_timeout, timeout, jobs)
+        g = grade_notebook(nb, learner, cell_timeout, timeout, jobs, memory_gb)
         if progress:
             progress(f"{learner}/{nb.name}: {g.cell} ({time.perf_counter() - start:.0f} s)")
         return g

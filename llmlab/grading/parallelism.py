@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmlab.grading.core import NOT_IMPLEMENTED_HINT, Check
-from llmlab.parallel import data_parallel, launch, pipeline, tensor_parallel
+from llmlab.parallel import data_parallel, launch, pipeline, speedup, tensor_parallel
 
 
 def _randn(*shape, seed: int = 0) -> torch.Tensor:
@@ -116,26 +116,30 @@ def check_shard_range(fn) -> None:
     c.done()
 
 
+def _gradients(world_size: int, rank: int | None) -> nn.Module:
+    """The check's model after backward on rank ``rank``'s shard of the check's batch (None: the whole batch)."""
+    x, y = data_parallel.make_data(8 * world_size, seed=3)
+    if rank is not None:
+        shard = data_parallel.shard_range(len(x), world_size, rank)
+        x, y = x[shard.start:shard.stop], y[shard.start:shard.stop]
+    model = data_parallel.make_model(seed=2)
+    F.mse_loss(model(x), y).backward()
+    return model
+
+
 def worker_average_gradients(rank: int, world_size: int, source: str, name: str) -> dict:
     """On a rank: gradients of this rank's shard, then the learner's averaging."""
     fn = _learner(source, name)
-    x, y = data_parallel.make_data(8 * world_size, seed=3)
-    shard = data_parallel.shard_range(len(x), world_size, rank)
-    model = data_parallel.make_model(seed=2)
-    F.mse_loss(model(x[shard.start:shard.stop]), y[shard.start:shard.stop]).backward()
+    model = _gradients(world_size, rank)
     fn(model)
     return {k: p.grad.clone() for k, p in model.named_parameters()}
 
 
 def _shard_grads(world_size: int) -> tuple[dict, list[dict]]:
     """The whole batch's gradients and each shard's, in this process."""
-    x, y = data_parallel.make_data(8 * world_size, seed=3)
-    def grads(xb, yb):
-        model = data_parallel.make_model(seed=2)
-        F.mse_loss(model(xb), yb).backward()
-        return {k: p.grad for k, p in model.named_parameters()}
-    shards = [data_parallel.shard_range(len(x), world_size, r) for r in range(world_size)]
-    return grads(x, y), [grads(x[s.start:s.stop], y[s.start:s.stop]) for s in shards]
+    def grads(rank):
+        return {k: p.grad for k, p in _gradients(world_size, rank).named_parameters()}
+    return grads(None), [grads(r) for r in range(world_size)]
 
 
 def check_average_gradients(fn) -> None:
@@ -320,4 +324,25 @@ def check_ring_all_reduce_bytes(fn) -> None:
         c.expect(math.isclose(out, want, rel_tol=1e-9, abs_tol=1e-9),
                  f"ring_all_reduce_bytes({n}, {N}) = {out:g}, expected {want:g}",
                  "2 (N - 1) steps, each sending one chunk of n / N bytes")
+    c.done()
+
+
+# ---------------------------------------------------------------------------------------------- speed-up
+
+
+def check_amdahl(fn) -> None:
+    c = Check("12.amdahl", fn)
+    for n, f in ((4, 0.9), (16, 0.95), (1000, 0.99), (1, 0.5), (8, 0.0), (8, 1.0)):
+        out = _number(c, c.call(n, f), f"amdahl({n}, {f})")
+        want = speedup.amdahl(n, f)
+        c.diagnose(torch.tensor(out), {
+            "that is the run time as a fraction of one worker's; the speed-up is its inverse":
+                torch.tensor((1 - f) + f / n),
+            "the fraction f is the part that parallelises: it is f that is divided by N, not 1 - f":
+                torch.tensor(1 / (f + (1 - f) / n)),
+            "the serial part does not shrink with N: only the parallel fraction is divided by N":
+                torch.tensor(1 / ((1 - f) / n + f / n)),
+        }, f"amdahl({n}, {f}) = {out:.4g} is wrong", correct=torch.tensor(want))
+        c.expect(math.isclose(out, want, rel_tol=1e-9), f"amdahl({n}, {f}) = {out:.4g}, expected {want:.4g}",
+                 "S = 1 / (time of the serial part + time of the parallel part on N workers), one worker's time being 1")
     c.done()

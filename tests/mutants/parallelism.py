@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from llmlab.parallel import data_parallel, pipeline, tensor_parallel
+from llmlab.parallel import data_parallel, pipeline, speedup, tensor_parallel
 
 REFERENCE = {
     "check_shard_range": data_parallel.shard_range,
@@ -16,6 +16,7 @@ REFERENCE = {
     "check_gpipe_schedule": pipeline.gpipe_schedule,
     "check_measured_bubble": pipeline.measured_bubble,
     "check_ring_all_reduce_bytes": tensor_parallel.ring_all_reduce_bytes,
+    "check_amdahl": speedup.amdahl,
 }
 
 
@@ -185,6 +186,19 @@ def ring_constant(nbytes, world_size):
     return 2 * nbytes
 
 
+# amdahl
+def amdahl_time(n, parallel_fraction):
+    return (1 - parallel_fraction) + parallel_fraction / n
+
+
+def amdahl_swapped(n, parallel_fraction):
+    return 1 / (parallel_fraction + (1 - parallel_fraction) / n)
+
+
+def amdahl_all_parallel(n, parallel_fraction):
+    return n * 1.0
+
+
 MUTANTS = [
     ("check_shard_range", shard_strided, "contiguous block"),
     ("check_shard_range", shard_no_check, "raise ValueError when n % world_size != 0"),
@@ -214,4 +228,7 @@ MUTANTS = [
     ("check_ring_all_reduce_bytes", ring_whole_buffer_per_step, "not the whole buffer"),
     ("check_ring_all_reduce_bytes", ring_to_everyone, "to every other rank"),
     ("check_ring_all_reduce_bytes", ring_constant, "depends on N"),
+    ("check_amdahl", amdahl_time, "the speed-up is its inverse"),
+    ("check_amdahl", amdahl_swapped, "it is f that is divided by N"),
+    ("check_amdahl", amdahl_all_parallel, "the serial part does not shrink"),
 ]
