@@ -1,6 +1,8 @@
 """Small worker functions for ``launch.run``: importable by spawned processes (tests and notebook 12)."""
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.distributed as dist
 
@@ -23,7 +25,5 @@ def rank_one_skips_the_collective(rank: int, world_size: int) -> int:
     if rank != 1:
         dist.all_reduce(torch.ones(1))
     else:
-        import time
-
         time.sleep(30)
     return rank

@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 
 from llmlab.prune.magnitude import check_scores
+from llmlab.quant.apply import block_linears
 
 
 def wanda_scores(w: torch.Tensor, x_norm: torch.Tensor) -> torch.Tensor:
@@ -64,8 +65,6 @@ def input_norms(model: nn.Module, batches: Iterable[torch.Tensor], linears: dict
                 ) -> dict[str, torch.Tensor]:
     """{name: ‖X_j‖₂ (K,)} for each block linear of ``model`` (or of ``linears``), over ``model(ids)``
     for every ids (B, T) in ``batches``."""
-    from llmlab.quant.apply import block_linears
-
     linears = linears if linears is not None else block_linears(model)
     with InputGrams({n: (m, 1) for n, m in linears.items()}) as hooks:
         for ids in batches:
