@@ -64,6 +64,12 @@ def test_shard_ranges_tile_the_batch():
     (lambda: pipeline.measured_bubble([]), ValueError, "non-empty"),
     (lambda: async_sgd.parameter_server(0, 10), ValueError, "workers must be >= 1"),
     (lambda: speedup.amdahl(4, 1.5), ValueError, "parallel_fraction"),
+    (lambda: speedup.comm_model(2, 1.0, -5, 1e9), ValueError, "nbytes must be >= 0"),
+    (lambda: speedup.comm_model(2, 1.0, 1e6, 0), ValueError, "bandwidth must be > 0"),
+    (lambda: tensor_parallel.ring_all_reduce_bytes(1000, 0), ValueError, "world_size must be >= 1"),
+    (lambda: tensor_parallel.ring_all_reduce_bytes("1000", 2), TypeError, "nbytes must be a number"),
+    (lambda: pipeline.gpipe_step(None, torch.zeros(10, 4, dtype=torch.long), 3, 0, 2), ValueError,
+     "does not split into 3 equal micro-batches"),
 ])
 def test_bad_input_is_rejected_clearly(call, exc, msg):
     with pytest.raises(exc, match=msg):

@@ -26,6 +26,7 @@ import torch.nn as nn
 
 from llmlab._validate import positive_float, positive_int
 from llmlab.parallel.data_parallel import average_gradients, shard_range
+from llmlab.parallel.tensor_parallel import ring_all_reduce_bytes
 
 
 def amdahl(n: int, parallel_fraction: float) -> float:
@@ -41,7 +42,7 @@ def comm_model(n: int, t1: float, nbytes: float, bandwidth: float, latency: floa
     plus a ring all-reduce of ``nbytes`` at ``bandwidth`` (bytes/s) with ``latency`` (s) per message."""
     n, t1 = positive_int("n", n), positive_float("t1", t1)
     bandwidth, latency = positive_float("bandwidth", bandwidth), positive_float("latency", latency, allow_zero=True)
-    comm = 0.0 if n == 1 else 2 * (n - 1) * latency + 2 * (n - 1) / n * nbytes / bandwidth
+    comm = 0.0 if n == 1 else 2 * (n - 1) * latency + ring_all_reduce_bytes(nbytes, n) / bandwidth
     return t1 / (t1 / n + comm)
 
 

@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmlab._validate import positive_float, positive_int
 from llmlab.nn.attention import MultiHeadAttention
 from llmlab.nn.layers import GELUMLP, SwiGLU
 from llmlab.parallel.data_parallel import shard_range
@@ -171,6 +172,8 @@ def communicated_bytes(model: nn.Module) -> int:
 def ring_all_reduce_bytes(nbytes: int, world_size: int) -> float:
     """Bytes each rank sends in a ring all-reduce of ``nbytes``: a reduce-scatter then an all-gather, each
     N - 1 steps of nbytes / N, so 2 (N - 1) / N · nbytes, nearly independent of N."""
+    nbytes = positive_float("nbytes", nbytes, allow_zero=True)
+    world_size = positive_int("world_size", world_size)
     return 2 * (world_size - 1) / world_size * nbytes
 
 
