@@ -5,6 +5,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.llmlab-installed
 REQS   := requirements.txt requirements-assets.txt requirements-dev.txt constraints.txt pyproject.toml
+# JupyterLab reads setting defaults from this file of the environment it runs in: the course's own .venv,
+# so the news pop-up is off here and nowhere else.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 .PHONY: lab test setup notebooks check-notebooks clean
 
@@ -18,8 +21,13 @@ $(STAMP): $(REQS)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+# --allow-root: containers and cloud notebooks run as root, where Jupyter refuses to start without it
+# (it changes nothing for anyone else). With no browser to open, Jupyter prints the URL to open instead.
+lab: $(STAMP) $(LAB_SETTINGS)
+	$(BIN)/jupyter lab --allow-root $(LAB_ARGS) notebooks/
+
+$(LAB_SETTINGS): jupyter/overrides.json $(STAMP)
+	install -D -m 644 jupyter/overrides.json $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
