@@ -61,11 +61,27 @@ def tolerances(dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple[
 
 def _learner_frame(exc: BaseException) -> str:
     """'line N: <code>' of the innermost frame that is not llmlab's own code."""
+    if getattr(exc, "llmlab_frame", None) is not None:  # raised in a class run's kernel, which found the frame there
+        return exc.llmlab_frame
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not (f.filename or "").startswith(_PACKAGE_DIR)]
     if not frames:
         return ""
     f = frames[-1]
     return f"it happened at line {f.lineno}: `{(f.line or '').strip()}`"
+
+
+def invoke(fn: Callable, args: tuple, kwargs: dict, hold: bool | set[int] = False, via=None):
+    """``fn(*args, **kwargs)``, or ``via(fn, *args, **kwargs)``, wherever ``fn`` runs.
+
+    In the learner's notebook ``fn`` is their function and this is a plain call. In a class run it is
+    the grader's stand-in for the function in the sandboxed kernel (``llmlab.course.remote``), which
+    sends the call there; ``hold`` asks it to keep the arguments there between calls (True: all of them,
+    a set: those whose ``id`` is in it).
+    """
+    remote = getattr(fn, "llmlab_invoke", None)
+    if remote is not None:
+        return remote(args, kwargs, hold=hold, via=via)
+    return via(fn, *args, **kwargs) if via is not None else fn(*args, **kwargs)
 
 
 class Check:
@@ -92,17 +108,25 @@ class Check:
             self.fail(what, hint)
         self.passed += 1
 
-    def call(self, *args, error_hints: dict[str, str] | None = None, copy_args: bool = True, **kwargs):
+    def call(self, *args, error_hints: dict[str, str] | None = None, copy_args: bool = True, via=None, **kwargs):
         """Run the learner's function on copies of the arguments (so it cannot alter our data).
 
         ``error_hints`` maps a fragment of an exception's message (e.g. "math domain error") to
-        the hint for the mistake that usually raises it. ``copy_args=False`` passes large read-only
-        tables (a tokenizer's 49K merges) as they are: copying them for every call costs seconds.
+        the hint for the mistake that usually raises it. ``copy_args=False`` passes the objects
+        themselves: large read-only tables (a tokenizer's 49K merges), whose copies would cost
+        seconds, and objects the function is meant to change (a cache, a model and its optimiser).
+        ``via``: a module-level *harness* ``via(fn, *args, **kwargs)`` that calls the function and
+        returns plain data, for what needs the live result (a backward pass through it, a run on
+        spawned processes); in a class run it runs in the learner's kernel, beside the function.
         """
+        hold: bool | set[int] = not copy_args
         if copy_args:
-            args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
+            copied, copied_kw = copy.deepcopy(args), copy.deepcopy(kwargs)
+            # what deepcopy hands back as is (an object immutable by contract, such as a dictionary) may stay put
+            hold = {id(a) for a, b in zip((*args, *kwargs.values()), (*copied, *copied_kw.values())) if a is b}
+            args, kwargs = copied, copied_kw
         try:
-            return self.fn(*args, **kwargs)
+            return invoke(self.fn, args, kwargs, hold=hold, via=via)
         except NotImplementedError:
             self.fail("not implemented yet", NOT_IMPLEMENTED_HINT)
         except ExerciseFailure:

@@ -3,7 +3,8 @@
 Functions that call ``torch.distributed`` are checked where they run for real: on spawned processes
 joined in a gloo group. A function defined in a notebook cell cannot be imported by those processes,
 so the check sends its source code, and each rank defines it again (``_learner``) next to torch,
-``dist``, ``nn``, ``F`` and ``math``.
+``dist``, ``nn``, ``F`` and ``math``. The ranks are started by :func:`run_on_ranks` where the function
+lives: in the learner's kernel (in a class run, inside its sandbox), never in the grader.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmlab.grading.core import NOT_IMPLEMENTED_HINT, Check
+from llmlab.grading.core import NOT_IMPLEMENTED_HINT, Check, invoke
 from llmlab.parallel import data_parallel, launch, pipeline, speedup, tensor_parallel
 
 
@@ -37,15 +38,16 @@ def _number(c: Check, out, what: str) -> float:
 _NAMES = "torch, dist (torch.distributed), nn, F and math"
 
 
-def _source(c: Check, fn) -> str:
+def run_on_ranks(fn, worker, world_size: int, *args) -> list:
+    """Harness: ``worker(rank, world_size, source, name, *args)`` on ``world_size`` spawned ranks, where
+    ``source`` is ``fn``'s code. It runs where ``fn`` lives: in a class run, inside the learner's sandbox."""
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
-        c.fail(f"cannot read the source code of {getattr(fn, '__name__', fn)!r}",
-               "define the function with `def` in a cell and run that cell: the check sends its code to other processes")
+        raise LookupError(f"cannot read the source code of {getattr(fn, '__name__', fn)!r}") from None
     if "raise NotImplementedError" in source:
-        c.fail("not implemented yet", NOT_IMPLEMENTED_HINT)
-    return source
+        raise NotImplementedError
+    return launch.run(worker, world_size, source, fn.__name__, *args, timeout=45)
 
 
 def _learner(source: str, name: str):
@@ -56,9 +58,13 @@ def _learner(source: str, name: str):
 
 
 def _on_ranks(c: Check, worker, world_size: int, *args) -> list:
-    """``launch.run`` for a check: a failure on a rank becomes one line that names the rank."""
+    """The learner's function run on ranks (:func:`run_on_ranks`); a failure on a rank becomes one line that names it."""
     try:
-        return launch.run(worker, world_size, *args, timeout=45)
+        return invoke(c.fn, (worker, world_size, *args), {}, via=run_on_ranks)
+    except NotImplementedError:
+        c.fail("not implemented yet", NOT_IMPLEMENTED_HINT)
+    except LookupError as e:
+        c.fail(str(e), "define the function with `def` in a cell and run that cell: the check sends its code to other processes")
     except TimeoutError:
         c.fail(f"the {world_size} processes did not finish within 45 s",
                "every rank must call every collective (all_reduce waits until all ranks have joined it)")
@@ -145,8 +151,7 @@ def _shard_grads(world_size: int) -> tuple[dict, list[dict]]:
 def check_average_gradients(fn) -> None:
     c = Check("12.average_gradients", fn)
     world_size = 3  # not 2: a hard-coded "/ 2" must not pass
-    source = _source(c, fn)
-    ranks = _on_ranks(c, worker_average_gradients, world_size, source, fn.__name__)
+    ranks = _on_ranks(c, worker_average_gradients, world_size)
     full, shards = _shard_grads(world_size)
     for rank, got in enumerate(ranks):
         c.expect(set(got) == set(full) and all(got[k] is not None for k in full),
@@ -216,9 +221,8 @@ def worker_row_parallel(rank: int, world_size: int, source: str, name: str, x, w
 def check_row_parallel_linear(fn) -> None:
     c = Check("12.row_parallel_linear", fn)
     world_size = 2
-    source = _source(c, fn)
     x, w, b = _randn(2, 3, 8, seed=4), _randn(5, 8, seed=5), _randn(5, seed=6)
-    ranks = _on_ranks(c, worker_row_parallel, world_size, source, fn.__name__, x, w, b)
+    ranks = _on_ranks(c, worker_row_parallel, world_size, x, w, b)
     want = F.linear(x, w, b)
     partial = [F.linear(x[..., s.start:s.stop], w[:, s.start:s.stop])
                for s in (data_parallel.shard_range(8, world_size, r) for r in range(world_size))]

@@ -247,14 +247,21 @@ def check_decoder_forward(fn) -> None:
     c.done()
 
 
+class ToyForward:
+    """A model for greedy decoding: next token = (7 * token + 3) % V at every position, as logits (1, T, V).
+    A module-level class, so that a class run can send it to the learner's kernel."""
+
+    def __init__(self, vocab_size: int):
+        self.V = vocab_size
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.one_hot((7 * ids + 3) % self.V, self.V).float()
+
+
 def check_greedy_generate(fn) -> None:
     c = Check("05.greedy_generate", fn)
     V = 11
-
-    def toy_forward(ids: torch.Tensor) -> torch.Tensor:
-        """Next token = (7 * token + 3) % V at every position, as logits (1, T, V)."""
-        return F.one_hot((7 * ids + 3) % V, V).float()
-
+    toy_forward = ToyForward(V)
     out = c.call(toy_forward, [1, 2], 4, None)
     want = [(7 * 2 + 3) % V]
     for _ in range(3):
