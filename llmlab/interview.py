@@ -177,6 +177,28 @@ def _load(folder: str) -> dict[str, Question]:
     return bank
 
 
+# The questions that notebook 13 grades. A class run's kernel reads a copy with their answers withheld.
+GRADED_FILE = _RESOURCES / "interview_notebook.json"
+_WITHHELD = {"en": "(withheld while a class run grades this notebook)", "zh": "（课堂评分运行期间不提供）"}
+
+
+def withhold(items: list[dict]) -> list[dict]:
+    """``items`` with everything that gives an answer away replaced by placeholders (still valid questions,
+    so a notebook that shows them keeps running): a numeric answer becomes 1 with no catalogued slips, a
+    choice question's first option is marked correct, every explanation and "why" says it is withheld."""
+    out = []
+    for item in items:
+        item = {k: v for k, v in item.items() if k not in ("answer", "tolerance", "mistakes", "explanation")}
+        item["explanation"] = dict(_WITHHELD)
+        if item.get("kind") == "numeric":
+            item.update(answer=1.0, tolerance=0.0, mistakes=[])
+        elif item.get("kind") == "choice":
+            item["options"] = [{"text": o["text"], "correct": i == 0, "why": dict(_WITHHELD)}
+                               for i, o in enumerate(item["options"])]
+        out.append(item)
+    return out
+
+
 def load_bank(folder: str | Path | None = None) -> dict[str, Question]:
     """Every question, by id, from the ``interview_*.json`` files of ``folder`` (default: llmlab's resources)."""
     return dict(_load(str(Path(folder) if folder is not None else _RESOURCES)))

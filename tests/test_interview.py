@@ -144,3 +144,18 @@ def test_the_widgets_build():
     assert "quant-" in box.children[1].value
     mock = interview.mock_interview(n=2, minutes=0.01, seed=1)
     assert "1/2" in mock.children[1].value
+
+
+def test_withheld_graded_items_give_nothing_away():
+    """A class run's kernel reads this copy of the graded items: still valid questions, no answers."""
+    items = json.loads(interview.GRADED_FILE.read_text(encoding="utf-8"))
+    withheld = interview.withhold(items)
+    text = json.dumps(withheld, ensure_ascii=False)
+    for real, item in zip(items, withheld):
+        q = interview.validate(item)
+        assert q.question == real["question"] and q.kind == real["kind"]
+        assert real["explanation"]["en"] not in text and real["explanation"]["zh"] not in text
+        if real["kind"] == "numeric":
+            assert q.answer != real["answer"] and not q.mistakes
+        if real["kind"] == "choice":
+            assert all(o["why"]["en"] not in text for o in real["options"])

@@ -9,9 +9,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -30,7 +32,10 @@ pytestmark = pytest.mark.skipif(
 def _start_lab(prefix: list[str] = ()) -> tuple[subprocess.Popen, str, str, list[str]]:
     """`make lab` on a free port, with no browser and no display; returns (process, base URL, token, log)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER", "JUPYTER_TOKEN")}
-    proc = subprocess.Popen([*prefix, "make", "--no-print-directory", "lab", "LAB_ARGS=--port=0"], cwd=ROOT, env=env,
+    with socket.socket() as s:  # a free port, so that the URL to ask is the one printed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*prefix, "make", "--no-print-directory", "lab", f"LAB_ARGS=--port={port}"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     log: list[str] = []
     deadline = time.monotonic() + 90
@@ -56,8 +61,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _get(base: str, path: str, token: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(f"{base}{path}?token={token}", timeout=20) as r:
-        return r.status, r.read()
+    for attempt in range(40):  # the URL is printed as the server starts listening: allow it a moment
+        try:
+            with urllib.request.urlopen(f"{base}{path}?token={token}", timeout=20) as r:
+                return r.status, r.read()
+        except urllib.error.URLError as e:
+            if not isinstance(e.reason, ConnectionRefusedError) or attempt == 39:
+                raise
+            time.sleep(0.5)
 
 
 def _answers(prefix: list[str] = ()) -> dict:

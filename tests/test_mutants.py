@@ -5,6 +5,7 @@ Each ``tests/mutants/<module>.py`` mirrors ``llmlab/grading/<module>.py``: ``REF
 check to a correct implementation, ``MUTANTS`` lists (check, wrong implementation, hint fragment).
 """
 import importlib
+import json
 import pkgutil
 
 import pytest
@@ -42,9 +43,38 @@ def test_mutant_is_rejected_with_its_hint(module, check, mutant, hint):
     assert "\n" not in str(info.value)
 
 
+class _Loopback:
+    """A class run's kernel inside this process: the worker's own code serves each request, after the
+    request and its answer have gone through JSON and bytes as they do on the pipe."""
+
+    def __init__(self):
+        from llmlab.course.worker import Worker
+
+        self.worker, self.failure, self.deadline = Worker(-1, -1), None, None
+
+    def request(self, header: dict, blobs=()):
+        header, blobs = json.loads(json.dumps(header)), [memoryview(bytes(b)) for b in blobs]
+        reply, out = getattr(self.worker, f"op_{header['op']}")(header, blobs)
+        assert "internal" not in reply, reply["internal"]
+        return json.loads(json.dumps(reply)), [memoryview(bytes(b)) for b in out]
+
+
+@pytest.fixture(scope="module")
+def loopback():
+    return _Loopback()
+
+
 @pytest.mark.parametrize("module,check", REFERENCE_CASES)
-def test_reference_passes(module, check, capsys):
-    _check(module, check)(CATALOGUES[module].REFERENCE[check])
+def test_reference_passes(module, check, capsys, loopback):
+    """Through the class run's channel (``llmlab.course.remote``): the check's arguments and the reference's
+    answers cross it intact. (In the notebook itself, every solution scores full marks: test_notebooks.)"""
+    from llmlab.course.remote import RemoteFunction
+
+    loopback.worker.shell.user_ns["fn"] = CATALOGUES[module].REFERENCE[check]
+    try:
+        _check(module, check)(RemoteFunction(loopback, "fn"))
+    finally:
+        loopback.request({"op": "release"})
     assert capsys.readouterr().out.startswith("✅")
 
 

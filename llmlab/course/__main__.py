@@ -30,12 +30,13 @@ def _grade(args) -> int:
     from llmlab.course.grade import grade, table, write_csv
 
     try:
-        grades = grade(args.paths, jobs=args.jobs, cell_timeout=args.cell_timeout, timeout=args.timeout,
-                       progress=lambda line: print(line, file=sys.stderr, flush=True), memory_gb=args.memory_gb)
-    except (FileNotFoundError, ValueError) as e:
+        grades, box = grade(args.paths, jobs=args.jobs, cell_timeout=args.cell_timeout, timeout=args.timeout,
+                            progress=lambda line: print(line, file=sys.stderr, flush=True), memory_gb=args.memory_gb,
+                            sandbox_kind=args.sandbox, image=args.image)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(table(grades))
+    print(table(grades, box))
     if args.csv:
         write_csv(grades, args.csv)
         print(f"wrote {args.csv}", file=sys.stderr)
@@ -77,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-j", "--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
     g.add_argument("--cell-timeout", type=float, default=120, help="seconds one cell may run (default 120)")
     g.add_argument("--timeout", type=float, default=900, help="seconds one notebook may run (default 900)")
-    g.add_argument("--memory-gb", type=float, default=12,
-                   help="address space one notebook (its kernel included) may use, in GiB (default 12; 0: no cap)")
+    g.add_argument("--memory-gb", type=float, default=None,
+                   help="memory one notebook's kernel (and what it starts) may use, in GiB (default: 12, or 80%% of "
+                        "the machine shared by the -j kernels if that is less)")
+    g.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "docker", "podman", "none"),
+                   help="where kernels run (default auto: bubblewrap where it works, else unisolated, which the "
+                        "table says)")
+    g.add_argument("--image", default="llmlab-grader", help="the container image for --sandbox docker/podman")
     g.set_defaults(run=_grade)
 
     d = sub.add_parser("doctor", help="check Python, torch, the device and the real assets")

@@ -17,9 +17,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
+from typing import TYPE_CHECKING
 
 from llmlab.course import notebooks
+
+if TYPE_CHECKING:
+    import nbformat
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError")
@@ -73,6 +76,8 @@ def student_notebook(solution: nbformat.NotebookNode, name: str) -> nbformat.Not
 
 
 def dumps(nb: nbformat.NotebookNode) -> str:
+    import nbformat  # slow to import: only where a notebook is written
+
     return nbformat.writes(nb, version=4).rstrip("\n") + "\n"
 
 

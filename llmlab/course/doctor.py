@@ -53,6 +53,11 @@ def environment_report() -> list[Item]:
         items.append(Item("pydoc_data.topics (English)", False, str(e)))
     jieba_version = _version("jieba")
     items.append(Item("jieba (Chinese dictionary)", jieba_version is not None, jieba_version or "missing: pip install jieba"))
+    from llmlab.course.sandbox import choose
+
+    box = choose("auto")
+    items.append(Item("sandbox for class runs (teachers)", box.isolated,
+                      "bubblewrap works" if box.isolated else box.note, required=False))
     from llmlab.plotting import _INSTALL_HINT, find_cjk_font
 
     font = find_cjk_font()

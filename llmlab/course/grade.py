@@ -1,11 +1,15 @@
 """Grade notebooks, one learner or a whole class: ``python -m llmlab.course grade PATH... [--csv FILE]``.
 
-PATH is a notebook, a learner's folder of notebooks, or a class folder holding one folder per
-learner. Every notebook runs in its own pytest + nbval process (its own kernel, a per-cell time
-limit, a time limit for the whole notebook and a memory cap), so a notebook that is not valid JSON,
-a kernel that dies, ``sys.exit``, a learner's endless loop or runaway allocation costs that learner
-that notebook, never the run. Nothing is
-written next to what is graded: no cache, no outputs.
+PATH is a notebook, a learner's folder of notebooks, or a class folder holding one folder per learner.
+Learners are named by their folder's path relative to what the PATHs have in common, so two learners
+called ``alice`` in two class folders stay two rows.
+
+Each notebook is graded by its own driver process (:mod:`llmlab.course.driver`), which rebuilds it from
+the solution (only the code of the exercise cells comes from the submission), runs its cells in a
+sandboxed kernel (:mod:`llmlab.course.sandbox`) and runs the checks itself, outside the kernel. A notebook
+that is not valid JSON, a kernel that dies, ``sys.exit``, an endless loop or a runaway allocation costs
+that learner that notebook, never the run. Nothing is written next to what is graded. The trust model is
+in ``docs/grading.md``.
 """
 from __future__ import annotations
 
@@ -17,11 +21,15 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from llmlab.course import notebooks
-from llmlab.course.scoring import KERNEL_DIED
+from llmlab.course import notebooks, sandbox
+from llmlab.course.driver import KERNEL_DIED, Job
+
+NOT_COURSE = "not a course notebook"
+SYMLINK = "symlink refused"
+STRAY = "stray file"
 
 
 @dataclass
@@ -30,7 +38,7 @@ class Grade:
     notebook: str
     got: float = 0.0
     total: float = 0.0
-    status: str = "ok"  # ok | invalid | timeout | error | missing
+    status: str = "ok"  # ok | invalid | timeout | error | missing | uses the reference | not a course notebook | …
     detail: str = ""
     failed: list[str] = field(default_factory=list)
 
@@ -40,33 +48,118 @@ class Grade:
         return score if self.status == "ok" else f"{score} {self.status}"
 
 
-def find_submissions(paths: list[str | Path]) -> dict[str, list[Path]]:
-    """{learner: notebooks}. A file's learner is its folder; a folder of folders is a class."""
-    found: dict[str, list[Path]] = {}
-    for p in map(Path, paths):
-        if p.is_file():
-            if p.suffix != ".ipynb":
-                raise ValueError(f"{p} is not a notebook (.ipynb)")
-            found.setdefault(p.resolve().parent.name, []).append(p)
-        elif p.is_dir():
-            own = sorted(p.glob("*.ipynb"))
-            if own:
-                found.setdefault(p.resolve().name, []).extend(own)
-            else:
-                for sub in sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")):
-                    found.setdefault(sub.name, []).extend(sorted(sub.glob("*.ipynb")))
+@dataclass
+class Learner:
+    name: str
+    folder: Path
+    notebooks: list[Path] = field(default_factory=list)   # course notebooks to grade
+    refused: list[Grade] = field(default_factory=list)    # everything else in the folder, with the reason
+
+
+def _course_names() -> set[str]:
+    return {p.name for p in notebooks.solutions_dir().glob("*.ipynb")}
+
+
+def _learner_folder(folder: Path, name: str, only: list[Path] | None = None) -> Learner:
+    """A learner's folder: its course notebooks, and a refusal for every other file in it."""
+    course = _course_names()
+    learner = Learner(name, folder)
+    if folder.is_symlink():
+        learner.refused.append(Grade(name, folder.name, status=SYMLINK, detail=f"{folder} is a symbolic link"))
+        return learner
+    entries = only if only is not None else sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    real = folder.resolve()
+    for p in entries:
+        if p.is_dir() and not p.is_symlink():
+            continue  # sub-folders (data, checkpoints) are not graded
+        stem = p.stem if p.suffix == ".ipynb" else p.name
+        if p.is_symlink():
+            learner.refused.append(Grade(name, stem, status=SYMLINK, detail=f"{p.name} is a symbolic link"))
+        elif p.resolve().parent != real:
+            learner.refused.append(Grade(name, stem, status=SYMLINK, detail=f"{p.name} lies outside the learner's folder"))
+        elif p.suffix != ".ipynb":
+            learner.refused.append(Grade(name, stem, status=STRAY, detail=f"{p.name} is not a notebook: not graded"))
+        elif p.name not in course:
+            learner.refused.append(Grade(name, stem, status=NOT_COURSE,
+                                         detail=f"{p.name} has no solution in the course: not graded"))
         else:
+            learner.notebooks.append(p)
+    return learner
+
+
+def _has_notebooks(d: Path) -> bool:
+    return any(p.suffix == ".ipynb" for p in d.iterdir() if not p.name.startswith("."))
+
+
+def find_submissions(paths: list[str | Path]) -> list[Learner]:
+    """The learners under ``paths``. A file is one notebook of the learner named by its folder; a folder
+    with notebooks is a learner; a folder of folders is a class. A folder that holds notebooks *and*
+    learner folders is ambiguous: ``ValueError``."""
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
             raise FileNotFoundError(f"{p} does not exist")
-    if not any(found.values()):
+        if p.is_file() and p.suffix != ".ipynb":
+            raise ValueError(f"{p} is not a notebook (.ipynb)")
+    folders: list[tuple[Path, list[Path] | None]] = []
+    for p in paths:
+        if p.is_file() or p.suffix == ".ipynb":
+            folders.append((p.parent, [p]))
+        elif _has_notebooks(p):
+            subs = [d for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".") and _has_notebooks(d)]
+            if subs:
+                raise ValueError(f"{p} holds notebooks and learner folders ({', '.join(d.name for d in subs[:3])}): "
+                                 "grade a class folder (one folder per learner) or one learner's folder, not both")
+            folders.append((p, None))
+        else:
+            folders += [(d, None) for d in sorted(p.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    if not folders:
         raise ValueError(f"no notebooks found in {', '.join(map(str, paths))}")
-    return found
+    absolute = [Path(os.path.abspath(f)) for f, _ in folders]
+    common = Path(os.path.commonpath(absolute)) if len(absolute) > 1 else absolute[0].parent
+    learners: dict[str, Learner] = {}
+    for (folder, only), absf in zip(folders, absolute):
+        name = absf.relative_to(common).as_posix() if absf != common else absf.name
+        found = _learner_folder(folder, name, only)
+        if name in learners:  # the same folder named twice (a file and its folder): merge, never twice a notebook
+            have = {p.resolve() for p in learners[name].notebooks}
+            learners[name].notebooks += [p for p in found.notebooks if p.resolve() not in have]
+            learners[name].refused += found.refused
+        else:
+            learners[name] = found
+    if not any(lr.notebooks or lr.refused for lr in learners.values()):
+        raise ValueError(f"no notebooks found in {', '.join(map(str, paths))}")
+    return list(learners.values())
 
 
-def _expected_total(path: Path) -> float:
+# ------------------------------------------------------------------------------------------------ limits
+
+
+def machine_memory() -> int:
+    """Bytes of memory on this machine."""
     try:
-        return sum(ch.points for ch in notebooks.expected_checks(path))
-    except ValueError:
-        return 0.0
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def default_memory_gb(jobs: int) -> float:
+    """12 GiB per notebook, or less when ``jobs`` notebooks at once would not fit: each gets its share of 80%
+    of the machine (the rest is for the grader and the system)."""
+    return round(min(12.0, 0.8 * machine_memory() / 2**30 / max(1, jobs)), 1)
+
+
+def check_limits(jobs: int, cell_timeout: float, timeout: float, memory_gb: float) -> None:
+    """``ValueError`` for limits that cannot work: not positive, or more memory than the machine has."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"-j/--jobs must be a whole number >= 1, got {jobs!r}")
+    for flag, value in (("--cell-timeout", cell_timeout), ("--timeout", timeout), ("--memory-gb", memory_gb)):
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{flag} must be a positive number, got {value!r}")
+    total = machine_memory() / 2**30
+    if memory_gb * jobs > total:
+        raise ValueError(f"--memory-gb {memory_gb:g} × -j {jobs} = {memory_gb * jobs:g} GiB is more than this machine's "
+                         f"{total:.1f} GiB: lower --memory-gb (at most {total / jobs:.1f}) or -j")
 
 
 def thread_env(jobs: int) -> dict[str, str]:
@@ -80,89 +173,95 @@ def thread_env(jobs: int) -> dict[str, str]:
     return env
 
 
-def grade_notebook(path: Path, learner: str, cell_timeout: float = 120, timeout: float = 900,
-                   jobs: int = 1, memory_gb: float = 12) -> Grade:
-    """Run one notebook under pytest --nbval-lax with the scoring plugin, in a fresh process (one of
-    ``jobs`` running at once) whose address space, kernel included, is capped at ``memory_gb`` (0: no cap)."""
-    g = Grade(learner, path.stem, total=_expected_total(path))
+# ----------------------------------------------------------------------------------------------- grading
+
+
+def grade_notebook(path: Path | None, learner: str, name: str, box: sandbox.Sandbox, cell_timeout: float = 120,
+                   timeout: float = 900, jobs: int = 1, memory_gb: float = 12) -> Grade:
+    """Grade one notebook (``path`` None: the learner has none, graded 'missing') in a driver process."""
+    solution = notebooks.solutions_dir() / f"{name}.ipynb"
+    total = sum(c.points for c in notebooks.graded_checks(notebooks.read(solution)))
+    g = Grade(learner, name, total=total)
+    if path is None:
+        g.status, g.detail = "missing", "no such notebook"
+        return g
     try:
         notebooks.read(path)
     except ValueError as e:
         g.status, g.detail = "invalid", str(e)
         return g
+    env = thread_env(jobs)
+    threads = int(env["OMP_NUM_THREADS"]) if "OMP_NUM_THREADS" in env else None
+    job = Job(solution=str(solution), submission=str(path.resolve()), cell_timeout=cell_timeout, timeout=timeout,
+              memory_bytes=int(memory_gb * 2**30), cpu_seconds=int(timeout * max(1, threads or os.cpu_count() or 1)) + 60,
+              threads=threads, sandbox=box.kind, hidden=box.hidden, image=box.image, jobs=jobs)
     with tempfile.TemporaryDirectory(prefix="llmlab-grade-") as tmp:
-        ini, report = Path(tmp, "pytest.ini"), Path(tmp, "score.json")
-        ini.write_text("[pytest]\n")
-        cmd = [
-            sys.executable, "-m", "pytest", str(path.resolve()),
-            "-c", str(ini), "--rootdir", str(path.resolve().parent), "--noconftest",
-            "-p", "no:python", "-p", "no:cacheprovider", "-p", "llmlab.course.scoring",
-            "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={cell_timeout}",
-            "--llmlab-score-json", str(report), "-q", "--color=no",
-        ]
-        if memory_gb:
-            cmd = [sys.executable, "-m", "llmlab.course.limited", str(int(memory_gb * 2**30)), *cmd]
+        os.chmod(tmp, 0o700)
+        job_file, result_file = Path(tmp, "job.json"), Path(tmp, "result.json")
+        job_file.write_text(json.dumps(asdict(job)), encoding="utf-8")
+        cmd = [sys.executable, "-m", "llmlab.course.driver", str(job_file), str(result_file)]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp, env=thread_env(jobs))
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 120, cwd=tmp, env=env)
         except subprocess.TimeoutExpired:
             g.status, g.detail = "timeout", f"the notebook ran for more than {timeout:g} s"
             return g
-        if not report.is_file():
+        if not result_file.is_file():
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-            g.status, g.detail = "error", " | ".join(tail) or f"pytest exited with {proc.returncode}"
+            g.status, g.detail = "error", "the grader failed: " + (" | ".join(tail) or f"exit code {proc.returncode}")
             return g
-        (rec,) = json.loads(report.read_text(encoding="utf-8"))
-    g.got, g.total = rec["got"], rec["total"]
+        rec = json.loads(result_file.read_text(encoding="utf-8"))
+    g.got, g.total, g.status, g.detail = rec["got"], rec["total"], rec["status"], rec["detail"]
     g.failed = [ch["message"] for ch in rec["checks"].values() if not ch["passed"]]
-    if rec["error"]:
-        g.status, g.detail = "error", rec["error"]
-    elif any(KERNEL_DIED in m or "Kernel dead" in m for m in g.failed):
-        g.status, g.detail = "error", KERNEL_DIED
-    elif any("Timeout" in m or "timed out" in m for m in g.failed):
-        g.status, g.detail = "timeout", f"a cell ran for more than {cell_timeout:g} s"
     return g
 
 
 def grade(paths: list[str | Path], jobs: int = 1, cell_timeout: float = 120, timeout: float = 900,
-          progress=None, memory_gb: float = 12) -> list[Grade]:
-    """Grade every notebook of every learner; a notebook some learners lack is graded 'missing'."""
-    subs = find_submissions(paths)
-    work = [(learner, nb) for learner, nbs in subs.items() for nb in nbs]
+          progress=None, memory_gb: float | None = None, sandbox_kind: str = "auto",
+          image: str = "llmlab-grader") -> tuple[list[Grade], sandbox.Sandbox]:
+    """Grade every course notebook of every learner; a course notebook some learners lack is 'missing'.
+    Returns the grades and the sandbox the kernels ran in."""
+    memory_gb = default_memory_gb(jobs) if memory_gb is None else memory_gb
+    check_limits(jobs, cell_timeout, timeout, memory_gb)
+    learners = find_submissions(paths)
+    hidden = {str(Path(p).resolve()) for p in paths}
+    hidden |= {str(lr.folder.resolve().parent) for lr in learners} | {str(lr.folder.resolve()) for lr in learners}
+    box = sandbox.choose(sandbox_kind, sorted(hidden), image)
+    names = sorted({p.stem for lr in learners for p in lr.notebooks})
+    work = [(lr, name, next((p for p in lr.notebooks if p.stem == name), None)) for lr in learners for name in names]
 
     def one(item):
-        learner, nb = item
+        lr, name, path = item
         start = time.perf_counter()
-        g = grade_notebook(nb, learner, cell_timeout, timeout, jobs, memory_gb)
-        if progress:
-            progress(f"{learner}/{nb.name}: {g.cell} ({time.perf_counter() - start:.0f} s)")
+        g = grade_notebook(path, lr.name, name, box, cell_timeout, timeout, jobs, memory_gb)
+        if progress and path is not None:
+            progress(f"{lr.name}/{name}.ipynb: {g.cell} ({time.perf_counter() - start:.0f} s)")
         return g
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         grades = list(pool.map(one, work))
-    names = sorted({g.notebook for g in grades})
-    for learner in subs:
-        have = {g.notebook for g in grades if g.learner == learner}
-        for name in names:
-            if name not in have:
-                total = _expected_total(notebooks.solutions_dir() / f"{name}.ipynb")
-                grades.append(Grade(learner, name, total=total, status="missing", detail="no such notebook"))
-    return sorted(grades, key=lambda g: (g.learner, g.notebook))
+    grades += [g for lr in learners for g in lr.refused]
+    return sorted(grades, key=lambda g: (g.learner, g.notebook)), box
 
 
-def table(grades: list[Grade]) -> str:
-    """A learner × notebook table with a total column, as aligned text."""
+def table(grades: list[Grade], box: sandbox.Sandbox | None = None) -> str:
+    """A learner × notebook table with a total column, as aligned text; below it, every problem."""
+    scored = [g for g in grades if g.status not in (NOT_COURSE, SYMLINK, STRAY)]
     learners = list(dict.fromkeys(g.learner for g in grades))
-    names = sorted({g.notebook for g in grades})
-    by = {(g.learner, g.notebook): g for g in grades}
+    names = sorted({g.notebook for g in scored})
+    by = {(g.learner, g.notebook): g for g in scored}
     rows = [["learner", *names, "total"]]
     for learner in learners:
-        mine = [by[(learner, n)] for n in names]
-        got, total = sum(g.got for g in mine), sum(g.total for g in mine)
-        rows.append([learner, *(g.cell for g in mine), f"{got:g}/{total:g}"])
+        mine = [by.get((learner, n)) for n in names]
+        got, total = sum(g.got for g in mine if g), sum(g.total for g in mine if g)
+        rows.append([learner, *(g.cell if g else "-" for g in mine), f"{got:g}/{total:g}"])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    problems = [f"{g.learner}/{g.notebook}: {g.status}: {g.detail}" for g in grades if g.status != "ok"]
+    problems = [f"{g.learner}/{g.notebook}: {g.status}: {g.detail}" for g in grades
+                if g.status not in ("ok", "missing")]  # a missing notebook says so in its cell
+    if box is not None and not box.isolated:
+        problems.append(f"⚠ kernels were not isolated ({box.note}): a submission could read or change files, "
+                        "or reach the network")
     return "\n".join(lines + ([""] + problems if problems else []))
 
 
@@ -173,3 +272,6 @@ def write_csv(grades: list[Grade], path: str | Path) -> None:
         w.writerow(["learner", "notebook", "got", "total", "status", "detail"])
         for g in grades:
             w.writerow([g.learner, g.notebook, f"{g.got:g}", f"{g.total:g}", g.status, g.detail])
+
+
+__all__ = ["Grade", "Learner", "find_submissions", "grade", "grade_notebook", "table", "write_csv", "KERNEL_DIED"]

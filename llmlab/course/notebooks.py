@@ -1,13 +1,13 @@
 """Reading notebooks and the facts the course keeps in them (check cells, their ids and points)."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 SOLUTIONS_ENV = "LLMLAB_SOLUTIONS"
+KERNEL_DIED = "the kernel died (the code crashed it, ran out of memory, or called os._exit/sys.exit)"
 
 
 @dataclass(frozen=True)
@@ -16,8 +16,10 @@ class GradedCheck:
     points: float
 
 
-def read(path: str | Path) -> nbformat.NotebookNode:
-    """Read a notebook (nbformat 4); raises ``ValueError`` with the reason if it is not a valid one."""
+def read(path: str | Path):
+    """Read a notebook (nbformat 4, validated); raises ``ValueError`` with the reason if it is not a valid one."""
+    import nbformat  # 2 s to import (its JSON-schema validator): only where a notebook is validated
+
     try:
         nb = nbformat.read(str(path), as_version=4)
         nbformat.validate(nb)
@@ -26,12 +28,22 @@ def read(path: str | Path) -> nbformat.NotebookNode:
     return nb
 
 
-def graded_checks(nb: nbformat.NotebookNode) -> list[GradedCheck]:
+def load(path: str | Path) -> dict:
+    """A notebook read as plain JSON, each cell's source joined into one string (no validation: for
+    notebooks that :func:`read` has already accepted)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+    return nb
+
+
+def graded_checks(nb: dict) -> list[GradedCheck]:
     """The check cells of a notebook, in order: cells whose metadata has ``grade: {id, points}``."""
     out = []
-    for cell in nb.cells:
+    for cell in nb["cells"]:
         meta = cell.get("metadata", {}).get("grade")
-        if cell.cell_type == "code" and isinstance(meta, dict) and "id" in meta:
+        if cell.get("cell_type") == "code" and isinstance(meta, dict) and "id" in meta:
             out.append(GradedCheck(str(meta["id"]), float(meta.get("points", 1))))
     return out
 

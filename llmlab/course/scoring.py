@@ -40,7 +40,7 @@ def pytest_configure(config):
         _watch_for_dead_kernels()
 
 
-KERNEL_DIED = "the kernel died (the code crashed it, ran out of memory, or called os._exit/sys.exit)"
+KERNEL_DIED = notebooks.KERNEL_DIED
 
 
 def _watch_for_dead_kernels() -> None:
