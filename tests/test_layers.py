@@ -136,7 +136,7 @@ def test_rope_conventions_agree_under_the_gguf_permutation():
     H, D, C, T = 3, 8, 20, 7
     w = _randn(H * D, C)  # rows in the interleaved (GGUF) order
     w_half = L.permute_for_rotate_half(w, H)
-    # the formula of shared/DESIGN.md
+    # GGUF's q/k permutation: each head's (D/2, 2) interleaved pairs become (2, D/2) halves
     assert torch.equal(w_half, w.reshape(H, D // 2, 2, C).swapaxes(1, 2).reshape(H * D, C))
     assert torch.equal(L.permute_for_interleaved(w_half, H), w)
     x = _randn(2, T, C, seed=1)
