@@ -163,19 +163,15 @@ class RemoteFunction:
             out.append([ref, meta, len(blobs)])
             blobs.append(wire.tensor_bytes(t))
             if ref.startswith("s"):
-                self.prints[ref] = self._fingerprint(t)
+                self.prints[ref] = wire.leaf_fingerprint(t)
         return out
 
-    @staticmethod
-    def _fingerprint(t: torch.Tensor) -> tuple:
-        g = t.grad if t.is_leaf else None
-        return wire.fingerprint(t), None if g is None else wire.fingerprint(g)
 
     def _stale_held_leaves(self, sent: set, blobs: list) -> list:
         """Held tensors the check changed since the kernel last saw them: send them again."""
         out = []
         for ref, t in list(self.leaves.by_ref.items()):
-            if ref.startswith("s") and ref not in sent and self._fingerprint(t) != self.prints.get(ref):
+            if ref.startswith("s") and ref not in sent and wire.leaf_fingerprint(t) != self.prints.get(ref):
                 out += self._leaf_entries([(ref, None)], blobs)
         return out
 
@@ -202,7 +198,7 @@ class RemoteFunction:
                 raise wire.ProtocolError("a container change names no argument")
         for ref, t in self.leaves.by_ref.items():
             if ref.startswith("s"):
-                self.prints[ref] = self._fingerprint(t)
+                self.prints[ref] = wire.leaf_fingerprint(t)
         if reply.get("ok") is True:
             return decoder(reply.get("result"))
         exc = reply.get("exc")

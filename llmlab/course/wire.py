@@ -213,6 +213,13 @@ def fingerprint(t: torch.Tensor) -> bytes:
     return h.digest()
 
 
+def leaf_fingerprint(t: torch.Tensor) -> tuple[bytes, bytes | None]:
+    """Fingerprints of an argument tensor's values and of its gradient (None when it has none): what both
+    ends compare to tell which arguments a call changed."""
+    g = t.grad if t.is_leaf else None
+    return fingerprint(t), None if g is None else fingerprint(g)
+
+
 def rebuild_tensor(meta: dict, data: memoryview, device_ok=lambda d: d.type == "cpu") -> torch.Tensor:
     """A new tensor from :func:`tensor_meta` and :func:`tensor_bytes`, validated before anything is allocated."""
     dtype = TORCH_DTYPES.get(meta.get("dtype")) if isinstance(meta.get("dtype"), str) else None

@@ -19,7 +19,6 @@ import io
 import os
 import pickle
 import sys
-import traceback
 from pathlib import Path
 
 _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
@@ -46,23 +45,15 @@ class _Tail(io.TextIOBase):
         return out
 
 
-def _learner_frame(tb) -> str:
-    """'line N: <code>' of the innermost frame that is not llmlab's own code (as the checks word it)."""
-    frames = [f for f in traceback.extract_tb(tb) if not (f.filename or "").startswith(_PACKAGE_DIR)]
-    if not frames:
-        return ""
-    f = frames[-1]
-    return f"it happened at line {f.lineno}: `{(f.line or '').strip()}`"
-
-
 class Worker:
     def __init__(self, rfd: int, wfd: int):
         import torch  # noqa: F401  (the notebooks need it; importing it now keeps the first call's time fair)
         from IPython.core.interactiveshell import InteractiveShell
 
         from llmlab.course import wire
+        from llmlab.grading.core import learner_frame
 
-        self.wire, self.rfd, self.wfd = wire, rfd, wfd
+        self.wire, self.learner_frame, self.rfd, self.wfd = wire, learner_frame, rfd, wfd
         self.shell = InteractiveShell.instance()
         self.out = _Tail()
         self.leaves: dict[str, object] = {}      # ref -> tensor, of this call ("c…") and of held objects ("s…")
@@ -158,9 +149,7 @@ class Worker:
         return Unpickler(io.BytesIO(data)).load()
 
     def _fingerprint(self, ref: str) -> tuple:
-        t = self.leaves[ref]
-        g = t.grad if t.is_leaf else None
-        return self.wire.fingerprint(t), None if g is None else self.wire.fingerprint(g)
+        return self.wire.leaf_fingerprint(self.leaves[ref])
 
     def _structure(self, value) -> bytes | None:
         """A digest of a container argument, its tensors counted as references (None: not a container,
@@ -264,7 +253,7 @@ class Worker:
         except Exception:  # noqa: BLE001 — a learner's exception whose __str__ raises
             message = ""
         return {"type": type(e).__name__, "base": base, "args": args, "message": message,
-                "frame": _learner_frame(e.__traceback__)}
+                "frame": self.learner_frame(e)}
 
 
 def drop_privileges(uid: int, nproc: int | None) -> None:

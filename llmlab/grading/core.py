@@ -59,7 +59,7 @@ def tolerances(dtype: torch.dtype, device: torch.device | str = "cpu") -> tuple[
     return rtol, atol
 
 
-def _learner_frame(exc: BaseException) -> str:
+def learner_frame(exc: BaseException) -> str:
     """'line N: <code>' of the innermost frame that is not llmlab's own code."""
     if getattr(exc, "llmlab_frame", None) is not None:  # raised in a class run's kernel, which found the frame there
         return exc.llmlab_frame
@@ -133,7 +133,7 @@ class Check:
             raise
         except Exception as e:  # the learner's bug: say what and where, in one line
             hint = next((h for frag, h in (error_hints or {}).items() if frag in str(e)), None)
-            self.fail(f"your function raised {type(e).__name__}: {e}", hint or _learner_frame(e))
+            self.fail(f"your function raised {type(e).__name__}: {e}", hint or learner_frame(e))
 
     def diagnose(self, actual: torch.Tensor, mistakes: dict[str, torch.Tensor], what: str, rtol: float = 1e-6,
                  correct: torch.Tensor | None = None) -> None:
