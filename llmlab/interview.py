@@ -186,6 +186,8 @@ def withhold(items: list[dict]) -> list[dict]:
     """``items`` with everything that gives an answer away replaced by placeholders (still valid questions,
     so a notebook that shows them keeps running): a numeric answer becomes 1 with no catalogued slips, a
     choice question's first option is marked correct, every explanation and "why" says it is withheld."""
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise TypeError(f"items must be a list of question objects (dicts), got {type(items).__name__}")
     out = []
     for item in items:
         item = {k: v for k, v in item.items() if k not in ("answer", "tolerance", "mistakes", "explanation")}

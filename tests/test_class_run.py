@@ -338,3 +338,17 @@ def test_the_sandbox_hides_what_a_kernel_must_not_read(tmp_path):
     assert (secret, solutions, tests, bashrc, writable) == (False, False, False, False, False)
     assert cwd == sandbox.SCRATCH and wrote == 2
     assert uid != 0
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    (dict(memory_bytes=0, cpu_seconds=10), ValueError), (dict(memory_bytes=2**30, cpu_seconds=-1), ValueError),
+    (dict(memory_bytes=1.5, cpu_seconds=10), TypeError), (dict(memory_bytes=2**30, cpu_seconds=10, threads=0), ValueError),
+])
+def test_limits_reject_nonsense(kwargs, error):
+    with pytest.raises(error, match="must be"):
+        sandbox.Limits(**kwargs)
+
+
+def test_choose_rejects_an_unknown_sandbox():
+    with pytest.raises(ValueError, match="sandbox must be one of"):
+        sandbox.choose("chroot")

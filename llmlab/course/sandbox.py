@@ -42,6 +42,18 @@ class Limits:
     tmpfs_bytes: int | None = None  # size of each writable tmpfs (/tmp, /dev/shm); default memory / 4, at most 1 GiB
     threads: int | None = None    # OMP_NUM_THREADS for the kernel (None: leave it to torch)
 
+    def __post_init__(self):
+        for name in ("memory_bytes", "cpu_seconds", "processes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+            if value <= 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        for name in ("tmpfs_bytes", "threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+
     @property
     def tmpfs(self) -> int:
         return self.tmpfs_bytes or min(2**30, self.memory_bytes // 4)
