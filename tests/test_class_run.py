@@ -19,6 +19,7 @@ from llmlab.course import notebooks, rebuild, sandbox, wire
 from llmlab.course.remote import Kernel, RemoteFunction
 from llmlab.grading import ExerciseFailure
 from llmlab.grading.core import invoke
+from tests.mutants import catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -245,11 +246,12 @@ SAMPLE = [("attention", "check_softmax"), ("tokenizers", "check_apply_merges"), 
 def test_a_check_through_the_kernel_gives_the_notebook_verdict(kernel, module, check):
     """The reference passes and each catalogued mistake gets its hint, as ``tests/test_mutants.py`` shows
     they do in the learner's notebook."""
-    catalogue = importlib.import_module(f"tests.mutants.{module}")
+    entries = catalogue(importlib.import_module(f"tests.mutants.{module}"))
     grader = getattr(importlib.import_module(f"llmlab.grading.{module}"), check)
     _define(kernel, f"import tests.mutants.{module} as M")
     cases = [(f"M.REFERENCE[{check!r}]", "✅ ")]
-    cases += [(f"M.MUTANTS[{i}][1]", hint) for i, (c, _, hint) in enumerate(catalogue.MUTANTS) if c == check][:2]
+    _define(kernel, "from tests.mutants import catalogue")
+    cases += [(f"catalogue(M)[{i}][1]", hint) for i, (c, _, hint, _) in enumerate(entries) if c == check][:2]
     for expr, expected in cases:
         _define(kernel, f"fn = {expr}")
         kernel.deadline = time.monotonic() + 300

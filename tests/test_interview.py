@@ -10,6 +10,7 @@ import pytest
 
 from llmlab import interview
 from llmlab.course.notebooks import read
+from tests.mutants import catalogue
 from tests.test_mutants import CATALOGUES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ def test_code_drills_are_graded_by_the_course_checks():
         module, check = q.check.split(".")
         reference = CATALOGUES[module].REFERENCE[check]
         assert interview.evaluate(q, reference).correct, q.id
-        wrong = next(fn for c, fn, _ in CATALOGUES[module].MUTANTS if c == check)
+        wrong = next(fn for c, fn, _, _ in catalogue(CATALOGUES[module]) if c == check)
         assert not interview.evaluate(q, wrong).correct, q.id
 
 

@@ -2,16 +2,18 @@
 and says "not implemented" for the untouched stub.
 
 Each ``tests/mutants/<module>.py`` mirrors ``llmlab/grading/<module>.py``: ``REFERENCE`` maps every
-check to a correct implementation, ``MUTANTS`` lists (check, wrong implementation, hint fragment).
+check to a correct implementation, and each wrong implementation carries ``@mistake(check, hint, kind)``.
 """
 import importlib
 import json
 import pkgutil
 
 import pytest
+import torch
 
 from llmlab.grading import ExerciseFailure
 from tests import mutants
+from tests.mutants import catalogue
 
 CATALOGUES = {
     info.name: importlib.import_module(f"tests.mutants.{info.name}") for info in pkgutil.iter_modules(mutants.__path__)
@@ -27,12 +29,13 @@ def _all_checks(module: str) -> list[str]:
     return sorted(n for n in dir(mod) if n.startswith("check_"))
 
 
+MISTAKES = {module: catalogue(mod) for module, mod in CATALOGUES.items()}
 MUTANT_CASES = [
     pytest.param(module, check, fn, hint, id=f"{module}.{check}.{fn.__name__}")
-    for module, catalogue in CATALOGUES.items()
-    for check, fn, hint in catalogue.MUTANTS
+    for module, entries in MISTAKES.items()
+    for check, fn, hint, _ in entries
 ]
-REFERENCE_CASES = [(module, check) for module, catalogue in CATALOGUES.items() for check in catalogue.REFERENCE]
+REFERENCE_CASES = [(module, check) for module, mod in CATALOGUES.items() for check in mod.REFERENCE]
 
 
 @pytest.mark.parametrize("module,check,mutant,hint", MUTANT_CASES)
@@ -98,7 +101,7 @@ def test_every_grading_module_has_a_catalogue():
 def test_every_check_has_a_reference_and_two_mutants(module):
     for check in _all_checks(module):
         assert check in CATALOGUES[module].REFERENCE, f"{module}.{check} has no reference"
-        n = sum(1 for c, _, _ in CATALOGUES[module].MUTANTS if c == check)
+        n = sum(1 for c, _, _, _ in MISTAKES[module] if c == check)
         assert n >= 2, f"{module}.{check} has {n} mutant(s); every exercise needs at least 2"
 
 
@@ -114,3 +117,38 @@ def test_learner_exception_is_reported_in_one_line_with_its_line():
 def test_not_a_function():
     with pytest.raises(ExerciseFailure, match="expected your function"):
         _check("start_here", "check_normalize")(42)
+
+
+# ------------------------------------------------------------------------------------- hidden cases and kinds
+
+def _takes_tensors(check) -> bool:
+    """Whether any hidden case of ``check`` passes a tensor (then it needs an in-place and a dtype mutant)."""
+    from llmlab.grading.core import Draw
+
+    def leaves(x):
+        if isinstance(x, (list, tuple)):
+            return [y for item in x for y in leaves(item)]
+        return list(x.values()) if isinstance(x, dict) else [x]
+
+    return any(isinstance(a, torch.Tensor) for case in check.cases(Draw(0)) for a in leaves([case.args, case.kwargs]))
+
+
+EXERCISES = [(module, name) for module in CATALOGUES for name in _all_checks(module)
+             if getattr(_check(module, name), "cases", None) is not None]
+
+
+@pytest.mark.parametrize("module,check", EXERCISES)
+def test_the_catalogue_has_each_kind_of_mistake(module, check):
+    kinds = {kind for c, _, _, kind in MISTAKES[module] if c == check}
+    needed = {"overfit"} | ({"inplace", "dtype"} if _takes_tensors(_check(module, check)) else set())
+    assert needed <= kinds, f"{module}.{check} lacks a mutant of kind {sorted(needed - kinds)}"
+
+
+@pytest.mark.parametrize("module,check", EXERCISES)
+def test_hidden_cases_pass_the_reference_for_any_seed(module, check):
+    """Each check's hidden generator, run 20 times with other seeds, never fails a correct function:
+    no check is flaky, whatever inputs its generator draws."""
+    grader, reference = _check(module, check), CATALOGUES[module].REFERENCE[check]
+    for seed in range(20):
+        result = grader.hidden_result(reference, seed)
+        assert result.passed, f"seed {seed}: {result.line}"

@@ -5,16 +5,31 @@ import math
 
 import torch
 
-from llmlab.grading.core import Check
+from llmlab.grading.core import Case, Check, Draw, exercise
+from llmlab.grading.core import randn as _randn
 from llmlab.nn import attention as A
 
-
-def _randn(*shape, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+_NEG_INF = float("-inf")
 
 
-def check_softmax(fn) -> None:
-    c = Check("04.softmax", fn)
+def _softmax_cases(d: Draw) -> list[Case]:
+    rows = d.randn(d.int(2, 5), d.int(3, 9))
+    offsets = torch.tensor([(-1) ** i * 10.0 ** d.int(2, 4) for i in range(rows.shape[0])])[:, None]
+    holes = d.randn(4, 6).masked_fill(d.rand(4, 6) < 0.4, _NEG_INF)
+    holes[d.int(0, 3)] = _NEG_INF
+    return [
+        Case("rows on very different scales", rows + offsets, -1,
+             hint="subtract each row's own maximum (amax(dim, keepdim=True)), not one maximum for the whole tensor"),
+        Case("softmax over dim 0 of a 3-D tensor", d.randn(d.int(2, 4), 3, 5), 0),
+        Case("a positive dim index", d.randn(2, d.int(2, 5), 6), 1),
+        Case("rows with several -inf entries", holes, -1),
+        Case("float64 input", d.randn(3, 5, dtype=torch.float64, scale=4.0), -1),
+        Case("bfloat16 input", d.randn(2, 3, 8, dtype=torch.bfloat16), -1),
+    ]
+
+
+@exercise("04.softmax", reference=A.softmax, cases=_softmax_cases)
+def check_softmax(c: Check) -> None:
     x = _randn(3, 4, 7)
     out = c.call(x, -1)
     c.expect_tensor(out, shape=x.shape, dtype=x.dtype, name="softmax(x, -1)")
@@ -32,11 +47,20 @@ def check_softmax(fn) -> None:
     c.expect(torch.isfinite(got).all(), "a row that is entirely -inf gave NaN",
              "a query that may attend to nothing should get all-zero weights: avoid 0/0 (e.g. replace a zero sum by 1)")
     c.close(got, A.softmax(masked, -1), "rows with -inf entries are wrong", "-inf scores must get exactly zero weight")
-    c.done()
 
 
-def check_attention_scores(fn) -> None:
-    c = Check("04.attention_scores", fn)
+def _scores_cases(d: Draw) -> list[Case]:
+    B, H, D = d.int(2, 4), d.int(1, 4), d.choice([8, 24, 64])
+    return [
+        Case("another head dimension", d.randn(B, H, d.int(1, 6), D), d.randn(B, H, d.int(1, 9), D),
+             hint="scale by 1/sqrt(D) with D = q.shape[-1], not a fixed number"),
+        Case("3-D inputs (B, T, D)", d.randn(B, 5, 32), d.randn(B, 7, 32)),
+        Case("float64 input", d.randn(B, H, 3, 16, dtype=torch.float64), d.randn(B, H, 4, 16, dtype=torch.float64)),
+    ]
+
+
+@exercise("04.attention_scores", reference=A.attention_scores, cases=_scores_cases)
+def check_attention_scores(c: Check) -> None:
     q, k = _randn(2, 3, 5, 16, seed=1), _randn(2, 3, 7, 16, seed=2)
     out = c.call(q, k)
     c.expect_tensor(out, shape=(2, 3, 5, 7), name="attention_scores(q, k)")
@@ -49,13 +73,20 @@ def check_attention_scores(fn) -> None:
     c.close(out, A.attention_scores(q, k), "scores differ from q k^T / sqrt(d)", "transpose the last two dims of k")
     c.close(c.call(q[0, 0], k[0, 0]), A.attention_scores(q[0, 0], k[0, 0]), "2-D inputs (T, D), (S, D) fail",
             "use k.transpose(-2, -1), which works for any number of leading dims")
-    c.done()
 
 
-def check_causal_mask(fn) -> None:
-    c = Check("04.causal_mask", fn)
+def _causal_cases(d: Draw) -> list[Case]:
+    T = d.int(5, 12)
+    return [Case("a longer square mask", T, T), Case("a cache longer than the queries", T, T + d.int(3, 20)),
+            Case("one query over a long cache", 1, d.int(7, 30)), Case("a single position", 1, 1)]
+
+
+@exercise("04.causal_mask", reference=lambda T, S: A.causal_mask(T, S), cases=_causal_cases)
+def check_causal_mask(c: Check) -> None:
     out = c.call(4, 4)
-    c.expect_tensor(out, shape=(4, 4), dtype=torch.bool, name="causal_mask(4, 4)")
+    c.expect_tensor(out, shape=(4, 4), name="causal_mask(4, 4)")
+    c.expect(out.dtype == torch.bool, f"causal_mask(4, 4) has dtype {out.dtype}, expected torch.bool",
+             "a mask is a bool tensor, True where a query may attend (dtype=torch.bool or .bool())")
     want = A.causal_mask(4)
     if torch.equal(out, want.T):
         c.fail("your mask lets each query see the future and hides the past", "query i may attend to keys j <= i: a lower triangle")
@@ -69,11 +100,19 @@ def check_causal_mask(fn) -> None:
                  "the mask is (queries, keys): T rows, S columns")
         c.expect(torch.equal(got, A.causal_mask(T, S)), f"causal_mask({T}, {S}) is wrong",
                  "with S > T the queries are the last T positions: query i sees keys j <= i + (S - T)")
-    c.done()
 
 
-def check_padding_mask(fn) -> None:
-    c = Check("04.padding_mask", fn)
+def _padding_cases(d: Draw) -> list[Case]:
+    B, S = d.int(2, 5), d.int(5, 11)
+    lengths = [d.int(1, S) for _ in range(B)]
+    left = torch.tensor([[0] * (S - n) + [1] * n for n in lengths])
+    return [Case("another batch and length, left padding", left),
+            Case("right padding", left.flip(-1)),
+            Case("a bool attention_mask", left.bool())]
+
+
+@exercise("04.padding_mask", reference=A.padding_mask, cases=_padding_cases)
+def check_padding_mask(c: Check) -> None:
     am = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1], [0, 1, 1, 1]])
     out = c.call(am)
     want = A.padding_mask(am)
@@ -85,11 +124,29 @@ def check_padding_mask(fn) -> None:
              "add the head and query dims: attention_mask[:, None, None, :]")
     c.expect(not torch.equal(out, ~want), "your mask is inverted: it attends to padding only", "1 (a real token) means attend")
     c.expect(torch.equal(out, want), "the padding mask is wrong", "True where attention_mask is 1")
-    c.done()
 
 
-def check_attention_weights(fn) -> None:
-    c = Check("04.attention_weights", fn)
+def _weights_reference(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return A.softmax(scores.masked_fill(~mask, _NEG_INF))
+
+
+def _weights_cases(d: Draw) -> list[Case]:
+    B, H, T = d.int(2, 3), d.int(1, 3), d.int(3, 7)
+    scores = d.randn(B, H, T, T, scale=3.0)
+    free = d.rand(B, 1, T, T) < 0.6
+    free[..., 0] = True
+    starts = torch.tensor([[d.int(0, T - 1)] for _ in range(B)])
+    pad = A.padding_mask((torch.arange(T) >= starts).long())  # left padding, a different amount per row
+    return [
+        Case("a mask that is not causal", scores, free,
+             hint="use the mask you are given (masked_fill(~mask, -inf)): do not build your own causal mask"),
+        Case("a padding mask (B, 1, 1, S)", scores, pad),
+        Case("float64 scores", d.randn(B, H, T, T, dtype=torch.float64), A.causal_mask(T)),
+    ]
+
+
+@exercise("04.attention_weights", reference=_weights_reference, cases=_weights_cases)
+def check_attention_weights(c: Check) -> None:
     scores = _randn(2, 2, 4, 4, seed=3)
     mask = A.causal_mask(4)
     out = c.call(scores, mask)
@@ -103,16 +160,22 @@ def check_attention_weights(fn) -> None:
     }, "your weights match a known mistake", rtol=1e-5)
     c.expect((out.masked_select(~mask.expand_as(out)) == 0).all(), "hidden positions get non-zero weight",
              "fill the scores with -inf where the mask is False, then softmax")
-    c.close(out, A.softmax(scores.masked_fill(~mask, float("-inf")), -1), "weights differ from softmax(masked scores)", "")
+    c.close(out, _weights_reference(scores, mask), "weights differ from softmax(masked scores)", "")
     pad = A.padding_mask(torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]]))
     got = c.call(scores, mask & pad)
     c.expect(torch.isfinite(got).all(), "a query that sees no key (left padding) gave NaN",
              "use a softmax that returns zeros for all -inf rows (your softmax from above)")
-    c.done()
 
 
-def check_split_heads(fn) -> None:
-    c = Check("04.split_heads", fn)
+def _heads_cases(d: Draw) -> list[Case]:
+    B, T, H, D = d.int(2, 4), d.int(2, 6), d.int(2, 5), d.int(2, 6)
+    return [Case("another batch, length and head count", d.randn(B, T, H * D), H),
+            Case("one head", d.randn(B, T, D), 1),
+            Case("bfloat16 input", d.randn(B, T, H * D, dtype=torch.bfloat16), H)]
+
+
+@exercise("04.split_heads", reference=A.split_heads, cases=_heads_cases)
+def check_split_heads(c: Check) -> None:
     x = torch.arange(2 * 3 * 12, dtype=torch.float32).view(2, 3, 12)
     out = c.call(x, 4)
     c.expect_tensor(out, shape=(2, 4, 3, 3), name="split_heads(x (2, 3, 12), 4)")
@@ -121,11 +184,16 @@ def check_split_heads(fn) -> None:
                "view as (B, T, H, D) first, then swap T and H with transpose(1, 2)")
     c.expect(torch.equal(out, A.split_heads(x, 4)), "the heads hold the wrong channels",
              "head h takes channels h*D .. (h+1)*D - 1 of every time step")
-    c.done()
 
 
-def check_merge_heads(fn) -> None:
-    c = Check("04.merge_heads", fn)
+def _merge_cases(d: Draw) -> list[Case]:
+    B, H, T, D = d.int(2, 4), d.int(2, 5), d.int(2, 6), d.int(2, 6)
+    return [Case("another batch, head count and length", d.randn(B, H, T, D)),
+            Case("bfloat16 input", d.randn(B, H, T, D, dtype=torch.bfloat16))]
+
+
+@exercise("04.merge_heads", reference=A.merge_heads, cases=_merge_cases)
+def check_merge_heads(c: Check) -> None:
     x = torch.arange(2 * 4 * 3 * 3, dtype=torch.float32).view(2, 4, 3, 3)
     out = c.call(x)
     c.expect_tensor(out, shape=(2, 3, 12), name="merge_heads(x (2, 4, 3, 3))")
@@ -133,11 +201,18 @@ def check_merge_heads(fn) -> None:
         c.fail("you reshaped (B, H, T, D) straight to (B, T, H*D): time steps and heads get mixed",
                "transpose(1, 2) to (B, T, H, D) first, then reshape")
     c.expect(torch.equal(out, A.merge_heads(x)), "merge_heads is not the inverse of split_heads", "")
-    c.done()
 
 
-def check_repeat_kv(fn) -> None:
-    c = Check("04.repeat_kv", fn)
+def _repeat_cases(d: Draw) -> list[Case]:
+    B, S, D = d.int(2, 3), d.int(2, 5), d.int(2, 4)
+    return [Case(f"{n_rep} query heads per KV head", d.randn(B, d.int(1, 3), S, D), n_rep,
+                 hint="repeat each KV head n_rep times (the argument), not a fixed number of times")
+            for n_rep in (2, 4, d.int(5, 7))] + \
+        [Case("bfloat16 input", d.randn(B, 2, S, D, dtype=torch.bfloat16), 3)]
+
+
+@exercise("04.repeat_kv", reference=A.repeat_kv, cases=_repeat_cases)
+def check_repeat_kv(c: Check) -> None:
     kv = torch.arange(1 * 2 * 3 * 2, dtype=torch.float32).view(1, 2, 3, 2)
     out = c.call(kv, 3)
     c.expect_tensor(out, shape=(1, 6, 3, 2), name="repeat_kv(kv (1, 2, 3, 2), 3)")
@@ -146,11 +221,29 @@ def check_repeat_kv(fn) -> None:
                "consecutive query heads share a KV head: [g0, g0, g0, g1, g1, g1] (repeat_interleave, not repeat)")
     c.expect(torch.equal(out, A.repeat_kv(kv, 3)), "the repeated heads are wrong", "query head h uses KV head h // n_rep")
     c.expect(torch.equal(c.call(kv, 1), kv), "n_rep = 1 should return the input unchanged", "")
-    c.done()
 
 
-def check_attention(fn) -> None:
-    c = Check("04.attention", fn)
+def _attention_reference(q, k, v, mask=None) -> torch.Tensor:
+    return A.scaled_dot_product_attention(q, k, v, mask)[0]
+
+
+def _attention_cases(d: Draw) -> list[Case]:
+    B, H, T, S, D = d.int(2, 3), d.int(1, 4), d.int(2, 5), d.int(5, 9), d.choice([4, 16, 32])
+    q, k, v = d.randn(B, H, T, D), d.randn(B, H, S, D), d.randn(B, H, S, D)
+    free = d.rand(B, 1, T, S) < 0.6
+    free[..., -1] = True
+    starts = torch.tensor([[d.int(0, S - T)] for _ in range(B)])
+    return [
+        Case("a mask that is not causal", q, k, v, free,
+             hint="use the mask you are given: do not build your own causal mask"),
+        Case("a padding mask (B, 1, 1, S)", q, k, v, A.padding_mask((torch.arange(S) >= starts).long())),
+        Case("another head dimension, no mask", q, k, v, None),
+        Case("float64 input", *(d.randn(B, H, T, 8, dtype=torch.float64) for _ in range(3)), A.causal_mask(T)),
+    ]
+
+
+@exercise("04.attention", reference=_attention_reference, cases=_attention_cases)
+def check_attention(c: Check) -> None:
     q, k, v = _randn(2, 3, 4, 8, seed=4), _randn(2, 3, 6, 8, seed=5), _randn(2, 3, 6, 8, seed=6)
     mask = A.causal_mask(4, 6)
     out = c.call(q, k, v, mask)
@@ -167,4 +260,3 @@ def check_attention(fn) -> None:
             "attention output differs from F.scaled_dot_product_attention", "")
     c.close(c.call(q, k, v, None), A.scaled_dot_product_attention(q, k, v)[0], "mask=None (attend everywhere) fails",
             "skip the masking step when mask is None")
-    c.done()

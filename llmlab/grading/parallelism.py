@@ -8,6 +8,7 @@ lives: in the learner's kernel (in a class run, inside its sandbox), never in th
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import math
 import numbers
@@ -45,6 +46,9 @@ def run_on_ranks(fn, worker, world_size: int, *args) -> list:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
         raise LookupError(f"cannot read the source code of {getattr(fn, '__name__', fn)!r}") from None
+    # from the `def` line on: a decorator names something the ranks do not have
+    first = next((n.lineno for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)), 1)
+    source = "\n".join(source.split("\n")[first - 1:])
     if "raise NotImplementedError" in source:
         raise NotImplementedError
     return launch.run(worker, world_size, source, fn.__name__, *args, timeout=45)

@@ -3,6 +3,7 @@ import math
 
 from llmlab.grading.chinese_segmentation import _choose
 from llmlab.tokenization import chinese as zh
+from tests.mutants import mistake
 
 
 def _spf(gold, pred):
@@ -24,6 +25,7 @@ REFERENCE = {
 
 
 # maximum matching
+@mistake("check_forward_max_match", "longest word first")
 def fmm_shortest_first(text, dictionary, max_len):
     words, i = [], 0
     while i < len(text):
@@ -33,6 +35,7 @@ def fmm_shortest_first(text, dictionary, max_len):
     return words
 
 
+@mistake("check_forward_max_match", "exactly max_len characters long")
 def fmm_window_too_short(text, dictionary, max_len):
     words, i = [], 0
     while i < len(text):
@@ -47,6 +50,7 @@ def fmm_window_too_short(text, dictionary, max_len):
     return words
 
 
+@mistake("check_forward_max_match", "a word by itself")
 def fmm_drops_unknown(text, dictionary, max_len):
     words, i = [], 0
     while i < len(text):
@@ -60,18 +64,22 @@ def fmm_drops_unknown(text, dictionary, max_len):
     return words
 
 
+@mistake("check_forward_max_match", "start from the beginning")
 def fmm_is_backward(text, dictionary, max_len):
     return zh.backward_max_match(text, dictionary, max_len)
 
 
+@mistake("check_backward_max_match", "reverse the list")
 def bmm_not_reversed(text, dictionary, max_len):
     return zh.backward_max_match(text, dictionary, max_len)[::-1]
 
 
+@mistake("check_backward_max_match", "start from the end")
 def bmm_is_forward(text, dictionary, max_len):
     return zh.forward_max_match(text, dictionary, max_len)
 
 
+@mistake("check_backward_max_match", "longest word first")
 def bmm_shortest_first(text, dictionary, max_len):
     words, j = [], len(text)
     while j > 0:
@@ -82,16 +90,19 @@ def bmm_shortest_first(text, dictionary, max_len):
 
 
 # choosing between FMM and BMM
+@mistake("check_choose_segmentation", "fewer words wins")
 def choose_more_words(fmm, bmm):
     if len(fmm) != len(bmm):
         return fmm if len(fmm) > len(bmm) else bmm
     return bmm
 
 
+@mistake("check_choose_segmentation", "single-character words")
 def choose_ignores_singles(fmm, bmm):
     return fmm if len(fmm) < len(bmm) else bmm
 
 
+@mistake("check_choose_segmentation", "prefer BMM")
 def choose_fmm_on_tie(fmm, bmm):
     if len(fmm) != len(bmm):
         return fmm if len(fmm) < len(bmm) else bmm
@@ -100,11 +111,13 @@ def choose_fmm_on_tie(fmm, bmm):
 
 
 # DAG
+@mistake("check_build_dag", "DAG[i] = [i]")
 def dag_no_fallback(sentence, dictionary):
     dag = zh.build_dag(sentence, dictionary)
     return {i: [j for j in js if sentence[i : j + 1] in dictionary] for i, js in dag.items()}
 
 
+@mistake("check_build_dag", "keep extending while the fragment is in dictionary.freq")
 def dag_stops_at_non_words(sentence, dictionary):
     dag = {}
     for i in range(len(sentence)):
@@ -116,6 +129,7 @@ def dag_stops_at_non_words(sentence, dictionary):
     return dag
 
 
+@mistake("check_build_dag", "frequency 0 is not a word")
 def dag_includes_prefixes(sentence, dictionary):
     dag = {}
     for i in range(len(sentence)):
@@ -127,11 +141,13 @@ def dag_includes_prefixes(sentence, dictionary):
     return dag
 
 
+@mistake("check_build_dag", "inclusive ends")
 def dag_exclusive_ends(sentence, dictionary):
     return {i: [j + 1 for j in js] for i, js in zh.build_dag(sentence, dictionary).items()}
 
 
 # route
+@mistake("check_best_route", "(freq or 1)")
 def route_log_zero(sentence, dag, dictionary):
     n, route = len(sentence), {len(sentence): (0.0, 0)}
     for i in range(n - 1, -1, -1):
@@ -140,6 +156,7 @@ def route_log_zero(sentence, dag, dictionary):
     return route
 
 
+@mistake("check_best_route", "log(freq) - log(total)")
 def route_unnormalised(sentence, dag, dictionary):
     n, route = len(sentence), {len(sentence): (0.0, 0)}
     for i in range(n - 1, -1, -1):
@@ -147,6 +164,7 @@ def route_unnormalised(sentence, dag, dictionary):
     return route
 
 
+@mistake("check_best_route", "from the right end")
 def route_greedy_left_to_right(sentence, dag, dictionary):
     route = {len(sentence): (0.0, 0)}
     for i in range(len(sentence)):
@@ -155,6 +173,7 @@ def route_greedy_left_to_right(sentence, dag, dictionary):
 
 
 # Viterbi
+@mistake("check_viterbi", "among E and S only")
 def viterbi_any_final_state(chars, hmm):
     score = {y: hmm.start[y] + hmm.emit[y].get(chars[0], zh.MIN_LOG) for y in "BMES"}
     paths = {y: [y] for y in "BMES"}
@@ -167,16 +186,19 @@ def viterbi_any_final_state(chars, hmm):
     return paths[max("BMES", key=lambda y: score[y])]
 
 
+@mistake("check_viterbi", "each tag depends on the previous one")
 def viterbi_greedy(chars, hmm):
     return [max("BMES", key=lambda y: hmm.emit[y].get(c, zh.MIN_LOG)) for c in chars]
 
 
+@mistake("check_viterbi", "start with start[y]")
 def viterbi_no_start(chars, hmm):
     flat = zh.HMM({y: 0.0 for y in "BMES"}, hmm.trans, hmm.emit)
     return zh.viterbi(chars, flat)
 
 
 # tags -> words
+@mistake("check_tags_to_words", "does not spell")
 def tags_drops_open_word(chars, tags):
     words, begin = [], 0
     for i, t in enumerate(tags):
@@ -189,6 +211,7 @@ def tags_drops_open_word(chars, tags):
     return words
 
 
+@mistake("check_tags_to_words", "a word ends after every E and every S")
 def tags_cuts_after_b(chars, tags):
     words, begin = [], 0
     for i, t in enumerate(tags):
@@ -201,6 +224,7 @@ def tags_cuts_after_b(chars, tags):
 
 
 # spans and scores
+@mistake("check_word_spans", "end is exclusive")
 def spans_inclusive(words):
     spans, i = set(), 0
     for w in words:
@@ -209,52 +233,25 @@ def spans_inclusive(words):
     return spans
 
 
+@mistake("check_word_spans", "running offset")
 def spans_no_offset(words):
     return {(0, len(w)) for w in words}
 
 
+@mistake("check_span_prf", "precision divides by the predicted words")
 def prf_swapped(gold, pred):
     p, r, f = _spf(gold, pred)
     return r, p, f
 
 
+@mistake("check_span_prf", "compare word spans, not word strings")
 def prf_word_strings(gold, pred):
     hit = sum(len(set(g) & set(p)) for g, p in zip(gold, pred))
     p, r = hit / sum(map(len, pred)), hit / sum(map(len, gold))
     return p, r, 2 * p * r / (p + r) if p + r else 0.0
 
 
+@mistake("check_span_prf", "micro-average")
 def prf_macro(gold, pred):
     per = [_spf([g], [p]) for g, p in zip(gold, pred)]
     return tuple(sum(x[k] for x in per) / len(per) for k in range(3))
-
-
-MUTANTS = [
-    ("check_forward_max_match", fmm_shortest_first, "longest word first"),
-    ("check_forward_max_match", fmm_window_too_short, "exactly max_len characters long"),
-    ("check_forward_max_match", fmm_drops_unknown, "a word by itself"),
-    ("check_forward_max_match", fmm_is_backward, "start from the beginning"),
-    ("check_backward_max_match", bmm_not_reversed, "reverse the list"),
-    ("check_backward_max_match", bmm_is_forward, "start from the end"),
-    ("check_backward_max_match", bmm_shortest_first, "longest word first"),
-    ("check_choose_segmentation", choose_more_words, "fewer words wins"),
-    ("check_choose_segmentation", choose_ignores_singles, "single-character words"),
-    ("check_choose_segmentation", choose_fmm_on_tie, "prefer BMM"),
-    ("check_build_dag", dag_no_fallback, "DAG[i] = [i]"),
-    ("check_build_dag", dag_stops_at_non_words, "keep extending while the fragment is in dictionary.freq"),
-    ("check_build_dag", dag_includes_prefixes, "frequency 0 is not a word"),
-    ("check_build_dag", dag_exclusive_ends, "inclusive ends"),
-    ("check_best_route", route_log_zero, "(freq or 1)"),
-    ("check_best_route", route_unnormalised, "log(freq) - log(total)"),
-    ("check_best_route", route_greedy_left_to_right, "from the right end"),
-    ("check_viterbi", viterbi_any_final_state, "among E and S only"),
-    ("check_viterbi", viterbi_greedy, "each tag depends on the previous one"),
-    ("check_viterbi", viterbi_no_start, "start with start[y]"),
-    ("check_tags_to_words", tags_drops_open_word, "does not spell"),
-    ("check_tags_to_words", tags_cuts_after_b, "a word ends after every E and every S"),
-    ("check_word_spans", spans_inclusive, "end is exclusive"),
-    ("check_word_spans", spans_no_offset, "running offset"),
-    ("check_span_prf", prf_swapped, "precision divides by the predicted words"),
-    ("check_span_prf", prf_word_strings, "compare word spans, not word strings"),
-    ("check_span_prf", prf_macro, "micro-average"),
-]

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.compress import distill, lowrank, ratio, sharing
+from tests.mutants import mistake
 
 
 def sharing_ratio(n_weights, k, weight_bits, codebook_bits):
@@ -30,22 +31,27 @@ REFERENCE = {
 
 
 # soft_targets
+@mistake("check_soft_targets", "temperature is not used")
 def st_no_temperature(logits, T):
     return logits.softmax(-1)
 
 
+@mistake("check_soft_targets", "do not multiply")
 def st_times_T(logits, T):
     return (logits * T).softmax(-1)
 
 
+@mistake("check_soft_targets", "not log-probabilities")
 def st_log(logits, T):
     return (logits / T).log_softmax(-1)
 
 
+@mistake("check_soft_targets", "the last dim")
 def st_wrong_dim(logits, T):
     return (logits / T).softmax(0)
 
 
+@mistake("check_soft_targets", "normalise")
 def st_unnormalised(logits, T):
     return (logits / T).exp()
 
@@ -55,53 +61,65 @@ def _kl(log_p, log_q):
     return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
 
 
+@mistake("check_kd_loss", "multiply the KL by T²")
 def kd_no_T2(s, t, T):
     return _kl((t / T).log_softmax(-1), (s / T).log_softmax(-1))
 
 
+@mistake("check_kd_loss", "T², not T")
 def kd_times_T(s, t, T):
     return kd_no_T2(s, t, T) * T
 
 
+@mistake("check_kd_loss", "swapped teacher and student")
 def kd_reversed(s, t, T):
     return _kl((s / T).log_softmax(-1), (t / T).log_softmax(-1)) * T**2
 
 
+@mistake("check_kd_loss", "divide the student's logits by T too")
 def kd_student_not_softened(s, t, T):
     return _kl((t / T).log_softmax(-1), s.log_softmax(-1)) * T**2
 
 
+@mistake("check_kd_loss", "divide the teacher's logits by T too")
 def kd_teacher_not_softened(s, t, T):
     return _kl(t.log_softmax(-1), (s / T).log_softmax(-1)) * T**2
 
 
+@mistake("check_kd_loss", "do not sum over positions")
 def kd_sum_positions(s, t, T):
     log_p, log_q = (t / T).log_softmax(-1), (s / T).log_softmax(-1)
     return (log_p.exp() * (log_p - log_q)).sum() * T**2
 
 
+@mistake("check_kd_loss", "also divides by V")
 def kd_kl_div_mean(s, t, T):
     with warnings.catch_warnings():  # torch warns that 'mean' is not the KL's definition: the very mistake
         warnings.simplefilter("ignore")
         return F.kl_div((s / T).log_softmax(-1), (t / T).softmax(-1), reduction="mean") * T**2
 
 
+@mistake("check_kd_loss", "divides by the first dim only")
 def kd_kl_div_batchmean_3d(s, t, T):
     return F.kl_div((s / T).log_softmax(-1), (t / T).log_softmax(-1), reduction="batchmean", log_target=True) * T**2
 
 
+@mistake("check_kd_loss", "teacher's entropy")
 def kd_cross_entropy(s, t, T):
     return -((t / T).softmax(-1) * (s / T).log_softmax(-1)).sum(-1).mean() * T**2
 
 
+@mistake("check_kd_loss", "no .item()")
 def kd_float(s, t, T):
     return distill.kd_loss(s, t, T).item()
 
 
+@mistake("check_kd_loss", "no gradient")
 def kd_detached(s, t, T):
     return distill.kd_loss(s.detach(), t, T)
 
 
+@mistake("check_kd_loss", "average over the positions")
 def kd_per_position(s, t, T):
     log_p, log_q = (t / T).log_softmax(-1), (s / T).log_softmax(-1)
     return (log_p.exp() * (log_p - log_q)).sum(-1) * T**2
@@ -112,71 +130,86 @@ def _ce(s, y):
     return F.cross_entropy(s.reshape(-1, s.shape[-1]), y.reshape(-1))
 
 
+@mistake("check_distillation_loss", "swapped them")
 def dl_alpha_swapped(s, t, y, T, alpha):
     return (1 - alpha) * distill.kd_loss(s, t, T) + alpha * _ce(s, y)
 
 
+@mistake("check_distillation_loss", "plain logits (T = 1)")
 def dl_ce_at_T(s, t, y, T, alpha):
     return alpha * distill.kd_loss(s, t, T) + (1 - alpha) * _ce(s / T, y)
 
 
+@mistake("check_distillation_loss", "not their plain sum")
 def dl_plain_sum(s, t, y, T, alpha):
     return distill.kd_loss(s, t, T) + _ce(s, y)
 
 
+@mistake("check_distillation_loss", "flatten the positions first")
 def dl_ce_unflattened(s, t, y, T, alpha):
     return alpha * distill.kd_loss(s, t, T) + (1 - alpha) * F.cross_entropy(s, y)
 
 
+@mistake("check_distillation_loss", "the cross-entropy is not")
 def dl_ce_times_T2(s, t, y, T, alpha):
     return alpha * distill.kd_loss(s, t, T) + (1 - alpha) * _ce(s, y) * T**2
 
 
 # assign
+@mistake("check_assign", "argmin, not argmax")
 def as_argmax(w, codebook):
     return (w[..., None] - codebook).abs().argmax(-1)
 
 
+@mistake("check_assign", "signed difference")
 def as_signed(w, codebook):
     return (w[..., None] - codebook).argmin(-1)
 
 
+@mistake("check_assign", "*sorted* codebook")
 def as_sorted_rank(w, codebook):
     c = codebook.sort().values
     return torch.searchsorted((c[1:] + c[:-1]) / 2, w.flatten()).reshape(w.shape)
 
 
+@mistake("check_assign", "not evenly spaced")
 def as_uniform_grid(w, codebook):
     k = len(codebook)
     pos = (w - codebook.min()) / (codebook.max() - codebook.min()) * (k - 1)
     return pos.round().clamp(0, k - 1).long()
 
 
+@mistake("check_assign", "expected integers")
 def as_float(w, codebook):
     return sharing.assign(w, codebook).float()
 
 
 # update
+@mistake("check_update", "keeps its old value")
 def up_empty_zero(w, idx, codebook):
     new = sharing.update(w, idx, codebook)
     return torch.where(torch.bincount(idx.flatten(), minlength=len(codebook)) > 0, new, torch.zeros_like(new))
 
 
+@mistake("check_update", "divides 0 by 0")
 def up_empty_nan(w, idx, codebook):
     idx, w = idx.flatten(), w.flatten()
     return torch.stack([w[idx == j].mean() for j in range(len(codebook))])
 
 
+@mistake("check_update", "divide the sum by the count")
 def up_sum(w, idx, codebook):
     sums = torch.zeros_like(codebook).index_add_(0, idx.flatten(), w.flatten())
     return torch.where(torch.bincount(idx.flatten(), minlength=len(codebook)) > 0, sums, codebook)
 
 
+@mistake("check_update", "not the median")
 def up_median(w, idx, codebook):
     idx, w = idx.flatten(), w.flatten()
     return torch.stack([w[idx == j].median() if (idx == j).any() else codebook[j] for j in range(len(codebook))])
 
 
+@mistake("check_update", "every weight counts once")
 def up_rows(w, idx, codebook):
     """Means of the first row only: forgets that a 2-D weight holds more than one row."""
     return sharing.update(w.reshape(-1, w.shape[-1])[0], idx.reshape(-1, w.shape[-1])[0], codebook)
@@ -187,118 +220,82 @@ def _svd(w):
     return torch.linalg.svd(w, full_matrices=False)
 
 
+@mistake("check_truncated_svd", "*largest* singular values")
 def svd_smallest(w, rank):
     U, S, Vh = _svd(w)
     root = S[-rank:].sqrt()
     return U[:, -rank:] * root, root[:, None] * Vh[-rank:]
 
 
+@mistake("check_truncated_svd", "singular values are missing")
 def svd_no_sigma(w, rank):
     U, S, Vh = _svd(w)
     return U[:, :rank], Vh[:rank]
 
 
+@mistake("check_truncated_svd", "not by σ")
 def svd_sigma_twice(w, rank):
     U, S, Vh = _svd(w)
     return U[:, :rank] * S[:rank], S[:rank, None] * Vh[:rank]
 
 
+@mistake("check_truncated_svd", "its *rows* are the right singular vectors")
 def svd_vh_columns(w, rank):
     U, S, Vh = _svd(w)
     root = S[:rank].sqrt()
     return U[:, :rank] * root, root[:, None] * Vh[:, :rank].T
 
 
+@mistake("check_truncated_svd", "U and V are swapped")
 def svd_swapped(w, rank):
     U, S, Vh = _svd(w)
     root = S[:rank].sqrt()
     return Vh[:rank].T * root, root[:, None] * U[:, :rank].T
 
 
+@mistake("check_truncated_svd", "split the singular values evenly")
 def svd_all_sigma_left(w, rank):
     U, S, Vh = _svd(w)
     return U[:, :rank] * S[:rank], Vh[:rank]
 
 
 # sharing_ratio
+@mistake("check_sharing_ratio", "inverted")
 def sr_inverted(n_weights, k, weight_bits, codebook_bits):
     return 1 / sharing_ratio(n_weights, k, weight_bits, codebook_bits)
 
 
+@mistake("check_sharing_ratio", "the codebook is stored too")
 def sr_no_codebook(n_weights, k, weight_bits, codebook_bits):
     return weight_bits / math.ceil(math.log2(k))
 
 
+@mistake("check_sharing_ratio", "whole number of bits")
 def sr_fractional_bits(n_weights, k, weight_bits, codebook_bits):
     return n_weights * weight_bits / (n_weights * math.log2(k) + k * codebook_bits)
 
 
+@mistake("check_sharing_ratio", "not once per weight")
 def sr_codebook_per_weight(n_weights, k, weight_bits, codebook_bits):
     return weight_bits / (math.ceil(math.log2(k)) + k * codebook_bits)
 
 
 # sparse_ratio
+@mistake("check_sparse_ratio", "inverted")
 def sp_inverted(n_weights, density, value_bits, index_bits):
     return 1 / sparse_ratio(n_weights, density, value_bits, index_bits)
 
 
+@mistake("check_sparse_ratio", "its position too")
 def sp_no_index(n_weights, density, value_bits, index_bits):
     return 1 / density
 
 
+@mistake("check_sparse_ratio", "not the share pruned")
 def sp_sparsity(n_weights, density, value_bits, index_bits):
     return n_weights * value_bits / (round((1 - density) * n_weights) * (value_bits + index_bits))
 
 
+@mistake("check_sparse_ratio", "int() truncates")
 def sp_int(n_weights, density, value_bits, index_bits):
     return n_weights * value_bits / (int(density * n_weights) * (value_bits + index_bits))
-
-
-MUTANTS = [
-    ("check_soft_targets", st_no_temperature, "temperature is not used"),
-    ("check_soft_targets", st_times_T, "do not multiply"),
-    ("check_soft_targets", st_log, "not log-probabilities"),
-    ("check_soft_targets", st_wrong_dim, "the last dim"),
-    ("check_soft_targets", st_unnormalised, "normalise"),
-    ("check_kd_loss", kd_no_T2, "multiply the KL by T²"),
-    ("check_kd_loss", kd_times_T, "T², not T"),
-    ("check_kd_loss", kd_reversed, "swapped teacher and student"),
-    ("check_kd_loss", kd_student_not_softened, "divide the student's logits by T too"),
-    ("check_kd_loss", kd_teacher_not_softened, "divide the teacher's logits by T too"),
-    ("check_kd_loss", kd_sum_positions, "do not sum over positions"),
-    ("check_kd_loss", kd_kl_div_mean, "also divides by V"),
-    ("check_kd_loss", kd_kl_div_batchmean_3d, "divides by the first dim only"),
-    ("check_kd_loss", kd_cross_entropy, "teacher's entropy"),
-    ("check_kd_loss", kd_float, "no .item()"),
-    ("check_kd_loss", kd_detached, "no gradient"),
-    ("check_kd_loss", kd_per_position, "average over the positions"),
-    ("check_distillation_loss", dl_alpha_swapped, "swapped them"),
-    ("check_distillation_loss", dl_ce_at_T, "plain logits (T = 1)"),
-    ("check_distillation_loss", dl_plain_sum, "not their plain sum"),
-    ("check_distillation_loss", dl_ce_times_T2, "the cross-entropy is not"),
-    ("check_distillation_loss", dl_ce_unflattened, "flatten the positions first"),
-    ("check_assign", as_argmax, "argmin, not argmax"),
-    ("check_assign", as_signed, "signed difference"),
-    ("check_assign", as_sorted_rank, "*sorted* codebook"),
-    ("check_assign", as_uniform_grid, "not evenly spaced"),
-    ("check_assign", as_float, "expected integers"),
-    ("check_update", up_empty_zero, "keeps its old value"),
-    ("check_update", up_empty_nan, "divides 0 by 0"),
-    ("check_update", up_sum, "divide the sum by the count"),
-    ("check_update", up_median, "not the median"),
-    ("check_update", up_rows, "every weight counts once"),
-    ("check_truncated_svd", svd_smallest, "*largest* singular values"),
-    ("check_truncated_svd", svd_no_sigma, "singular values are missing"),
-    ("check_truncated_svd", svd_sigma_twice, "not by σ"),
-    ("check_truncated_svd", svd_vh_columns, "its *rows* are the right singular vectors"),
-    ("check_truncated_svd", svd_swapped, "U and V are swapped"),
-    ("check_truncated_svd", svd_all_sigma_left, "split the singular values evenly"),
-    ("check_sharing_ratio", sr_inverted, "inverted"),
-    ("check_sharing_ratio", sr_no_codebook, "the codebook is stored too"),
-    ("check_sharing_ratio", sr_fractional_bits, "whole number of bits"),
-    ("check_sharing_ratio", sr_codebook_per_weight, "not once per weight"),
-    ("check_sparse_ratio", sp_inverted, "inverted"),
-    ("check_sparse_ratio", sp_no_index, "its position too"),
-    ("check_sparse_ratio", sp_sparsity, "not the share pruned"),
-    ("check_sparse_ratio", sp_int, "int() truncates"),
-]

@@ -10,6 +10,7 @@ from llmlab import probe, zero_shot
 from llmlab.metrics import classification as C
 from llmlab.metrics import lm
 from llmlab.metrics import text as T
+from tests.mutants import mistake
 
 
 # References with the notebook's signatures (tensors in, tensors or floats out)
@@ -55,14 +56,17 @@ REFERENCE = {
 
 
 # strided_windows
+@mistake("check_strided_windows", "end - begin scores the overlap twice")
 def windows_trg_is_window_length(n_tokens, window, stride):
     return [(b, e, e - b) for b, e, _ in lm.strided_windows(n_tokens, window, stride)]
 
 
+@mistake("check_strided_windows", "the first window scores all its tokens")
 def windows_trg_is_stride(n_tokens, window, stride):
     return [(b, e, stride) for b, e, _ in lm.strided_windows(n_tokens, window, stride)]
 
 
+@mistake("check_strided_windows", "stop after the first window whose end reaches n_tokens")
 def windows_no_break(n_tokens, window, stride):
     out, prev_end = [], 0
     for begin in range(0, n_tokens, stride):
@@ -72,6 +76,7 @@ def windows_no_break(n_tokens, window, stride):
     return out
 
 
+@mistake("check_strided_windows", "keep sliding until a window reaches n_tokens")
 def windows_stop_early(n_tokens, window, stride):
     out, prev_end = [], 0
     for begin in range(0, max(n_tokens - window, 0) + 1, stride):
@@ -90,11 +95,13 @@ def _window_scores(model, ids, window, stride):
             yield lp, x, trg_len
 
 
+@mistake("check_strided_perplexity", "the others are context")
 def ppl_counts_context(model, ids, window, stride):
     nll = [-lp[:-1].gather(-1, x[1:, None]) for lp, x, _ in _window_scores(model, ids, window, stride)]
     return torch.cat(nll).mean().exp().item()
 
 
+@mistake("check_strided_perplexity", "not the sum of trg_len")
 def ppl_divides_by_n(model, ids, window, stride):
     total, n = 0.0, 0
     for lp, x, trg_len in _window_scores(model, ids, window, stride):
@@ -103,34 +110,40 @@ def ppl_divides_by_n(model, ids, window, stride):
     return math.exp(total / n)
 
 
+@mistake("check_strided_perplexity", "not the windows' means")
 def ppl_mean_of_window_means(model, ids, window, stride):
     means = [-lp[:-1].gather(-1, x[1:, None])[-trg_len:].mean().item()
              for lp, x, trg_len in _window_scores(model, ids, window, stride)]
     return math.exp(sum(means) / len(means))
 
 
+@mistake("check_strided_perplexity", "predict token t + 1")
 def ppl_off_by_one(model, ids, window, stride):
     nll = [-lp.gather(-1, x[:, None])[-trg_len:] for lp, x, trg_len in _window_scores(model, ids, window, stride)]
     return torch.cat(nll).mean().exp().item()
 
 
 # confusion_matrix
+@mistake("check_confusion_matrix", "rows are the true classes")
 def cm_transposed(y_true, y_pred, n_classes):
     return confusion_matrix(y_true, y_pred, n_classes).T
 
 
+@mistake("check_confusion_matrix", "accumulate=True")
 def cm_no_accumulate(y_true, y_pred, n_classes):
     cm = torch.zeros(n_classes, n_classes, dtype=torch.long)
     cm[y_true, y_pred] += 1
     return cm
 
 
+@mistake("check_confusion_matrix", "size the matrix (n_classes, n_classes)")
 def cm_sized_by_data(y_true, y_pred, n_classes):
     k = int(max(y_true.max(), y_pred.max())) + 1
     return confusion_matrix(y_true, y_pred, k)
 
 
 # f1_score
+@mistake("check_f1_score", "not the harmonic mean of macro-precision and macro-recall")
 def f1_harmonic_of_macro(cm, average):
     if average != "macro":
         return f1_score(cm, average)
@@ -139,10 +152,12 @@ def f1_harmonic_of_macro(cm, average):
     return (2 * p * r / (p + r)).item()
 
 
+@mistake("check_f1_score", "micro-F1 pools the counts")
 def f1_micro_is_macro(cm, average):
     return f1_score(cm, "macro" if average == "micro" else average)
 
 
+@mistake("check_f1_score", "number of *true* examples")
 def f1_weighted_by_predictions(cm, average):
     if average != "weighted":
         return f1_score(cm, average)
@@ -150,6 +165,7 @@ def f1_weighted_by_predictions(cm, average):
     return ((f1 * pred).sum() / pred.sum()).item()
 
 
+@mistake("check_f1_score", "zero_division=0")
 def f1_nan_for_empty_class(cm, average):
     tp, pred, true, _ = _per_class(cm)
     f1 = 2 * tp / (pred + true)
@@ -164,27 +180,32 @@ def _pairs(y_true, scores):
     return pos[:, None], neg[None, :]
 
 
+@mistake("check_roc_auc", "counts 1/2, not 0")
 def auc_ties_count_zero(y_true, scores):
     pos, neg = _pairs(y_true, scores)
     return (pos > neg).double().mean().item()
 
 
+@mistake("check_roc_auc", "counts 1/2, not 1")
 def auc_ties_count_one(y_true, scores):
     pos, neg = _pairs(y_true, scores)
     return (pos >= neg).double().mean().item()
 
 
+@mistake("check_roc_auc", "orientation is reversed")
 def auc_reversed(y_true, scores):
     pos, neg = _pairs(y_true, scores)
     return ((pos < neg).double() + 0.5 * (pos == neg).double()).mean().item()
 
 
 # roc_auc_ovr
+@mistake("check_roc_auc_ovr", "not the predicted class")
 def ovr_hard_predictions(y_true, probs):
     hard = torch.nn.functional.one_hot(probs.argmax(1), probs.shape[1]).double()
     return roc_auc_ovr(y_true, hard)
 
 
+@mistake("check_roc_auc_ovr", "every class the same weight")
 def ovr_weighted(y_true, probs):
     return C.roc_auc_ovr(y_true, probs, labels=list(range(probs.shape[1])), average="weighted")
 
@@ -194,26 +215,31 @@ def _grams(tokens, n):
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
+@mistake("check_modified_precision", "clip each n-gram's count")
 def precision_unclipped(hyp, refs, n):
     grams, seen = _grams(hyp, n), set().union(*(_grams(r, n) for r in refs))
     return sum(c for g, c in grams.items() if g in seen), sum(grams.values())
 
 
+@mistake("check_modified_precision", "not the sum over references")
 def precision_clip_by_sum(hyp, refs, n):
     grams, ref = _grams(hyp, n), sum((_grams(r, n) for r in refs), Counter())
     return sum(min(c, ref[g]) for g, c in grams.items()), sum(grams.values())
 
 
+@mistake("check_modified_precision", "not only the first")
 def precision_first_reference(hyp, refs, n):
     return T.modified_precision(hyp, refs[:1], n)
 
 
 # brevity_penalty
+@mistake("check_brevity_penalty", "not the longest")
 def bp_longest_reference(hyp_lens, ref_lens):
     c, r = sum(hyp_lens), sum(max(refs) for refs in ref_lens)
     return 1.0 if c >= r else (math.exp(1 - r / c) if c else 0.0)
 
 
+@mistake("check_brevity_penalty", "reference length over hypothesis length")
 def bp_ratio_reversed(hyp_lens, ref_lens):
     bp = T.brevity_penalty(hyp_lens, ref_lens)
     if bp in (0.0, 1.0):
@@ -222,10 +248,12 @@ def bp_ratio_reversed(hyp_lens, ref_lens):
     return math.exp(1 - 1 / r)
 
 
+@mistake("check_brevity_penalty", "corpus quantity")
 def bp_per_sentence(hyp_lens, ref_lens):
     return float(np.mean([T.brevity_penalty([h], [r]) for h, r in zip(hyp_lens, ref_lens)]))
 
 
+@mistake("check_brevity_penalty", "only short outputs are penalised")
 def bp_always(hyp_lens, ref_lens):
     c = sum(hyp_lens)
     r = sum(min(refs, key=lambda x: (abs(x - h), x)) for h, refs in zip(hyp_lens, ref_lens))
@@ -238,17 +266,20 @@ def _substring(a, b):
     return SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b)).size
 
 
+@mistake("check_rouge_l", "not the longest common substring")
 def rouge_l_substring(target_tokens, pred_tokens):
     lcs = _substring(target_tokens, pred_tokens)
     p, r = lcs / len(pred_tokens), lcs / len(target_tokens)
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
+@mistake("check_rouge_l", "you swapped them")
 def rouge_l_swapped(target_tokens, pred_tokens):
     p, r, f = rouge_l(target_tokens, pred_tokens)
     return r, p, f
 
 
+@mistake("check_rouge_l", "harmonic mean")
 def rouge_l_arithmetic_f(target_tokens, pred_tokens):
     p, r, _ = rouge_l(target_tokens, pred_tokens)
     return p, r, (p + r) / 2
@@ -261,23 +292,27 @@ def _log_probs(model, prompt_ids, cont_ids):
         return model(ids)[0].log_softmax(-1), ids[0]
 
 
+@mistake("check_continuation_log_prob", "predict token t + 1")
 def cont_off_by_one(model, prompt_ids, cont_ids):
     lp, ids = _log_probs(model, prompt_ids, cont_ids)
     P = len(prompt_ids)
     return lp[P:].gather(-1, ids[P:, None]).sum().item()
 
 
+@mistake("check_continuation_log_prob", "not probabilities")
 def cont_sums_probabilities(model, prompt_ids, cont_ids):
     lp, ids = _log_probs(model, prompt_ids, cont_ids)
     P = len(prompt_ids)
     return lp[P - 1 : -1].gather(-1, ids[P:, None]).exp().sum().item()
 
 
+@mistake("check_continuation_log_prob", "score only the continuation")
 def cont_scores_prompt(model, prompt_ids, cont_ids):
     lp, ids = _log_probs(model, prompt_ids, cont_ids)
     return lp[:-1].gather(-1, ids[1:, None]).sum().item()
 
 
+@mistake("check_continuation_log_prob", "not a mean")
 def cont_mean(model, prompt_ids, cont_ids):
     lp, ids = _log_probs(model, prompt_ids, cont_ids)
     P = len(prompt_ids)
@@ -302,54 +337,16 @@ def _fit_variant(X, y, n_classes, l2, steps, bias=True, l2_bias=False):
     return W.detach().to(X.dtype), b.detach().to(X.dtype)
 
 
+@mistake("check_fit_logistic_regression", "add a bias")
 def logreg_no_bias(X, y, n_classes, l2, steps=100):
     return _fit_variant(X, y, n_classes, l2, steps, bias=False)
 
 
+@mistake("check_fit_logistic_regression", "penalty (l2 / 2)·||W||² is missing")
 def logreg_no_l2(X, y, n_classes, l2, steps=100):
     return _fit_variant(X, y, n_classes, 0.0, steps)
 
 
+@mistake("check_fit_logistic_regression", "do not penalise the bias")
 def logreg_l2_on_bias(X, y, n_classes, l2, steps=100):
     return _fit_variant(X, y, n_classes, l2, steps, l2_bias=True)
-
-
-MUTANTS = [
-    ("check_strided_windows", windows_trg_is_window_length, "end - begin scores the overlap twice"),
-    ("check_strided_windows", windows_trg_is_stride, "the first window scores all its tokens"),
-    ("check_strided_windows", windows_no_break, "stop after the first window whose end reaches n_tokens"),
-    ("check_strided_windows", windows_stop_early, "keep sliding until a window reaches n_tokens"),
-    ("check_strided_perplexity", ppl_counts_context, "the others are context"),
-    ("check_strided_perplexity", ppl_divides_by_n, "not the sum of trg_len"),
-    ("check_strided_perplexity", ppl_mean_of_window_means, "not the windows' means"),
-    ("check_strided_perplexity", ppl_off_by_one, "predict token t + 1"),
-    ("check_confusion_matrix", cm_transposed, "rows are the true classes"),
-    ("check_confusion_matrix", cm_no_accumulate, "accumulate=True"),
-    ("check_confusion_matrix", cm_sized_by_data, "size the matrix (n_classes, n_classes)"),
-    ("check_f1_score", f1_harmonic_of_macro, "not the harmonic mean of macro-precision and macro-recall"),
-    ("check_f1_score", f1_micro_is_macro, "micro-F1 pools the counts"),
-    ("check_f1_score", f1_weighted_by_predictions, "number of *true* examples"),
-    ("check_f1_score", f1_nan_for_empty_class, "zero_division=0"),
-    ("check_roc_auc", auc_ties_count_zero, "counts 1/2, not 0"),
-    ("check_roc_auc", auc_ties_count_one, "counts 1/2, not 1"),
-    ("check_roc_auc", auc_reversed, "orientation is reversed"),
-    ("check_roc_auc_ovr", ovr_hard_predictions, "not the predicted class"),
-    ("check_roc_auc_ovr", ovr_weighted, "every class the same weight"),
-    ("check_modified_precision", precision_unclipped, "clip each n-gram's count"),
-    ("check_modified_precision", precision_clip_by_sum, "not the sum over references"),
-    ("check_modified_precision", precision_first_reference, "not only the first"),
-    ("check_brevity_penalty", bp_longest_reference, "not the longest"),
-    ("check_brevity_penalty", bp_ratio_reversed, "reference length over hypothesis length"),
-    ("check_brevity_penalty", bp_per_sentence, "corpus quantity"),
-    ("check_brevity_penalty", bp_always, "only short outputs are penalised"),
-    ("check_rouge_l", rouge_l_substring, "not the longest common substring"),
-    ("check_rouge_l", rouge_l_swapped, "you swapped them"),
-    ("check_rouge_l", rouge_l_arithmetic_f, "harmonic mean"),
-    ("check_continuation_log_prob", cont_off_by_one, "predict token t + 1"),
-    ("check_continuation_log_prob", cont_sums_probabilities, "not probabilities"),
-    ("check_continuation_log_prob", cont_scores_prompt, "score only the continuation"),
-    ("check_continuation_log_prob", cont_mean, "not a mean"),
-    ("check_fit_logistic_regression", logreg_no_bias, "add a bias"),
-    ("check_fit_logistic_regression", logreg_no_l2, "penalty (l2 / 2)·||W||² is missing"),
-    ("check_fit_logistic_regression", logreg_l2_on_bias, "do not penalise the bias"),
-]

@@ -7,6 +7,7 @@ from llmlab import generation, speculative
 from llmlab.metrics import speed
 from llmlab.nn import attention as A
 from llmlab.nn import kv_cache
+from tests.mutants import mistake
 
 
 def cached_attention(q, k, v):
@@ -33,6 +34,7 @@ REFERENCE = {
 
 
 # write_kv
+@mistake("check_write_kv", "wrong position")
 def kv_off_by_one(k_cache, v_cache, k, v, start):
     T = k.shape[2]
     k_cache[:, :, start + 1:start + 1 + T] = k
@@ -40,27 +42,32 @@ def kv_off_by_one(k_cache, v_cache, k, v, start):
     return k_cache[:, :, :start + T], v_cache[:, :, :start + T]
 
 
+@mistake("check_write_kv", "only the filled slots")
 def kv_whole_cache(k_cache, v_cache, k, v, start):
     kv_cache.write_kv(k_cache, v_cache, k, v, start)
     return k_cache, v_cache
 
 
+@mistake("check_write_kv", "in place")
 def kv_cat_not_in_place(k_cache, v_cache, k, v, start):
     return torch.cat([k_cache[:, :, :start], k], 2), torch.cat([v_cache[:, :, :start], v], 2)
 
 
 # cached_attention
+@mistake("check_cached_attention", "GQA grouping")
 def attn_tiled_repeat(q, k, v):
     rep = q.shape[1] // k.shape[1]
     return A.scaled_dot_product_attention(q, k.repeat(1, rep, 1, 1), v.repeat(1, rep, 1, 1))[0]
 
 
+@mistake("check_cached_attention", "1 / sqrt(D)")
 def attn_unscaled(q, k, v):
     rep = q.shape[1] // k.shape[1]
     k, v = A.repeat_kv(k, rep), A.repeat_kv(v, rep)
     return torch.softmax(q @ k.transpose(-1, -2), -1) @ v
 
 
+@mistake("check_cached_attention", "no causal mask for one query")
 def attn_causal_tril(q, k, v):
     rep = q.shape[1] // k.shape[1]
     mask = torch.ones(1, k.shape[2], dtype=torch.bool).tril()
@@ -68,34 +75,40 @@ def attn_causal_tril(q, k, v):
 
 
 # left_pad
+@mistake("check_left_pad", "padding goes on the left")
 def pad_right(prompts, pad_id):
     T = max(map(len, prompts))
     return (torch.tensor([p + [pad_id] * (T - len(p)) for p in prompts]),
             torch.tensor([[1] * len(p) + [0] * (T - len(p)) for p in prompts]))
 
 
+@mistake("check_left_pad", "1 marks real tokens")
 def pad_mask_inverted(prompts, pad_id):
     ids, mask = generation.left_pad(prompts, pad_id)
     return ids, 1 - mask
 
 
 # top_k
+@mistake("check_top_k_filter", "k + 1")
 def top_k_plus_one(logits, k):
     return generation.top_k_filter(logits, k + 1)
 
 
+@mistake("check_top_k_filter", "-inf")
 def top_k_zero(logits, k):
     kth = logits.topk(k, -1).values[..., -1:]
     return logits.masked_fill(logits < kth, 0.0)
 
 
 # top_p
+@mistake("check_top_p_filter", "keep the token that crosses")
 def top_p_drops_crossing(logits, p):
     s, order = logits.sort(-1, descending=True)
     drop = s.softmax(-1).cumsum(-1) > p
     return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
 
 
+@mistake("check_top_p_filter", "undo the sort")
 def top_p_unsorted(logits, p):
     probs = logits.softmax(-1)
     drop = probs.cumsum(-1) - probs >= p
@@ -103,10 +116,12 @@ def top_p_unsorted(logits, p):
 
 
 # repetition_penalty
+@mistake("check_repetition_penalty", "multiplied by the penalty")
 def penalty_always_divide(logits, previous, penalty):
     return logits.scatter(-1, previous, logits.gather(-1, previous) / penalty)
 
 
+@mistake("check_repetition_penalty", "once")
 def penalty_per_occurrence(logits, previous, penalty):
     out = logits.clone()
     for b in range(logits.shape[0]):
@@ -117,6 +132,7 @@ def penalty_per_occurrence(logits, previous, penalty):
 
 
 # speculative_accept
+@mistake("check_speculative_accept", "the last one too")
 def accept_last_unverified(p, q, draft, u, v):
     out = []
     for i, d in enumerate(draft.tolist()):
@@ -128,6 +144,7 @@ def accept_last_unverified(p, q, draft, u, v):
     return out + [generation.sample_from_probs(p[-1], v)]
 
 
+@mistake("check_speculative_accept", "residual")
 def accept_resample_from_p(p, q, draft, u, v):
     out = []
     for i, d in enumerate(draft.tolist()):
@@ -138,11 +155,13 @@ def accept_resample_from_p(p, q, draft, u, v):
     return out + [generation.sample_from_probs(p[-1], v)]
 
 
+@mistake("check_speculative_accept", "bonus token")
 def accept_no_bonus(p, q, draft, u, v):
     out = speculative.speculative_accept(p, q, draft, u, v)
     return out[:len(draft)] if len(out) == len(draft) + 1 else out
 
 
+@mistake("check_speculative_accept", "even when p < q")
 def accept_if_p_ge_q(p, q, draft, u, v):
     out = []
     for i, d in enumerate(draft.tolist()):
@@ -155,15 +174,18 @@ def accept_if_p_ge_q(p, q, draft, u, v):
 
 
 # expected_tokens
+@mistake("check_expected_tokens", "α^(γ+1)")
 def expected_alpha_pow_gamma(alpha, gamma):
     return (1 - alpha ** gamma) / (1 - alpha)
 
 
+@mistake("check_expected_tokens", "α = 1 is a limit")
 def expected_no_limit(alpha, gamma):
     return (1 - alpha ** (gamma + 1)) / (1 - alpha)
 
 
 # prompt_lookup
+@mistake("check_prompt_lookup", "latest")
 def lookup_earliest(tokens, gamma, max_ngram):
     for n in range(min(max_ngram, len(tokens) - 1), 0, -1):
         tail = tokens[-n:]
@@ -173,6 +195,7 @@ def lookup_earliest(tokens, gamma, max_ngram):
     return []
 
 
+@mistake("check_prompt_lookup", "excluding the tail itself")
 def lookup_matches_itself(tokens, gamma, max_ngram):
     n = min(max_ngram, len(tokens))
     for s in range(len(tokens) - n, -1, -1):
@@ -181,6 +204,7 @@ def lookup_matches_itself(tokens, gamma, max_ngram):
     return []
 
 
+@mistake("check_prompt_lookup", "longest n-gram first")
 def lookup_shortest_first(tokens, gamma, max_ngram):
     for n in range(1, min(max_ngram, len(tokens) - 1) + 1):
         got = speculative.prompt_lookup(tokens, gamma, n) if n == 1 else []
@@ -190,43 +214,16 @@ def lookup_shortest_first(tokens, gamma, max_ngram):
 
 
 # bytes_per_token
+@mistake("check_bytes_per_token", "KV cache is read")
 def bytes_no_cache(cfg, weight_bytes, context_len, kv_bytes):
     return weight_bytes
 
 
+@mistake("check_bytes_per_token", "n_kv_heads")
 def bytes_all_heads(cfg, weight_bytes, context_len, kv_bytes):
     return weight_bytes + 2 * cfg.n_layers * cfg.n_heads * cfg.head_dim * context_len * kv_bytes
 
 
+@mistake("check_bytes_per_token", "factor 2")
 def bytes_keys_only(cfg, weight_bytes, context_len, kv_bytes):
     return weight_bytes + cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * context_len * kv_bytes
-
-
-MUTANTS = [
-    ("check_write_kv", kv_off_by_one, "wrong position"),
-    ("check_write_kv", kv_whole_cache, "only the filled slots"),
-    ("check_write_kv", kv_cat_not_in_place, "in place"),
-    ("check_cached_attention", attn_tiled_repeat, "GQA grouping"),
-    ("check_cached_attention", attn_unscaled, "1 / sqrt(D)"),
-    ("check_cached_attention", attn_causal_tril, "no causal mask for one query"),
-    ("check_left_pad", pad_right, "padding goes on the left"),
-    ("check_left_pad", pad_mask_inverted, "1 marks real tokens"),
-    ("check_top_k_filter", top_k_plus_one, "k + 1"),
-    ("check_top_k_filter", top_k_zero, "-inf"),
-    ("check_top_p_filter", top_p_drops_crossing, "keep the token that crosses"),
-    ("check_top_p_filter", top_p_unsorted, "undo the sort"),
-    ("check_repetition_penalty", penalty_always_divide, "multiplied by the penalty"),
-    ("check_repetition_penalty", penalty_per_occurrence, "once"),
-    ("check_speculative_accept", accept_last_unverified, "the last one too"),
-    ("check_speculative_accept", accept_resample_from_p, "residual"),
-    ("check_speculative_accept", accept_no_bonus, "bonus token"),
-    ("check_speculative_accept", accept_if_p_ge_q, "even when p < q"),
-    ("check_expected_tokens", expected_alpha_pow_gamma, "α^(γ+1)"),
-    ("check_expected_tokens", expected_no_limit, "α = 1 is a limit"),
-    ("check_prompt_lookup", lookup_earliest, "latest"),
-    ("check_prompt_lookup", lookup_matches_itself, "excluding the tail itself"),
-    ("check_prompt_lookup", lookup_shortest_first, "longest n-gram first"),
-    ("check_bytes_per_token", bytes_no_cache, "KV cache is read"),
-    ("check_bytes_per_token", bytes_all_heads, "n_kv_heads"),
-    ("check_bytes_per_token", bytes_keys_only, "factor 2"),
-]

@@ -5,6 +5,7 @@ import torch
 
 from llmlab import generation, ngram
 from llmlab.metrics import lm
+from tests.mutants import mistake
 
 REFERENCE = {
     "check_count_ngrams": ngram.count_ngrams,
@@ -18,14 +19,17 @@ REFERENCE = {
 
 
 # count_ngrams
+@mistake("check_count_ngrams", "stops one window early")
 def ngrams_stop_early(tokens, n):
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n))
 
 
+@mistake("check_count_ngrams", "n-grams overlap")
 def ngrams_non_overlapping(tokens, n):
     return Counter(tuple(tokens[i : i + n]) for i in range(0, len(tokens) - n + 1, n))
 
 
+@mistake("check_count_ngrams", "tuple(tokens[i:i + n])")
 def ngrams_list_keys(tokens, n):
     return {str(tokens[i : i + n]): 1 for i in range(len(tokens) - n + 1)}
 
@@ -35,63 +39,76 @@ def _counts(ngram_counts, context, vocab_size):
     return torch.tensor([ngram_counts.get(tuple(context) + (v,), 0) for v in range(vocab_size)], dtype=torch.float64)
 
 
+@mistake("check_next_token_probs", "k·V, not k")
 def probs_denominator_plus_k(ngram_counts, context, k, vocab_size=256):
     c = _counts(ngram_counts, context, vocab_size)
     return (c + k) / (c.sum() + k)
 
 
+@mistake("check_next_token_probs", "add k to every count")
 def probs_no_smoothing(ngram_counts, context, k, vocab_size=256):
     c = _counts(ngram_counts, context, vocab_size)
     return c / c.sum()
 
 
+@mistake("check_next_token_probs", "whole vocabulary")
 def probs_seen_vocab(ngram_counts, context, k, vocab_size=256):
     c = _counts(ngram_counts, context, vocab_size)
     return (c + k) / (c.sum() + k * (c > 0).sum())
 
 
+@mistake("check_next_token_probs", "count(context) + k·V")
 def probs_denominator_no_k(ngram_counts, context, k, vocab_size=256):
     c = _counts(ngram_counts, context, vocab_size)
     return (c + k) / c.sum().clamp(min=1)
 
 
 # sequence_log_prob
+@mistake("check_sequence_log_prob", "that is the mean")
 def seq_mean(log_probs, targets):
     return log_probs[torch.arange(len(targets)), targets].mean()
 
 
+@mistake("check_sequence_log_prob", "not probabilities")
 def seq_sum_probs(log_probs, targets):
     return log_probs[torch.arange(len(targets)), targets].exp().sum()
 
 
+@mistake("check_sequence_log_prob", "torch.arange(T)")
 def seq_column_indexing(log_probs, targets):
     return log_probs[:, targets].sum()
 
 
 # perplexity
+@mistake("check_perplexity", "average over tokens before exponentiating")
 def ppl_exp_sum(log_probs, targets):
     return (-log_probs[torch.arange(len(targets)), targets].sum()).exp()
 
 
+@mistake("check_perplexity", "not 2 **")
 def ppl_base2(log_probs, targets):
     return 2 ** -log_probs[torch.arange(len(targets)), targets].mean()
 
 
+@mistake("check_perplexity", "*negative*")
 def ppl_no_minus(log_probs, targets):
     return log_probs[torch.arange(len(targets)), targets].mean().exp()
 
 
+@mistake("check_perplexity", "perplexity is its exponential")
 def ppl_is_cross_entropy(log_probs, targets):
     return -log_probs[torch.arange(len(targets)), targets].mean()
 
 
 # temperature_softmax
+@mistake("check_temperature_softmax", "divide by T")
 def temp_multiplies(logits, temperature):
     if temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
     return torch.softmax(logits * temperature, -1)
 
 
+@mistake("check_temperature_softmax", "subtract the largest logit")
 def temp_no_max_subtraction(logits, temperature):
     if temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
@@ -99,72 +116,52 @@ def temp_no_max_subtraction(logits, temperature):
     return z / z.sum(-1, keepdim=True)
 
 
+@mistake("check_temperature_softmax", "last dimension")
 def temp_wrong_dim(logits, temperature):
     if temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
     return torch.softmax(logits / temperature, 0)
 
 
+@mistake("check_temperature_softmax", "greedy decoding")
 def temp_zero_unhandled(logits, temperature):
     return torch.softmax(logits / temperature, -1)
 
 
 # sample_from_probs
+@mistake("check_sample_from_probs", "strictly greater")
 def sample_ge(probs, u):
     return int((probs.cumsum(0) < u).sum())
 
 
+@mistake("check_sample_from_probs", "first index whose cumulative probability exceeds u")
 def sample_off_by_one(probs, u):
     return min(int((probs.cumsum(0) <= u).sum()) + 1, len(probs) - 1)
 
 
+@mistake("check_sample_from_probs", "first index whose cumulative probability exceeds u")
 def sample_greedy(probs, u):
     return int(probs.argmax())
 
 
+@mistake("check_sample_from_probs", "Python int")
 def sample_tensor(probs, u):
     return (probs.cumsum(0) <= u).sum()[None].float()
 
 
 # finetune_counts
+@mistake("check_finetune_counts", "catastrophic forgetting")
 def finetune_forgets(base, domain, weight):
     return Counter({g: weight * c for g, c in domain.items()})
 
 
+@mistake("check_finetune_counts", "multiplied by weight")
 def finetune_ignores_weight(base, domain, weight):
     return base + domain
 
 
+@mistake("check_finetune_counts", "not the pre-training ones")
 def finetune_weights_base(base, domain, weight):
     out = Counter({g: weight * c for g, c in base.items()})
     out.update(domain)
     return out
-
-
-MUTANTS = [
-    ("check_count_ngrams", ngrams_stop_early, "stops one window early"),
-    ("check_count_ngrams", ngrams_non_overlapping, "n-grams overlap"),
-    ("check_count_ngrams", ngrams_list_keys, "tuple(tokens[i:i + n])"),
-    ("check_next_token_probs", probs_denominator_plus_k, "k·V, not k"),
-    ("check_next_token_probs", probs_no_smoothing, "add k to every count"),
-    ("check_next_token_probs", probs_seen_vocab, "whole vocabulary"),
-    ("check_next_token_probs", probs_denominator_no_k, "count(context) + k·V"),
-    ("check_sequence_log_prob", seq_mean, "that is the mean"),
-    ("check_sequence_log_prob", seq_sum_probs, "not probabilities"),
-    ("check_sequence_log_prob", seq_column_indexing, "torch.arange(T)"),
-    ("check_perplexity", ppl_exp_sum, "average over tokens before exponentiating"),
-    ("check_perplexity", ppl_base2, "not 2 **"),
-    ("check_perplexity", ppl_no_minus, "*negative*"),
-    ("check_perplexity", ppl_is_cross_entropy, "perplexity is its exponential"),
-    ("check_temperature_softmax", temp_multiplies, "divide by T"),
-    ("check_temperature_softmax", temp_no_max_subtraction, "subtract the largest logit"),
-    ("check_temperature_softmax", temp_wrong_dim, "last dimension"),
-    ("check_temperature_softmax", temp_zero_unhandled, "greedy decoding"),
-    ("check_sample_from_probs", sample_ge, "strictly greater"),
-    ("check_sample_from_probs", sample_off_by_one, "first index whose cumulative probability exceeds u"),
-    ("check_sample_from_probs", sample_greedy, "first index whose cumulative probability exceeds u"),
-    ("check_sample_from_probs", sample_tensor, "Python int"),
-    ("check_finetune_counts", finetune_forgets, "catastrophic forgetting"),
-    ("check_finetune_counts", finetune_ignores_weight, "multiplied by weight"),
-    ("check_finetune_counts", finetune_weights_base, "not the pre-training ones"),
-]

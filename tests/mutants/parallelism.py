@@ -7,6 +7,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from llmlab.parallel import data_parallel, pipeline, speedup, tensor_parallel
+from tests.mutants import mistake
 
 REFERENCE = {
     "check_shard_range": data_parallel.shard_range,
@@ -21,15 +22,18 @@ REFERENCE = {
 
 
 # shard_range
+@mistake("check_shard_range", "contiguous block")
 def shard_strided(n, world_size, rank):
     return range(rank, n, world_size)
 
 
+@mistake("check_shard_range", "raise ValueError when n % world_size != 0")
 def shard_no_check(n, world_size, rank):
     size = n // world_size
     return range(rank * size, (rank + 1) * size)
 
 
+@mistake("check_shard_range", "each rank takes n / world_size examples")
 def shard_off_by_one(n, world_size, rank):
     if n % world_size:
         raise ValueError("unequal")
@@ -37,6 +41,7 @@ def shard_off_by_one(n, world_size, rank):
     return range(rank * size, (rank + 1) * size + 1)
 
 
+@mistake("check_shard_range", "rank r starts at r · n / world_size")
 def shard_ceil(n, world_size, rank):
     if n % world_size:
         raise ValueError("unequal")
@@ -45,34 +50,40 @@ def shard_ceil(n, world_size, rank):
 
 
 # average_gradients (shipped to the ranks as source)
+@mistake("check_average_gradients", "divide the sum by the world size")
 def avg_sum_only(model):
     for p in model.parameters():
         dist.all_reduce(p.grad)
 
 
+@mistake("check_average_gradients", "divide once")
 def avg_divide_twice(model):
     for p in model.parameters():
         dist.all_reduce(p.grad)
         p.grad /= dist.get_world_size() ** 2
 
 
+@mistake("check_average_gradients", "were not all-reduced")
 def avg_no_all_reduce(model):
     for p in model.parameters():
         p.grad /= 1
 
 
+@mistake("check_average_gradients", "not a fixed number")
 def avg_hard_coded_two(model):
     for p in model.parameters():
         dist.all_reduce(p.grad)
         p.grad /= 2
 
 
+@mistake("check_average_gradients", "dist.all_reduce, not dist.reduce")
 def avg_reduce_to_rank_zero(model):
     for p in model.parameters():
         dist.reduce(p.grad, dst=0)
         p.grad /= dist.get_world_size()
 
 
+@mistake("check_average_gradients", "fresh processes")
 def avg_undefined_helper(model):
     for p in model.parameters():
         dist.all_reduce(p.grad)
@@ -80,20 +91,24 @@ def avg_undefined_helper(model):
 
 
 # column_split
+@mistake("check_column_split", "split dim 0")
 def col_dim1(weight, bias, world_size, rank):
     n = weight.shape[1] // world_size
     return weight[:, rank * n:(rank + 1) * n], bias
 
 
+@mistake("check_column_split", "contiguous block of rows")
 def col_strided(weight, bias, world_size, rank):
     return weight[rank::world_size], None if bias is None else bias[rank::world_size]
 
 
+@mistake("check_column_split", "split the bias like the rows")
 def col_bias_whole(weight, bias, world_size, rank):
     n = weight.shape[0] // world_size
     return weight[rank * n:(rank + 1) * n], bias
 
 
+@mistake("check_column_split", "rows r·out/N to (r+1)·out/N")
 def col_chunk_wrong_rank(weight, bias, world_size, rank):
     n = weight.shape[0] // world_size
     r = world_size - 1 - rank
@@ -101,22 +116,26 @@ def col_chunk_wrong_rank(weight, bias, world_size, rank):
 
 
 # row_parallel_linear (shipped as source)
+@mistake("check_row_parallel_linear", "counted world_size times")
 def row_bias_every_rank(x_part, weight_part, bias=None):
     y = F.linear(x_part, weight_part, bias)
     dist.all_reduce(y)
     return y
 
 
+@mistake("check_row_parallel_linear", "all-reduce the partial products")
 def row_no_all_reduce(x_part, weight_part, bias=None):
     return F.linear(x_part, weight_part, bias)
 
 
+@mistake("check_row_parallel_linear", "forgot the bias")
 def row_no_bias(x_part, weight_part, bias=None):
     y = x_part @ weight_part.T
     dist.all_reduce(y)
     return y
 
 
+@mistake("check_row_parallel_linear", "do not average them")
 def row_mean(x_part, weight_part, bias=None):
     y = x_part @ weight_part.T
     dist.all_reduce(y)
@@ -124,6 +143,7 @@ def row_mean(x_part, weight_part, bias=None):
 
 
 # gpipe_schedule
+@mistake("check_gpipe_schedule", "at step s + j")
 def gp_no_delay(stages, micro_batches):
     steps = micro_batches + stages - 1
     table = [[None] * stages for _ in range(2 * steps)]
@@ -134,6 +154,7 @@ def gp_no_delay(stages, micro_batches):
     return table
 
 
+@mistake("check_gpipe_schedule", "then as many backward steps")
 def gp_forward_only(stages, micro_batches):
     table = [[None] * stages for _ in range(micro_batches + stages - 1)]
     for s in range(stages):
@@ -142,6 +163,7 @@ def gp_forward_only(stages, micro_batches):
     return table
 
 
+@mistake("check_gpipe_schedule", "the last stage first")
 def gp_backward_first_stage_first(stages, micro_batches):
     steps = micro_batches + stages - 1
     table = [[None] * stages for _ in range(2 * steps)]
@@ -153,82 +175,57 @@ def gp_backward_first_stage_first(stages, micro_batches):
 
 
 # measured_bubble
+@mistake("check_measured_bubble", "1 - busy share")
 def mb_busy_share(busy):
     start = min(s for r in busy for s, _ in r)
     end = max(e for r in busy for _, e in r)
     return sum(e - s for r in busy for s, e in r) / (len(busy) * (end - start))
 
 
+@mistake("check_measured_bubble", "ranks × wall time")
 def mb_no_ranks(busy):
     start = min(s for r in busy for s, _ in r)
     end = max(e for r in busy for _, e in r)
     return 1 - sum(e - s for r in busy for s, e in r) / (end - start)
 
 
+@mistake("check_measured_bubble", "not its own first-to-last span")
 def mb_per_rank_span(busy):
     return sum(1 - sum(e - s for s, e in r) / (r[-1][1] - r[0][0]) for r in busy) / len(busy)
 
 
 # ring_all_reduce_bytes
+@mistake("check_ring_all_reduce_bytes", "reduce-scatter then all-gather")
 def ring_one_phase(nbytes, world_size):
     return (world_size - 1) / world_size * nbytes
 
 
+@mistake("check_ring_all_reduce_bytes", "not the whole buffer")
 def ring_whole_buffer_per_step(nbytes, world_size):
     return 2 * (world_size - 1) * nbytes
 
 
+@mistake("check_ring_all_reduce_bytes", "to every other rank")
 def ring_to_everyone(nbytes, world_size):
     return (world_size - 1) * nbytes
 
 
+@mistake("check_ring_all_reduce_bytes", "depends on N")
 def ring_constant(nbytes, world_size):
     return 2 * nbytes
 
 
 # amdahl
+@mistake("check_amdahl", "the speed-up is its inverse")
 def amdahl_time(n, parallel_fraction):
     return (1 - parallel_fraction) + parallel_fraction / n
 
 
+@mistake("check_amdahl", "it is f that is divided by N")
 def amdahl_swapped(n, parallel_fraction):
     return 1 / (parallel_fraction + (1 - parallel_fraction) / n)
 
 
+@mistake("check_amdahl", "the serial part does not shrink")
 def amdahl_all_parallel(n, parallel_fraction):
     return n * 1.0
-
-
-MUTANTS = [
-    ("check_shard_range", shard_strided, "contiguous block"),
-    ("check_shard_range", shard_no_check, "raise ValueError when n % world_size != 0"),
-    ("check_shard_range", shard_off_by_one, "each rank takes n / world_size examples"),
-    ("check_shard_range", shard_ceil, "rank r starts at r · n / world_size"),
-    ("check_average_gradients", avg_sum_only, "divide the sum by the world size"),
-    ("check_average_gradients", avg_divide_twice, "divide once"),
-    ("check_average_gradients", avg_no_all_reduce, "were not all-reduced"),
-    ("check_average_gradients", avg_hard_coded_two, "not a fixed number"),
-    ("check_average_gradients", avg_reduce_to_rank_zero, "dist.all_reduce, not dist.reduce"),
-    ("check_average_gradients", avg_undefined_helper, "fresh processes"),
-    ("check_column_split", col_dim1, "split dim 0"),
-    ("check_column_split", col_strided, "contiguous block of rows"),
-    ("check_column_split", col_bias_whole, "split the bias like the rows"),
-    ("check_column_split", col_chunk_wrong_rank, "rows r·out/N to (r+1)·out/N"),
-    ("check_row_parallel_linear", row_bias_every_rank, "counted world_size times"),
-    ("check_row_parallel_linear", row_no_all_reduce, "all-reduce the partial products"),
-    ("check_row_parallel_linear", row_no_bias, "forgot the bias"),
-    ("check_row_parallel_linear", row_mean, "do not average them"),
-    ("check_gpipe_schedule", gp_no_delay, "at step s + j"),
-    ("check_gpipe_schedule", gp_forward_only, "then as many backward steps"),
-    ("check_gpipe_schedule", gp_backward_first_stage_first, "the last stage first"),
-    ("check_measured_bubble", mb_busy_share, "1 - busy share"),
-    ("check_measured_bubble", mb_no_ranks, "ranks × wall time"),
-    ("check_measured_bubble", mb_per_rank_span, "not its own first-to-last span"),
-    ("check_ring_all_reduce_bytes", ring_one_phase, "reduce-scatter then all-gather"),
-    ("check_ring_all_reduce_bytes", ring_whole_buffer_per_step, "not the whole buffer"),
-    ("check_ring_all_reduce_bytes", ring_to_everyone, "to every other rank"),
-    ("check_ring_all_reduce_bytes", ring_constant, "depends on N"),
-    ("check_amdahl", amdahl_time, "the speed-up is its inverse"),
-    ("check_amdahl", amdahl_swapped, "it is f that is divided by N"),
-    ("check_amdahl", amdahl_all_parallel, "the serial part does not shrink"),
-]

@@ -2,6 +2,7 @@
 import torch
 
 from llmlab.prune import magnitude, nm, structured, wanda
+from tests.mutants import mistake
 
 
 def wanda_from_inputs(w, x):
@@ -31,14 +32,17 @@ REFERENCE = {
 
 
 # prune_mask
+@mistake("check_prune_mask", "lowest")
 def pm_largest(scores, sparsity):
     return magnitude.prune_mask(-scores, sparsity)
 
 
+@mistake("check_prune_mask", "one threshold per tensor is not per row")
 def pm_per_tensor(scores, sparsity):
     return magnitude.prune_mask(scores, sparsity, "tensor")
 
 
+@mistake("check_prune_mask", "round(sparsity * K)")
 def pm_int_count(scores, sparsity):
     k = int(sparsity * scores.shape[1])
     mask = torch.ones_like(scores, dtype=torch.bool)
@@ -47,88 +51,108 @@ def pm_int_count(scores, sparsity):
     return mask
 
 
+@mistake("check_prune_mask", "True means *kept*")
 def pm_inverted(scores, sparsity):
     return ~magnitude.prune_mask(scores, sparsity)
 
 
+@mistake("check_prune_mask", "return a bool mask")
 def pm_float(scores, sparsity):
     return magnitude.prune_mask(scores, sparsity).float()
 
 
 # global_masks
+@mistake("check_global_masks", "one* threshold over all matrices")
 def gm_per_matrix(scores, sparsity):
     return {n: magnitude.prune_mask(s, sparsity, "tensor") for n, s in scores.items()}
 
 
+@mistake("check_global_masks", "one* threshold over all matrices")
 def gm_per_row(scores, sparsity):
     return {n: magnitude.prune_mask(s, sparsity) for n, s in scores.items()}
 
 
+@mistake("check_global_masks", "True means *kept*")
 def gm_inverted(scores, sparsity):
     return {n: ~m for n, m in magnitude.global_masks(scores, sparsity).items()}
 
 
 # weight_change_ratio
+@mistake("check_weight_change_ratio", "by norm, not by count")
 def wcr_count(w, mask):
     return float((~mask).float().mean())
 
 
+@mistake("check_weight_change_ratio", "*removed* part")
 def wcr_kept(w, mask):
     return float((w * mask).norm() / w.norm())
 
 
+@mistake("check_weight_change_ratio", "not its square")
 def wcr_squared(w, mask):
     return float(((w * ~mask).norm() / w.norm()) ** 2)
 
 
+@mistake("check_weight_change_ratio", "divide by ‖W‖_F")
 def wcr_unnormalised(w, mask):
     return float((w * ~mask).norm())
 
 
 # wanda_scores
+@mistake("check_wanda_scores", "x.norm(dim=0)")
 def ws_wrong_axis(w, x):
     return w.abs() * x.norm(dim=1)
 
 
+@mistake("check_wanda_scores", "score |W|")
 def ws_no_abs(w, x):
     return w * x.norm(dim=0)
 
 
+@mistake("check_wanda_scores", "not its square")
 def ws_squared(w, x):
     return w.abs() * x.pow(2).sum(0)
 
 
+@mistake("check_wanda_scores", "not their mean absolute value")
 def ws_mean_abs(w, x):
     return w.abs() * x.abs().mean(0)
 
 
 # nm_mask
+@mistake("check_nm_mask", "within a row")
 def nm_columns(scores, n, m):
     return nm.nm_mask(scores.T.contiguous(), n, m).T
 
 
+@mistake("check_nm_mask", "*largest*")
 def nm_smallest(scores, n, m):
     return ~nm.nm_mask(scores, m - n, m)
 
 
+@mistake("check_nm_mask", "keeps N = 1 weights")
 def nm_keeps_m_minus_n(scores, n, m):
     return nm.nm_mask(scores, m - n, m)
 
 
+@mistake("check_nm_mask", "True means *kept*")
 def nm_inverted(scores, n, m):
     return ~nm.nm_mask(scores, n, m)
 
 
 # unit_importance
+@mistake("check_unit_importance", "use the Gram matrix")
 def ui_weights_only(w_out, gram):
     U, D, _ = gram.shape
     return w_out.reshape(w_out.shape[0], U, D).pow(2).sum((0, 2)).sqrt()
 
 
+@mistake("check_unit_importance", "take the square root")
 def ui_no_sqrt(w_out, gram):
     return structured.unit_importance(w_out, gram) ** 2
 
 
+@mistake("check_unit_importance", "*columns* of w_out")
 def ui_rows(w_out, gram):
     U, D, _ = gram.shape
     w = w_out.reshape(U, D, -1)
@@ -136,74 +160,47 @@ def ui_rows(w_out, gram):
 
 
 # select_heads
+@mistake("check_select_heads", "pick the best within each group")
 def sh_global(importance, n_kv_heads, keep_per_group):
     return importance.topk(n_kv_heads * keep_per_group).indices.sort().values
 
 
+@mistake("check_select_heads", "sorted")
 def sh_unsorted(importance, n_kv_heads, keep_per_group):
     rep = importance.shape[0] // n_kv_heads
     top = importance.reshape(n_kv_heads, rep).topk(keep_per_group, dim=1).indices
     return (top + torch.arange(n_kv_heads)[:, None] * rep).flatten()
 
 
+@mistake("check_select_heads", "*highest*")
 def sh_least(importance, n_kv_heads, keep_per_group):
     return structured.select_heads(-importance, n_kv_heads, keep_per_group)
 
 
+@mistake("check_select_heads", "offset")
 def sh_no_offset(importance, n_kv_heads, keep_per_group):
     rep = importance.shape[0] // n_kv_heads
     return importance.reshape(n_kv_heads, rep).topk(keep_per_group, dim=1).indices.flatten().sort().values
 
 
 # slice_heads
+@mistake("check_slice_heads", "head_dim = 4 consecutive rows")
 def sl_one_row_per_head(wq, wo, keep, head_dim):
     return wq[keep], wo[:, keep]
 
 
+@mistake("check_slice_heads", "*columns*")
 def sl_wo_rows(wq, wo, keep, head_dim):
     rows = (keep[:, None] * head_dim + torch.arange(head_dim)).flatten()
     return wq[rows], wo[rows]
 
 
 # slice_neurons
+@mistake("check_slice_neurons", "up projection w3")
 def sn_forget_w3(w1, w3, w2, keep):
     return w1[keep], w3, w2[:, keep]
 
 
+@mistake("check_slice_neurons", "*columns*")
 def sn_w2_rows(w1, w3, w2, keep):
     return w1[keep], w3[keep], w2[keep]
-
-
-MUTANTS = [
-    ("check_prune_mask", pm_largest, "lowest"),
-    ("check_prune_mask", pm_per_tensor, "one threshold per tensor is not per row"),
-    ("check_prune_mask", pm_int_count, "round(sparsity * K)"),
-    ("check_prune_mask", pm_inverted, "True means *kept*"),
-    ("check_prune_mask", pm_float, "return a bool mask"),
-    ("check_global_masks", gm_per_matrix, "one* threshold over all matrices"),
-    ("check_global_masks", gm_per_row, "one* threshold over all matrices"),
-    ("check_global_masks", gm_inverted, "True means *kept*"),
-    ("check_weight_change_ratio", wcr_count, "by norm, not by count"),
-    ("check_weight_change_ratio", wcr_kept, "*removed* part"),
-    ("check_weight_change_ratio", wcr_squared, "not its square"),
-    ("check_weight_change_ratio", wcr_unnormalised, "divide by ‖W‖_F"),
-    ("check_wanda_scores", ws_wrong_axis, "x.norm(dim=0)"),
-    ("check_wanda_scores", ws_no_abs, "score |W|"),
-    ("check_wanda_scores", ws_squared, "not its square"),
-    ("check_wanda_scores", ws_mean_abs, "not their mean absolute value"),
-    ("check_nm_mask", nm_columns, "within a row"),
-    ("check_nm_mask", nm_smallest, "*largest*"),
-    ("check_nm_mask", nm_keeps_m_minus_n, "keeps N = 1 weights"),
-    ("check_nm_mask", nm_inverted, "True means *kept*"),
-    ("check_unit_importance", ui_weights_only, "use the Gram matrix"),
-    ("check_unit_importance", ui_no_sqrt, "take the square root"),
-    ("check_unit_importance", ui_rows, "*columns* of w_out"),
-    ("check_select_heads", sh_global, "pick the best within each group"),
-    ("check_select_heads", sh_unsorted, "sorted"),
-    ("check_select_heads", sh_least, "*highest*"),
-    ("check_select_heads", sh_no_offset, "offset"),
-    ("check_slice_heads", sl_one_row_per_head, "head_dim = 4 consecutive rows"),
-    ("check_slice_heads", sl_wo_rows, "*columns*"),
-    ("check_slice_neurons", sn_forget_w3, "up projection w3"),
-    ("check_slice_neurons", sn_w2_rows, "*columns*"),
-]

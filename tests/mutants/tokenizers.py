@@ -5,6 +5,7 @@ from collections import Counter
 from llmlab.grading.tokenizers import _highest_rank_first, _leftmost_first
 from llmlab.tokenization import bpe
 from llmlab.tokenization import wordpiece as wp
+from tests.mutants import mistake
 
 
 def _decode(ids, vocab):
@@ -26,10 +27,12 @@ REFERENCE = {
 
 
 # bytes <-> unicode
+@mistake("check_bytes_to_unicode", "stand-ins chr(256 + n)")
 def b2u_identity():
     return {b: chr(b) for b in range(256)}
 
 
+@mistake("check_bytes_to_unicode", "stand-ins chr(256 + n)")
 def b2u_space_printable():
     printable = set(range(ord(" "), ord("~") + 1)) | set(range(ord("¡"), ord("¬") + 1)) | set(range(ord("®"), ord("ÿ") + 1))
     out, n = {}, 0
@@ -42,6 +45,7 @@ def b2u_space_printable():
     return out
 
 
+@mistake("check_bytes_to_unicode", "printable bytes are")
 def b2u_ascii_only():
     printable = set(range(ord("!"), ord("~") + 1))
     out, n = {}, 0
@@ -51,21 +55,25 @@ def b2u_ascii_only():
     return out
 
 
+@mistake("check_bytes_to_unicode", "each byte needs its own character")
 def b2u_collides():
     want = bpe.bytes_to_unicode()
     return {b: (chr(255 + n) if want[b] != chr(b) else chr(b)) for n, b in enumerate(range(256))}
 
 
 # pair counts
+@mistake("check_pair_counts", "frequency")
 def counts_unweighted(words, freqs):
     return bpe.pair_counts(words, [1] * len(words))
 
 
+@mistake("check_pair_counts", "never cross word boundaries")
 def counts_across_words(words, freqs):
     stream = [t for w, f in zip(words, freqs) for _ in range(f) for t in w]
     return Counter(zip(stream, stream[1:]))
 
 
+@mistake("check_pair_counts", "count every occurrence")
 def counts_distinct(words, freqs):
     out = Counter()
     for w, f in zip(words, freqs):
@@ -75,6 +83,7 @@ def counts_distinct(words, freqs):
 
 
 # merge_pair
+@mistake("check_merge_pair", "every occurrence")
 def merge_first_only(ids, pair, new_id):
     for i in range(len(ids) - 1):
         if (ids[i], ids[i + 1]) == pair:
@@ -82,6 +91,7 @@ def merge_first_only(ids, pair, new_id):
     return list(ids)
 
 
+@mistake("check_merge_pair", "consumes both symbols")
 def merge_overlapping(ids, pair, new_id):
     out = []
     for i in range(len(ids)):
@@ -92,32 +102,39 @@ def merge_overlapping(ids, pair, new_id):
     return out
 
 
+@mistake("check_merge_pair", "scan left to right")
 def merge_right_to_left(ids, pair, new_id):
     return bpe.merge_pair(list(ids)[::-1], pair[::-1], new_id)[::-1]
 
 
 # pair_count_change
+@mistake("check_pair_count_change", "subtract freq")
 def change_no_subtraction(old, new, freq):
     return Counter({p: freq * n for p, n in Counter(zip(new, new[1:])).items()})
 
 
+@mistake("check_pair_count_change", "counts freq times")
 def change_unweighted(old, new, freq):
     return bpe.pair_count_change(old, new, 1)
 
 
+@mistake("check_pair_count_change", "not the other way round")
 def change_reversed(old, new, freq):
     return bpe.pair_count_change(new, old, freq)
 
 
 # apply_merges
+@mistake("check_apply_merges", "not the leftmost mergeable pair")
 def apply_leftmost(ids, ranks, merged):
     return _leftmost_first(ids, ranks, merged)
 
 
+@mistake("check_apply_merges", "not the highest")
 def apply_highest(ids, ranks, merged):
     return _highest_rank_first(ids, ranks, merged)
 
 
+@mistake("check_apply_merges", "one pass is not enough")
 def apply_one_pass(ids, ranks, merged):
     ids = list(ids)
     pairs = [p for p in zip(ids, ids[1:]) if p in ranks]
@@ -128,47 +145,57 @@ def apply_one_pass(ids, ranks, merged):
 
 
 # decode
+@mistake("check_decode", "decode once")
 def decode_per_token(ids, vocab):
     return "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
 
 
+@mistake("check_decode", "errors='replace'")
 def decode_strict(ids, vocab):
     return b"".join(vocab[i] for i in ids).decode("utf-8")
 
 
 # chat template
+@mistake("check_chat_format", "default system prompt")
 def chat_no_default_system(messages, add_generation_prompt=True):
     text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 
 
+@mistake("check_chat_format", "the model writes its answer after it")
 def chat_no_generation_prompt(messages, add_generation_prompt=True):
     return bpe.chat_template(messages, add_generation_prompt=False)
 
 
+@mistake("check_chat_format", "only when add_generation_prompt is True")
 def chat_always_generation_prompt(messages, add_generation_prompt=True):
     return bpe.chat_template(messages, add_generation_prompt=True)
 
 
 # strip accents
+@mistake("check_strip_accents", "NFD")
 def accents_nfc(text):
     return "".join(ch for ch in unicodedata.normalize("NFC", text) if unicodedata.category(ch) != "Mn")
 
 
+@mistake("check_strip_accents", "remove only the combining marks")
 def accents_ascii_only(text):
     return unicodedata.normalize("NFD", text).encode("ascii", "ignore").decode()
 
 
 # pad CJK
+@mistake("check_pad_cjk", "beyond U+4E00–U+9FFF")
 def pad_basic_block_only(text):
     return "".join(f" {ch} " if "\u4e00" <= ch <= "\u9fff" else ch for ch in text)
 
 
+@mistake("check_pad_cjk", "kana and Korean Hangul")
 def pad_all_non_ascii(text):
     return "".join(f" {ch} " if ord(ch) > 0x2E80 and not ch.isspace() else ch for ch in text)
 
 
 # wordpiece
+@mistake("check_wordpiece", "longest piece")
 def wp_shortest_first(word, vocab, unk="[UNK]", max_chars=100):
     if len(word) > max_chars:
         return [unk]
@@ -185,6 +212,7 @@ def wp_shortest_first(word, vocab, unk="[UNK]", max_chars=100):
     return pieces
 
 
+@mistake("check_wordpiece", "'##' prefix")
 def wp_no_prefix(word, vocab, unk="[UNK]", max_chars=100):
     if len(word) > max_chars:
         return [unk]
@@ -200,6 +228,7 @@ def wp_no_prefix(word, vocab, unk="[UNK]", max_chars=100):
     return pieces
 
 
+@mistake("check_wordpiece", "the whole word is a single [UNK]")
 def wp_partial_unk(word, vocab, unk="[UNK]", max_chars=100):
     if len(word) > max_chars:
         return [unk]
@@ -217,38 +246,6 @@ def wp_partial_unk(word, vocab, unk="[UNK]", max_chars=100):
     return pieces
 
 
+@mistake("check_wordpiece", "longer than max_chars")
 def wp_no_length_limit(word, vocab, unk="[UNK]", max_chars=100):
     return wp.wordpiece(word, vocab, unk, max_chars=10_000)
-
-
-MUTANTS = [
-    ("check_bytes_to_unicode", b2u_identity, "stand-ins chr(256 + n)"),
-    ("check_bytes_to_unicode", b2u_space_printable, "stand-ins chr(256 + n)"),
-    ("check_bytes_to_unicode", b2u_ascii_only, "printable bytes are"),
-    ("check_bytes_to_unicode", b2u_collides, "each byte needs its own character"),
-    ("check_pair_counts", counts_unweighted, "frequency"),
-    ("check_pair_counts", counts_across_words, "never cross word boundaries"),
-    ("check_pair_counts", counts_distinct, "count every occurrence"),
-    ("check_merge_pair", merge_first_only, "every occurrence"),
-    ("check_merge_pair", merge_overlapping, "consumes both symbols"),
-    ("check_merge_pair", merge_right_to_left, "scan left to right"),
-    ("check_pair_count_change", change_no_subtraction, "subtract freq"),
-    ("check_pair_count_change", change_unweighted, "counts freq times"),
-    ("check_pair_count_change", change_reversed, "not the other way round"),
-    ("check_apply_merges", apply_leftmost, "not the leftmost mergeable pair"),
-    ("check_apply_merges", apply_highest, "not the highest"),
-    ("check_apply_merges", apply_one_pass, "one pass is not enough"),
-    ("check_decode", decode_per_token, "decode once"),
-    ("check_decode", decode_strict, "errors='replace'"),
-    ("check_chat_format", chat_no_default_system, "default system prompt"),
-    ("check_chat_format", chat_no_generation_prompt, "the model writes its answer after it"),
-    ("check_chat_format", chat_always_generation_prompt, "only when add_generation_prompt is True"),
-    ("check_strip_accents", accents_nfc, "NFD"),
-    ("check_strip_accents", accents_ascii_only, "remove only the combining marks"),
-    ("check_pad_cjk", pad_basic_block_only, "beyond U+4E00–U+9FFF"),
-    ("check_pad_cjk", pad_all_non_ascii, "kana and Korean Hangul"),
-    ("check_wordpiece", wp_shortest_first, "longest piece"),
-    ("check_wordpiece", wp_no_prefix, "'##' prefix"),
-    ("check_wordpiece", wp_partial_unk, "the whole word is a single [UNK]"),
-    ("check_wordpiece", wp_no_length_limit, "longer than max_chars"),
-]

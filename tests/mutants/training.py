@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from llmlab import train
 from llmlab.nn import lora
+from tests.mutants import mistake
 
 REFERENCE = {
     "check_get_batch": train.get_batch,
@@ -27,38 +28,45 @@ def _windows(data, starts, T, shift=1):
     return x, y
 
 
+@mistake("check_get_batch", "*next* tokens")
 def batch_y_is_x(data, batch_size, block_size, generator=None):
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     return _windows(data, starts, block_size, shift=0)
 
 
+@mistake("check_get_batch", "excludes high")
 def batch_high_minus_one(data, batch_size, block_size, generator=None):
     starts = torch.randint(len(data) - block_size - 1, (batch_size,), generator=generator)
     return _windows(data, starts, block_size)
 
 
+@mistake("check_get_batch", "last valid start")
 def batch_runs_off_the_end(data, batch_size, block_size, generator=None):
     starts = torch.randint(len(data) - block_size + 1, (batch_size,), generator=generator)
     return _windows(data, starts, block_size)
 
 
+@mistake("check_get_batch", "generator=generator")
 def batch_global_rng(data, batch_size, block_size, generator=None):
     starts = torch.randint(len(data) - block_size, (batch_size,))
     return _windows(data, starts, block_size)
 
 
+@mistake("check_get_batch", "one per row")
 def batch_one_offset(data, batch_size, block_size, generator=None):
     start = torch.randint(len(data) - block_size, (1,), generator=generator)
     return _windows(data, start.repeat(batch_size), block_size)
 
 
 # adamw_step
+@mistake("check_adamw_step", "(1 - beta ** step)")
 def adamw_no_bias_correction(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
     m = betas[0] * exp_avg + (1 - betas[0]) * grad
     v = betas[1] * exp_avg_sq + (1 - betas[1]) * grad**2
     return param * (1 - lr * weight_decay) - lr * m / (v.sqrt() + eps), m, v
 
 
+@mistake("check_adamw_step", "Adam with L2")
 def adamw_l2(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
     grad = grad + weight_decay * param
     m = betas[0] * exp_avg + (1 - betas[0]) * grad
@@ -67,6 +75,7 @@ def adamw_l2(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps
     return param - lr * m_hat / (v_hat.sqrt() + eps), m, v
 
 
+@mistake("check_adamw_step", "outside the square root")
 def adamw_eps_in_sqrt(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
     m = betas[0] * exp_avg + (1 - betas[0]) * grad
     v = betas[1] * exp_avg_sq + (1 - betas[1]) * grad**2
@@ -74,6 +83,7 @@ def adamw_eps_in_sqrt(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.
     return param * (1 - lr * weight_decay) - lr * m_hat / (v_hat + eps).sqrt(), m, v
 
 
+@mistake("check_adamw_step", "scaled by the learning rate")
 def adamw_decay_without_lr(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
     m = betas[0] * exp_avg + (1 - betas[0]) * grad
     v = betas[1] * exp_avg_sq + (1 - betas[1]) * grad**2
@@ -82,12 +92,14 @@ def adamw_decay_without_lr(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.
 
 
 # lr_at
+@mistake("check_lr_at", "wasted step")
 def lr_warmup_from_zero(step, max_lr, warmup_steps, total_steps, min_lr=0.0):
     if step < warmup_steps:
         return max_lr * step / warmup_steps
     return train.lr_at(step, max_lr, warmup_steps, total_steps, min_lr)
 
 
+@mistake("check_lr_at", "starts after the warm-up")
 def lr_cosine_over_whole_run(step, max_lr, warmup_steps, total_steps, min_lr=0.0):
     if step < warmup_steps:
         return max_lr * (step + 1) / warmup_steps
@@ -95,10 +107,12 @@ def lr_cosine_over_whole_run(step, max_lr, warmup_steps, total_steps, min_lr=0.0
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (max_lr - min_lr)
 
 
+@mistake("check_lr_at", "not to 0")
 def lr_decays_to_zero(step, max_lr, warmup_steps, total_steps, min_lr=0.0):
     return train.lr_at(step, max_lr, warmup_steps, total_steps, 0.0)
 
 
+@mistake("check_lr_at", "linear decay")
 def lr_linear(step, max_lr, warmup_steps, total_steps, min_lr=0.0):
     if step < warmup_steps:
         return max_lr * (step + 1) / warmup_steps
@@ -107,6 +121,7 @@ def lr_linear(step, max_lr, warmup_steps, total_steps, min_lr=0.0):
 
 
 # clip_grad_norm
+@mistake("check_clip_grad_norm", "one factor for all")
 def clip_per_tensor(parameters, max_norm):
     grads = [p.grad for p in parameters if p.grad is not None]
     total = torch.sqrt(sum((g**2).sum() for g in grads))
@@ -115,6 +130,7 @@ def clip_per_tensor(parameters, max_norm):
     return total
 
 
+@mistake("check_clip_grad_norm", "never scale gradients up")
 def clip_always(parameters, max_norm):
     grads = [p.grad for p in parameters if p.grad is not None]
     total = torch.sqrt(sum((g**2).sum() for g in grads))
@@ -123,12 +139,14 @@ def clip_always(parameters, max_norm):
     return total
 
 
+@mistake("check_clip_grad_norm", "norm before clipping")
 def clip_returns_after(parameters, max_norm):
     params = list(parameters)
     train.clip_grad_norm(params, max_norm)
     return torch.sqrt(sum((p.grad**2).sum() for p in params if p.grad is not None))
 
 
+@mistake("check_clip_grad_norm", "walked only once")
 def clip_walks_generator_twice(parameters, max_norm):
     total = torch.sqrt(sum((p.grad**2).sum() for p in parameters if p.grad is not None))
     for p in parameters:
@@ -137,6 +155,7 @@ def clip_walks_generator_twice(parameters, max_norm):
     return total
 
 
+@mistake("check_clip_grad_norm", "not the sum of norms")
 def clip_sum_of_norms(parameters, max_norm):
     grads = [p.grad for p in parameters if p.grad is not None]
     total = sum(g.norm() for g in grads)
@@ -145,6 +164,7 @@ def clip_sum_of_norms(parameters, max_norm):
     return total
 
 
+@mistake("check_clip_grad_norm", "p.grad = None")
 def clip_none_grad(parameters, max_norm):
     return train.clip_grad_norm([p for p in parameters if p.grad.numel() > 0], max_norm)
 
@@ -154,6 +174,7 @@ def _loss(model, x, y):
     return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
 
 
+@mistake("check_train_step", "zero_grad")
 def step_no_zero_grad(model, optimizer, x, y, max_norm=1.0):
     loss = _loss(model, x, y)
     loss.backward()
@@ -162,6 +183,7 @@ def step_no_zero_grad(model, optimizer, x, y, max_norm=1.0):
     return loss.item()
 
 
+@mistake("check_train_step", "clipping after the step")
 def step_clip_after(model, optimizer, x, y, max_norm=1.0):
     optimizer.zero_grad()
     loss = _loss(model, x, y)
@@ -171,6 +193,7 @@ def step_clip_after(model, optimizer, x, y, max_norm=1.0):
     return loss.item()
 
 
+@mistake("check_train_step", "loss.item()")
 def step_returns_tensor(model, optimizer, x, y, max_norm=1.0):
     optimizer.zero_grad()
     loss = _loss(model, x, y)
@@ -180,6 +203,7 @@ def step_returns_tensor(model, optimizer, x, y, max_norm=1.0):
     return loss
 
 
+@mistake("check_train_step", "optimizer.step()")
 def step_no_step(model, optimizer, x, y, max_norm=1.0):
     optimizer.zero_grad()
     loss = _loss(model, x, y)
@@ -188,22 +212,26 @@ def step_no_step(model, optimizer, x, y, max_norm=1.0):
 
 
 # dropout
+@mistake("check_dropout", "inverted dropout")
 def dropout_no_rescale(x, p, training=True, generator=None):
     if not training:
         return x
     return x * (torch.rand(x.shape, generator=generator) >= p)
 
 
+@mistake("check_dropout", "probability to *drop*")
 def dropout_keep_is_p(x, p, training=True, generator=None):
     if not training or p == 0:
         return x
     return x * (torch.rand(x.shape, generator=generator) < p) / (1 - p)
 
 
+@mistake("check_dropout", "identity")
 def dropout_in_eval(x, p, training=True, generator=None):
     return x * (torch.rand(x.shape, generator=generator) >= p) / (1 - p)
 
 
+@mistake("check_dropout", "not by p")
 def dropout_divide_by_p(x, p, training=True, generator=None):
     if not training or p == 0:
         return x
@@ -211,91 +239,60 @@ def dropout_divide_by_p(x, p, training=True, generator=None):
 
 
 # should_stop
+@mistake("check_should_stop", "not with the previous evaluation")
 def stop_vs_previous(val_losses, patience, min_delta=0.0):
     if len(val_losses) <= patience:
         return False
     return all(b >= a - min_delta for a, b in zip(val_losses[-patience - 1 :], val_losses[-patience:]))
 
 
+@mistake("check_should_stop", "min_delta")
 def stop_ignores_min_delta(val_losses, patience, min_delta=0.0):
     return train.should_stop(val_losses, patience, 0.0)
 
 
+@mistake("check_should_stop", "one of them is the best")
 def stop_window_one_short(val_losses, patience, min_delta=0.0):
     return train.should_stop(val_losses, max(patience - 1, 1), min_delta)
 
 
+@mistake("check_should_stop", "did not beat the best")
 def stop_window_one_long(val_losses, patience, min_delta=0.0):
     return train.should_stop(val_losses, patience + 1, min_delta)
 
 
 # lora_linear
+@mistake("check_lora_linear", "by alpha / r")
 def lora_no_scale(x, weight, bias, A, B, alpha):
     return F.linear(x, weight, bias) + x @ A.T @ B.T
 
 
+@mistake("check_lora_linear", "not alpha")
 def lora_alpha_scale(x, weight, bias, A, B, alpha):
     return F.linear(x, weight, bias) + alpha * (x @ A.T @ B.T)
 
 
+@mistake("check_lora_linear", "keep the frozen layer")
 def lora_adapter_only(x, weight, bias, A, B, alpha):
     return alpha / A.shape[0] * (x @ A.T @ B.T)
 
 
+@mistake("check_lora_linear", "A is (r, in)")
 def lora_wrong_order(x, weight, bias, A, B, alpha):
     return F.linear(x, weight, bias) + alpha / A.shape[0] * (x @ B @ A)
 
 
 # merge_lora
+@mistake("check_merge_lora", "by alpha / r")
 def merge_no_scale(weight, A, B, alpha):
     return weight + B @ A
 
 
+@mistake("check_merge_lora", "do not subtract")
 def merge_subtract(weight, A, B, alpha):
     return weight - alpha / A.shape[0] * (B @ A)
 
 
+@mistake("check_merge_lora", "shape")
 def merge_wrong_order(weight, A, B, alpha):
     return weight + alpha / A.shape[0] * (A.T @ B.T)
-
-
-MUTANTS = [
-    ("check_get_batch", batch_y_is_x, "*next* tokens"),
-    ("check_get_batch", batch_high_minus_one, "excludes high"),
-    ("check_get_batch", batch_runs_off_the_end, "last valid start"),
-    ("check_get_batch", batch_global_rng, "generator=generator"),
-    ("check_get_batch", batch_one_offset, "one per row"),
-    ("check_adamw_step", adamw_no_bias_correction, "(1 - beta ** step)"),
-    ("check_adamw_step", adamw_l2, "Adam with L2"),
-    ("check_adamw_step", adamw_eps_in_sqrt, "outside the square root"),
-    ("check_adamw_step", adamw_decay_without_lr, "scaled by the learning rate"),
-    ("check_lr_at", lr_warmup_from_zero, "wasted step"),
-    ("check_lr_at", lr_cosine_over_whole_run, "starts after the warm-up"),
-    ("check_lr_at", lr_decays_to_zero, "not to 0"),
-    ("check_lr_at", lr_linear, "linear decay"),
-    ("check_clip_grad_norm", clip_per_tensor, "one factor for all"),
-    ("check_clip_grad_norm", clip_always, "never scale gradients up"),
-    ("check_clip_grad_norm", clip_returns_after, "norm before clipping"),
-    ("check_clip_grad_norm", clip_walks_generator_twice, "walked only once"),
-    ("check_clip_grad_norm", clip_sum_of_norms, "not the sum of norms"),
-    ("check_clip_grad_norm", clip_none_grad, "p.grad = None"),
-    ("check_train_step", step_no_zero_grad, "zero_grad"),
-    ("check_train_step", step_clip_after, "clipping after the step"),
-    ("check_train_step", step_returns_tensor, "loss.item()"),
-    ("check_train_step", step_no_step, "optimizer.step()"),
-    ("check_dropout", dropout_no_rescale, "inverted dropout"),
-    ("check_dropout", dropout_keep_is_p, "probability to *drop*"),
-    ("check_dropout", dropout_in_eval, "identity"),
-    ("check_dropout", dropout_divide_by_p, "not by p"),
-    ("check_should_stop", stop_vs_previous, "not with the previous evaluation"),
-    ("check_should_stop", stop_ignores_min_delta, "min_delta"),
-    ("check_should_stop", stop_window_one_short, "one of them is the best"),
-    ("check_should_stop", stop_window_one_long, "did not beat the best"),
-    ("check_lora_linear", lora_no_scale, "by alpha / r"),
-    ("check_lora_linear", lora_alpha_scale, "not alpha"),
-    ("check_lora_linear", lora_adapter_only, "keep the frozen layer"),
-    ("check_lora_linear", lora_wrong_order, "A is (r, in)"),
-    ("check_merge_lora", merge_no_scale, "by alpha / r"),
-    ("check_merge_lora", merge_subtract, "do not subtract"),
-    ("check_merge_lora", merge_wrong_order, "shape"),
-]

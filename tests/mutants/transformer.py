@@ -8,6 +8,7 @@ from llmlab.models.smollm2 import layer_from_gguf
 from llmlab.nn import layers as L
 from llmlab.nn.attention import causal_mask
 from llmlab.nn.model import Decoder, DecoderConfig, mean_pool
+from tests.mutants import mistake
 
 
 def _rms(x, w, eps):
@@ -56,68 +57,84 @@ REFERENCE = {
 }
 
 
+@mistake("check_rms_norm", "eps inside the square root")
 def rms_eps_outside(x, w, eps):
     return x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w
 
 
+@mistake("check_rms_norm", "does not subtract the mean")
 def rms_subtracts_mean(x, w, eps):
     x = x - x.mean(-1, keepdim=True)
     return _rms(x, w, eps)
 
 
+@mistake("check_rms_norm", "last dimension")
 def rms_whole_tensor(x, w, eps):
     return x / (x.pow(2).mean() + eps).sqrt() * w
 
 
+@mistake("check_layer_norm", "population variance")
 def ln_unbiased(x, w, b, eps):
     return (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True) + eps).sqrt() * w + b
 
 
+@mistake("check_layer_norm", "subtract the mean")
 def ln_no_mean(x, w, b, eps):
     return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt() * w + b
 
 
+@mistake("check_layer_norm", "eps inside the square root")
 def ln_eps_outside(x, w, b, eps):
     xc = x - x.mean(-1, keepdim=True)
     return xc / (xc.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w + b
 
 
+@mistake("check_apply_rope", "rotate-half")
 def rope_interleaved(x, cos, sin):
     return L.apply_rope_interleaved(x, cos, sin)
 
 
+@mistake("check_apply_rope", "the sign")
 def rope_sign(x, cos, sin):
     return x * torch.cat([cos, cos], -1) - L.rotate_half(x) * torch.cat([sin, sin], -1)
 
 
+@mistake("check_unpermute_qk", "unchanged")
 def unpermute_noop(w, n_heads):
     return w.clone()
 
 
+@mistake("check_unpermute_qk", "inverse permutation")
 def unpermute_inverse(w, n_heads):
     return L.permute_for_interleaved(w, n_heads)
 
 
+@mistake("check_swiglu", "not GELU")
 def swiglu_gelu(x, w1, w2, w3):
     return F.linear(F.gelu(F.linear(x, w1)) * F.linear(x, w3), w2)
 
 
+@mistake("check_swiglu", "the gate is w1")
 def swiglu_swapped(x, w1, w2, w3):
     return F.linear(F.silu(F.linear(x, w3)) * F.linear(x, w1), w2)
 
 
+@mistake("check_swiglu", "up projection")
 def swiglu_no_up(x, w1, w2, w3):
     return F.linear(F.silu(F.linear(x, w1)), w2)
 
 
+@mistake("check_decoder_block", "never v (values")
 def block_rope_on_v(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     return _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=True)
 
 
+@mistake("check_decoder_block", "add each sublayer's output to its input")
 def block_no_residual(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     return _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, residual=False)
 
 
+@mistake("check_decoder_block", "not the sum after it")
 def block_post_norm(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     return _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, post_norm=True)
 
@@ -129,16 +146,19 @@ _NAMES = {
 }
 
 
+@mistake("check_load_layer", "permuted for interleaved RoPE")
 def load_no_unpermute(tensors, i, n_heads, n_kv_heads):
     return {ours: tensors[f"blk.{i}.{name}"] for name, ours in _NAMES.items()}
 
 
+@mistake("check_load_layer", "ffn_gate is w1")
 def load_gate_up_swapped(tensors, i, n_heads, n_kv_heads):
     out = layer_from_gguf(tensors, i, DecoderConfig(n_heads=n_heads, n_kv_heads=n_kv_heads))
     out["feed_forward.w1.weight"], out["feed_forward.w3.weight"] = out["feed_forward.w3.weight"], out["feed_forward.w1.weight"]
     return out
 
 
+@mistake("check_load_layer", "k has n_kv_heads = 3")
 def load_k_with_query_heads(tensors, i, n_heads, n_kv_heads):
     out = load_no_unpermute(tensors, i, n_heads, n_kv_heads)
     out["attention.wq.weight"] = L.permute_for_rotate_half(out["attention.wq.weight"], n_heads)
@@ -146,15 +166,18 @@ def load_k_with_query_heads(tensors, i, n_heads, n_kv_heads):
     return out
 
 
+@mistake("check_decoder_forward", "final RMSNorm")
 def forward_no_final_norm(ids, state, cfg):
     return _forward(ids, state, cfg, final_norm=False)
 
 
+@mistake("check_decoder_forward", "ties its output layer")
 def forward_untied_head(ids, state, cfg):
     state["output.weight"]  # a separate LM head: SmolLM2 has none
     return _forward(ids, state, cfg)
 
 
+@mistake("check_greedy_generate", "last position")
 def greedy_first_position(forward, ids, max_new_tokens, eos_id):
     ids, out = list(ids), []
     for _ in range(max_new_tokens):
@@ -164,47 +187,21 @@ def greedy_first_position(forward, ids, max_new_tokens, eos_id):
     return out
 
 
+@mistake("check_greedy_generate", "append each new token")
 def greedy_not_appending(forward, ids, max_new_tokens, eos_id):
     return [int(forward(torch.tensor([ids]))[0, -1].argmax()) for _ in range(max_new_tokens)]
 
 
+@mistake("check_greedy_generate", "stop right after producing eos_id")
 def greedy_ignores_eos(forward, ids, max_new_tokens, eos_id):
     return _greedy(forward, ids, max_new_tokens, None)
 
 
+@mistake("check_mean_pool", "only the real tokens")
 def pool_with_padding(hidden, attention_mask):
     return F.normalize(hidden.mean(1), dim=-1)
 
 
+@mistake("check_mean_pool", "normalise each embedding")
 def pool_not_normalised(hidden, attention_mask):
     return mean_pool(hidden, attention_mask, normalize=False)
-
-
-MUTANTS = [
-    ("check_rms_norm", rms_eps_outside, "eps inside the square root"),
-    ("check_rms_norm", rms_subtracts_mean, "does not subtract the mean"),
-    ("check_rms_norm", rms_whole_tensor, "last dimension"),
-    ("check_layer_norm", ln_unbiased, "population variance"),
-    ("check_layer_norm", ln_no_mean, "subtract the mean"),
-    ("check_layer_norm", ln_eps_outside, "eps inside the square root"),
-    ("check_apply_rope", rope_interleaved, "rotate-half"),
-    ("check_apply_rope", rope_sign, "the sign"),
-    ("check_unpermute_qk", unpermute_noop, "unchanged"),
-    ("check_unpermute_qk", unpermute_inverse, "inverse permutation"),
-    ("check_swiglu", swiglu_gelu, "not GELU"),
-    ("check_swiglu", swiglu_swapped, "the gate is w1"),
-    ("check_swiglu", swiglu_no_up, "up projection"),
-    ("check_decoder_block", block_rope_on_v, "never v (values"),
-    ("check_decoder_block", block_no_residual, "add each sublayer's output to its input"),
-    ("check_decoder_block", block_post_norm, "not the sum after it"),
-    ("check_load_layer", load_no_unpermute, "permuted for interleaved RoPE"),
-    ("check_load_layer", load_gate_up_swapped, "ffn_gate is w1"),
-    ("check_load_layer", load_k_with_query_heads, "k has n_kv_heads = 3"),
-    ("check_decoder_forward", forward_no_final_norm, "final RMSNorm"),
-    ("check_decoder_forward", forward_untied_head, "ties its output layer"),
-    ("check_greedy_generate", greedy_first_position, "last position"),
-    ("check_greedy_generate", greedy_not_appending, "append each new token"),
-    ("check_greedy_generate", greedy_ignores_eos, "stop right after producing eos_id"),
-    ("check_mean_pool", pool_with_padding, "only the real tokens"),
-    ("check_mean_pool", pool_not_normalised, "normalise each embedding"),
-]
