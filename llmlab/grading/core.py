@@ -355,7 +355,7 @@ class Check:
                 got = self.call(*case.args, **call_options, **case.kwargs)
             except ExerciseFailure as e:  # say which kind of input made it fail: the learner never saw it
                 raise e if e.what == "not implemented yet" else \
-                    ExerciseFailure(self.id, f"on a hidden case ({case.kind}), {e.what}", e.hint)
+                    ExerciseFailure(self.id, f"on a hidden case ({case.kind}), {e.what}", case.hint or e.hint)
             why = compare(got, want) if compare is not None else same(got, want, rtol, atol, reveal=False)
             if why:
                 self.fail(f"wrong on a hidden case ({case.kind}): {why}",
@@ -386,7 +386,7 @@ class Check:
                 return a.shape == b.shape and bool(torch.isfinite(b).all()) and torch.allclose(a, b, rtol=rtol, atol=1e-12)
             if number(b) is not None and not isinstance(b, int):
                 x = number(a)
-                return x is not None and math.isfinite(b) and math.isclose(x, b, rel_tol=rtol, abs_tol=1e-12)
+                return x is not None and math.isfinite(b) and math.isclose(x, b, rel_tol=rtol)
             try:
                 return bool(a == b)
             except Exception:  # a value that cannot be compared is not this mistake
