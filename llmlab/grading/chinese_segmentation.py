@@ -1,9 +1,11 @@
 """Checks for notebook 02_chinese_segmentation."""
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
-from llmlab.grading.core import Check
+from llmlab.data import chinese_gold
+from llmlab.grading.core import Case, Check, Draw, exercise
 from llmlab.tokenization import chinese as zh
 
 SENTENCES = [
@@ -11,6 +13,12 @@ SENTENCES = [
     "乒乓球拍卖完了", "大语言模型推理要又快又小", "欧阳娜娜在第三季度发布了新歌", "小明硕士毕业于中国科学院计算所",
     "中华人民共和国成立了", "吃葡萄不吐葡萄皮",
 ]
+# hidden texts: dictionary words of 8+ characters; a route tie (AA|A against A|AA) at the end of the text;
+# characters missing from some of the HMM's emission tables; characters in none of them (all scores tie)
+LONG = ["他在中国科学院自然科学史研究所工作", "这项决定由全国人民代表大会常务委员会通过", "新疆维吾尔自治区的葡萄很甜"]
+TIES = ["走走走", "你快过来看看看", "你去试试试", "我们慢慢慢"]
+PARTLY_UNKNOWN = ["她们这里很热闹", "武曌是中国唯一的女皇帝", "王喆和张彧都是新来的同事", "她说这个很好吃"]
+UNKNOWN = ["南汉的开国皇帝叫刘䶮", "𠮷野家的牛肉饭很好吃", "龘字由三个龙字组成"]
 
 
 @lru_cache(maxsize=1)
@@ -23,12 +31,20 @@ def _hmm() -> zh.HMM:
     return zh.HMM.from_jieba()
 
 
-def _words(c: Check, out, text: str, what: str) -> list[str]:
+@lru_cache(maxsize=1)
+def _gold() -> tuple[tuple[str, ...], ...]:
+    return tuple(map(tuple, chinese_gold()[3:]))  # the notebook prints the first three
+
+
+def _texts(d: Draw, k: int) -> list[str]:
+    return ["".join(words) for words in d.sample(_gold(), k)]
+
+
+def _words(c: Check, out, text: str, what: str, hint: str = "a character that starts no word is a word by itself"):
     c.expect(isinstance(out, list) and all(isinstance(w, str) for w in out),
              f"{what} returned {type(out).__name__}, expected a list of str", "collect the words in a list")
-    if "".join(out) != text:
-        c.fail(f"{what} gave {out}, which does not spell {text!r}",
-               "every character must land in exactly one word: a character that starts no word is a word by itself")
+    c.expect("".join(out) == text, f"{what} gave {out}, which does not spell {text!r}",
+             "every character must land in exactly one word: " + hint)
     return out
 
 
@@ -46,24 +62,29 @@ def _shortest_first(text: str, d: zh.Dictionary, max_len: int, backward: bool) -
     return words[::-1] if backward else words
 
 
+def _max_match_cases(d: Draw) -> list[Case]:
+    dic = _dictionary()
+    return [Case("a dictionary word of 8 or more characters", d.choice(LONG), dic, dic.max_len,
+                 hint="a word may have up to max_len characters (the argument): do not cap it at the longest word shown"),
+            Case("another max_len", _texts(d, 1)[0], dic, d.int(2, 6)),
+            *(Case("another sentence", t, dic, dic.max_len) for t in _texts(d, 2))]
+
+
 def _check_max_match(c: Check, backward: bool) -> None:
     d = _dictionary()
     mine = zh.backward_max_match if backward else zh.forward_max_match
     other = zh.forward_max_match if backward else zh.backward_max_match
     outs = [c.call(text, d, d.max_len) for text in SENTENCES]
     wants = [mine(text, d) for text in SENTENCES]
+    text, out, want = next(((t, o, w) for t, o, w in zip(SENTENCES, outs, wants) if o != w), (None, None, None))
     # a mistake is named only when it explains the answers on every sentence
-    mistakes = {
+    c.diagnose(outs, {
         "you collected the words right to left: reverse the list at the end": [w[::-1] for w in wants],
         "take the longest word first: try lengths from max_len down to 1":
             [_shortest_first(t, d, d.max_len, backward) for t in SENTENCES],
         "that is the other direction: " + ("start from the end of the text" if backward else "start from the beginning"):
             [other(t, d) for t in SENTENCES],
-    }
-    for hint, answers in mistakes.items():
-        if outs == answers and outs != wants:
-            text, out, want = next((t, o, w) for t, o, w in zip(SENTENCES, outs, wants) if o != w)
-            c.fail(f"on {text!r} you gave {out}, expected {want}", hint)
+    }, f"on {text!r} you gave {out}, expected {want}", correct=wants)
     for text, out, want in zip(SENTENCES, outs, wants):
         _words(c, out, text, f"on {text!r} your function")
         c.expect(out == want, f"on {text!r} you gave {out}, expected {want}",
@@ -78,15 +99,16 @@ def _check_max_match(c: Check, backward: bool) -> None:
     c.expect(out == mine("🙂ABC中文🙂", d), f"on '🙂ABC中文🙂' you gave {out}, expected {mine('🙂ABC中文🙂', d)}",
              "characters outside the dictionary are words by themselves")
     c.expect(c.call("", d, d.max_len) == [], "the empty string should give []", "")
-    c.done()
 
 
-def check_forward_max_match(fn) -> None:
-    _check_max_match(Check("02.forward_max_match", fn), backward=False)
+@exercise("02.forward_max_match", reference=zh.forward_max_match, cases=_max_match_cases)
+def check_forward_max_match(c: Check) -> None:
+    _check_max_match(c, backward=False)
 
 
-def check_backward_max_match(fn) -> None:
-    _check_max_match(Check("02.backward_max_match", fn), backward=True)
+@exercise("02.backward_max_match", reference=zh.backward_max_match, cases=_max_match_cases)
+def check_backward_max_match(c: Check) -> None:
+    _check_max_match(c, backward=True)
 
 
 def _choose(fmm: list[str], bmm: list[str]) -> list[str]:
@@ -98,83 +120,135 @@ def _choose(fmm: list[str], bmm: list[str]) -> list[str]:
     return fmm if sum(len(w) == 1 for w in fmm) < sum(len(w) == 1 for w in bmm) else bmm
 
 
-def check_choose_segmentation(fn) -> None:
-    c = Check("02.choose_segmentation", fn)
-    cases = [
-        (["研究生", "命", "起源"], ["研究", "生命", "起源"], "same number of words: fewer single characters wins"),
-        (["结婚", "的", "和尚", "未", "结婚", "的"], ["结婚", "的", "和", "尚未", "结婚", "的"], "a full tie goes to BMM"),
-        (["中华人民共和国", "成立"], ["中华", "人民共和国", "成立"], "fewer words wins"),
-        (["南京", "市长", "江", "大桥"], ["南京市", "长江大桥"], "fewer words wins"),
+@lru_cache(maxsize=1)
+def _gold_pairs() -> dict[str, list[tuple[list[str], list[str]]]]:
+    """FMM and BMM of the gold sentences, by the rule that chooses between them."""
+    pairs: dict[str, list] = {}
+    for f, b in ((zh.forward_max_match(t, _dictionary()), zh.backward_max_match(t, _dictionary()))
+                 for t in map("".join, _gold())):
+        singles = [sum(len(w) == 1 for w in ws) for ws in (f, b)]
+        pairs.setdefault("FMM and BMM agree" if f == b else "another word count" if len(f) != len(b) else
+                         "a full tie" if singles[0] == singles[1] else "as many words", []).append((f, b))
+    return pairs
+
+
+def _choose_cases(d: Draw) -> list[Case]:
+    pair = [["中华人民共和国", "成", "立"], ["中华", "人民", "共和国", "成立"]]
+    return [Case("fewer words but more single characters", *(pair if d.choice([True, False]) else pair[::-1]),
+                 hint="apply the rules in order: the word count decides first, single characters only break its tie"),
+            *(Case(kind, *d.choice(pairs)) for kind, pairs in sorted(_gold_pairs().items()))]
+
+
+@exercise("02.choose_segmentation", reference=_choose, cases=_choose_cases)
+def check_choose_segmentation(c: Check) -> None:
+    fewer, singles = "when the word counts differ, the result with fewer words wins", \
+        "with equal word counts, compare the number of single-character words"
+    tie = "when words and single characters tie, prefer BMM (right more often on Chinese)"
+    for fmm, bmm, hint in [
+        (["研究生", "命", "起源"], ["研究", "生命", "起源"], singles),
+        (["结婚", "的", "和尚", "未", "结婚", "的"], ["结婚", "的", "和", "尚未", "结婚", "的"], tie),
+        (["中华人民共和国", "成立"], ["中华", "人民共和国", "成立"], fewer),
+        (["南京", "市长", "江", "大桥"], ["南京市", "长江大桥"], fewer),
         (["我", "爱", "你"], ["我", "爱", "你"], "when both agree, return either"),
-        (["ab", "c", "de"], ["a", "bc", "de"], "a full tie goes to BMM"),
-        (["北京大学", "生活"], ["北", "京大学生活"], "same number of words: fewer single characters wins"),
-    ]
-    for fmm, bmm, rule in cases:
-        out = c.call(fmm, bmm)
-        want = _choose(fmm, bmm)
-        if out != want:
-            if rule == "fewer words wins":
-                hint = "when the word counts differ, the result with fewer words wins"
-            elif rule.startswith("same number"):
-                hint = "with equal word counts, compare the number of single-character words"
-            elif rule.startswith("a full tie"):
-                hint = "when words and single characters tie, prefer BMM (right more often on Chinese)"
-            else:
-                hint = rule
-            c.fail(f"FMM {fmm} vs BMM {bmm}: you chose {out}, expected {want}", hint)
-        c.passed += 1
-    c.done()
+        (["ab", "c", "de"], ["a", "bc", "de"], tie),
+        (["北京大学", "生活"], ["北", "京大学生活"], singles),
+    ]:
+        out, want = c.call(fmm, bmm), _choose(fmm, bmm)
+        c.expect(out == want, f"FMM {fmm} vs BMM {bmm}: you chose {out}, expected {want}", hint)
 
 
 def _has(obj, i) -> bool:
     try:
         obj[i]
         return True
-    except (KeyError, IndexError):
+    except (KeyError, IndexError, TypeError):
         return False
 
 
-def check_build_dag(fn) -> None:
-    c = Check("02.build_dag", fn)
+def _as_dag(out, n: int) -> dict[int, list[int]] | None:
+    """A learner's DAG as {i: sorted ends}, or None when some position lacks a (non-empty) entry."""
+    if not hasattr(out, "__getitem__") or any(not _has(out, i) or not out[i] for i in range(n)):
+        return None
+    return {i: sorted(out[i]) for i in range(n)}
+
+
+def _dag_cases(d: Draw) -> list[Case]:
+    dic = _dictionary()
+    return [Case("a dictionary word of 8 or more characters", d.choice(LONG), dic,
+                 hint="words can be longer than the ones shown: extend while the fragment is in dictionary.freq, "
+                      "not up to a fixed length"),
+            *(Case("another sentence", t, dic) for t in _texts(d, 2))]
+
+
+def _dag_compare(out, want) -> str | None:
+    got = _as_dag(out, len(want))
+    return "some position has no entry (or an empty list)" if got is None else \
+        None if got == want else "some position lists other ends"
+
+
+@exercise("02.build_dag", reference=zh.build_dag, cases=_dag_cases, compare=_dag_compare)
+def check_build_dag(c: Check) -> None:
     d = _dictionary()
     for text in SENTENCES + ["去北京大学玩", "🙂ABC"]:
-        out = c.call(text, d)
-        if not hasattr(out, "__getitem__") or any(not _has(out, i) or not out[i] for i in range(len(text))):
+        got, want = _as_dag(c.call(text, d), len(text)), zh.build_dag(text, d)
+        if got is None:
             c.fail(f"for {text!r} some position has no entry (or an empty list)",
                    "give every position i a list; when no word starts at i, DAG[i] = [i]: the character alone")
-        got = {i: sorted(out[i]) for i in range(len(text))}
-        want = zh.build_dag(text, d)
-        if got == want:
-            c.passed += 1
-            continue
-        exclusive = {i: [j + 1 for j in js] for i, js in want.items()}
-        if got == exclusive:
-            c.fail(f"for {text!r} your end positions are one too large",
-                   "DAG[i] holds inclusive ends j: the word is sentence[i:j + 1]")
-        if any(set(got[i]) > set(want[i]) for i in want):
-            c.fail(f"for {text!r} your DAG has ends that are not words",
-                   "a prefix with frequency 0 is not a word: record j only when freq > 0")
-        if any(set(got[i]) < set(want[i]) for i in want):
-            c.fail(f"for {text!r} your DAG misses some longer words (e.g. DAG[1] of '去北京大学玩' should be [1, 2, 4])",
-                   "keep extending while the fragment is in dictionary.freq (a prefix of some word), even when it is not a word itself")
-        c.fail(f"for {text!r} you gave {got}, expected {want}", "DAG[i] lists every j with sentence[i:j+1] a word")
-    c.done()
+        if got != want:
+            if got == {i: [j + 1 for j in js] for i, js in want.items()}:
+                c.fail(f"for {text!r} your end positions are one too large",
+                       "DAG[i] holds inclusive ends j: the word is sentence[i:j + 1]")
+            if any(set(got[i]) > set(want[i]) for i in want):
+                c.fail(f"for {text!r} your DAG has ends that are not words",
+                       "a prefix with frequency 0 is not a word: record j only when freq > 0")
+            if any(set(got[i]) < set(want[i]) for i in want):
+                c.fail(f"for {text!r} your DAG misses some longer words (e.g. DAG[1] of '去北京大学玩' should be [1, 2, 4])",
+                       "keep extending while the fragment is in dictionary.freq (a prefix of some word), even when it is not a word itself")
+        c.expect(got == want, f"for {text!r} you gave {got}, expected {want}", "DAG[i] lists every j with sentence[i:j+1] a word")
 
 
-def check_best_route(fn) -> None:
-    c = Check("02.best_route", fn)
+def _route_gap(out, want, n: int) -> int | None:
+    """The first position where a learner's route differs from the reference's: None if none, -1 when an
+    entry is missing, -2 when one is not a (score, j) pair."""
+    if not hasattr(out, "__getitem__") or not all(_has(out, i) for i in range(n + 1)):
+        return -1
+    try:
+        return next((i for i in range(n + 1) if abs(out[i][0] - want[i][0]) > 1e-6 or (i < n and out[i][1] != want[i][1])), None)
+    except (TypeError, IndexError, KeyError):
+        return -2
+
+
+def _route_cases(d: Draw) -> list[Case]:
+    dic = _dictionary()
+    tie, text = d.choice(TIES), _texts(d, 1)[0]
+    dag = zh.build_dag(text, dic)
+    best = zh.best_route(text, dag, dic)
+    thin = {i: [j for j in js if j != best[i][1]] or js for i, js in dag.items()}  # without the best word's end
+    return [Case("two routes with equal scores", tie, zh.build_dag(tie, dic), dic,
+                 hint="on equal scores keep the larger j: take the max of (score, j) tuples"),
+            Case("a DAG that leaves out some words", text, thin, dic,
+                 hint="use the dag you are given: route[i] only looks at the ends j in dag[i]"),
+            *(Case("another sentence", t, zh.build_dag(t, dic), dic) for t in _texts(d, 2))]
+
+
+def _route_compare(out, want) -> str | None:
+    gap = _route_gap(out, want, len(want) - 1)
+    return None if gap is None else {-1: "your route lacks an entry for some position 0..N",
+                                     -2: "some entry is not a (score, j) pair"}.get(gap, f"route[{gap}] differs")
+
+
+@exercise("02.best_route", reference=zh.best_route, cases=_route_cases, compare=_route_compare)
+def check_best_route(c: Check) -> None:
     d = _dictionary()
     hints = {"math domain error": "a fragment missing from the dictionary counts as frequency 1: use (freq or 1)"}
     for text in SENTENCES + ["🙂ABC北京"]:
         dag = zh.build_dag(text, d)
-        out = c.call(text, dag, d, error_hints=hints)
-        c.expect(hasattr(out, "__getitem__") and all(_has(out, i) for i in range(len(text) + 1)),
-                 f"for {text!r} your route should have an entry for every position 0..{len(text)}",
+        out, want = c.call(text, dag, d, error_hints=hints), zh.best_route(text, dag, d)
+        gap = _route_gap(out, want, len(text))
+        c.expect(gap != -1, f"for {text!r} your route should have an entry for every position 0..{len(text)}",
                  "route[N] = (0.0, 0) ends the recursion")
-        want = zh.best_route(text, dag, d)
-        ends = [out[i][1] for i in range(len(text))]
-        if ends == [w[1] for w in want[: len(text)]] and all(abs(out[i][0] - want[i][0]) < 1e-6 for i in range(len(text) + 1)):
-            c.passed += 1
+        c.expect(gap != -2, f"for {text!r} some route entry is not a (score, j) pair", "store route[i] = (best score, j)")
+        if gap is None:
             continue
         words = zh.route_words(text, out) if all(i < out[i][1] + 1 for i in range(len(text))) else None
         unnormalised = zh.Dictionary(d.freq, 1, d.max_len)
@@ -183,100 +257,132 @@ def check_best_route(fn) -> None:
         if abs(out[0][0] - want[0][0]) > 1e-6 and words == zh.route_words(text, want):
             c.fail(f"for {text!r} route[0] scores {out[0][0]:.4f}, expected {want[0][0]:.4f}",
                    "route[i] = max over j of log p(sentence[i:j+1]) + route[j+1][0]")
+        greedy = [max((math.log(d.freq.get(text[i:j + 1]) or 1), j) for j in dag[i]) for i in range(len(text))]
         c.fail(f"for {text!r} your route gives {words}, expected {zh.route_words(text, want)}",
-               "fill route from the right end (i = N-1 down to 0): each choice needs the best score of what follows")
-    c.done()
+               "fill route from the right end (i = N-1 down to 0): each choice needs the best score of what follows"
+               if words == zh.route_words(text, greedy) else "route[i] = max over j in dag[i] of (log p(sentence[i:j+1]) + "
+               "route[j+1][0], j)")
 
 
-def check_viterbi(fn) -> None:
-    c = Check("02.viterbi", fn)
+def _viterbi_cases(d: Draw) -> list[Case]:
+    hmm, runs = _hmm(), [r for t in _texts(d, len(_gold())) for r in zh.RE_HAN.findall(t) if len(r) > 1]
+    return [Case("characters missing from some emission tables", d.choice(PARTLY_UNKNOWN), hmm,
+                 hint="a character missing from hmm.emit[y] has emission zh.MIN_LOG (log 0), not 0"),
+            Case("a character in no emission table (scores tie)", d.choice(UNKNOWN), hmm,
+                 hint="MIN_LOG absorbs everything added to it, so scores tie: break ties by (score, state) tuples, "
+                      "the later letter wins, for the previous state and for the last one"),
+            *(Case("another sentence", r, hmm) for r in runs[:3])]
+
+
+@exercise("02.viterbi", reference=zh.viterbi, cases=_viterbi_cases,
+          compare=lambda out, want: None if isinstance(out, (str, list, tuple)) and list(out) == want else "your tags differ")
+def check_viterbi(c: Check) -> None:
     hmm = _hmm()
     for text in ["欧阳娜娜", "杭研大厦", "我", "他来到了网易杭研大厦", "生活就像一盒巧克力", "小明硕士毕业于中国科学院计算所"]:
         out = c.call(text, hmm)
         c.expect(len(out) == len(text) and all(t in "BMES" for t in out),
-                 f"for {text!r} you returned {out!r}, expected one tag of 'BMES' per character", "")
-        out = list(out)
-        want = zh.viterbi(text, hmm)
-        if out == want:
-            c.passed += 1
-            continue
+                 f"for {text!r} you returned {out!r}, expected one tag of 'BMES' per character",
+                 "return a list with one of 'B', 'M', 'E', 'S' for each character")
+        out, want = list(out), zh.viterbi(text, hmm)
         if out[-1] in "BM":
             c.fail(f"for {text!r} your tags {''.join(out)} end inside a word",
                    "the last character must end a word: choose the best final state among E and S only")
-        greedy = [max("BMES", key=lambda y: hmm.emit[y].get(ch, zh.MIN_LOG)) for ch in text]
-        if out == greedy:
-            c.fail(f"for {text!r} you tagged each character on its own: {''.join(out)}",
-                   "each tag depends on the previous one: keep, for every state, the best score and the path that reached it")
-        c.fail(f"for {text!r} you gave {''.join(out)}, expected {''.join(want)}",
-               "V_t(y) = max over allowed y' of V_{t-1}(y') + trans[y'][y] + emit[y][c_t]; start with start[y] + emit[y][c_0]")
-    c.done()
+        c.diagnose(out, {"each tag depends on the previous one: keep, for every state, the best score and the path that "
+                         "reached it": [max("BMES", key=lambda y: hmm.emit[y].get(ch, zh.MIN_LOG)) for ch in text]},
+                   f"for {text!r} you tagged each character on its own: {''.join(out)}", correct=want)
+        c.expect(out == want, f"for {text!r} you gave {''.join(out)}, expected {''.join(want)}",
+                 "V_t(y) = max over allowed y' of V_{t-1}(y') + trans[y'][y] + emit[y][c_t]; start with start[y] + emit[y][c_0]")
 
 
-def check_tags_to_words(fn) -> None:
-    c = Check("02.tags_to_words", fn)
-    cases = [("欧阳娜娜", "BEBE"), ("我爱北京", "SSBE"), ("杭研大厦", "BMME"), ("一二三", "SBE"), ("一二三", "SSB"),
-             ("一二三四", "SBMM"), ("好", "S")]
-    for chars, tags in cases:
-        out = _words(c, c.call(chars, tags), chars, f"tags_to_words({chars!r}, {tags!r})")
-        want = zh.tags_to_words(chars, tags)
-        if out != want:
-            if tags[-1] in "BM":
-                c.fail(f"tags_to_words({chars!r}, {tags!r}) gave {out}, expected {want}",
-                       "a word still open at the end (last tag B or M) must be kept")
-            c.fail(f"tags_to_words({chars!r}, {tags!r}) gave {out}, expected {want}", "a word ends after every E and every S")
-        c.passed += 1
-    c.done()
+def _tags_cases(d: Draw) -> list[Case]:
+    def tags(n: int, first: str) -> list[str]:
+        out = [first]
+        while len(out) < n:
+            out.append(d.choice([y for y in "BMES" if out[-1] in zh.PREVIOUS[y]]))
+        return out
+
+    texts = [r for t in _texts(d, len(_gold())) for r in zh.RE_HAN.findall(t) if len(r) > 3]
+    return [Case("tags as a list, as viterbi returns them", texts[0], tags(len(texts[0]), d.choice("BS")),
+                 hint="tags may be a list: look at tags[i], do not call str methods on them"),
+            Case("a fragment that starts inside a word (first tag M or E)", texts[1],
+                 "".join(tags(len(texts[1]), d.choice("ME"))),
+                 hint="the first word starts at position 0, even when the first tag is M or E"),
+            Case("another sentence", texts[2], "".join(tags(len(texts[2]), d.choice("BS"))))]
 
 
-def check_word_spans(fn) -> None:
-    c = Check("02.word_spans", fn)
+@exercise("02.tags_to_words", reference=zh.tags_to_words, cases=_tags_cases)
+def check_tags_to_words(c: Check) -> None:
+    for chars, tags in [("欧阳娜娜", "BEBE"), ("我爱北京", "SSBE"), ("杭研大厦", "BMME"), ("一二三", "SBE"), ("一二三", "SSB"),
+                        ("一二三四", "SBMM"), ("好", "S")]:
+        out = _words(c, c.call(chars, tags), chars, f"tags_to_words({chars!r}, {tags!r})",
+                     "keep a word still open at the end (last tag B or M)")
+        c.expect(out == zh.tags_to_words(chars, tags), f"tags_to_words({chars!r}, {tags!r}) gave {out}, expected "
+                 f"{zh.tags_to_words(chars, tags)}", "a word still open at the end (last tag B or M) must be kept"
+                 if tags[-1] in "BM" else "a word ends after every E and every S")
+
+
+def _spans_cases(d: Draw) -> list[Case]:
+    return [Case("a word that also occurs inside the word before it", ["谢谢", "谢谢", "你"],
+                 hint="each word starts where the previous one ended: keep a running offset"),
+            *(Case("another sentence", list(words)) for words in d.sample(_gold(), 2)), Case("one word", ["火锅"])]
+
+
+def _spans_compare(out, want) -> str | None:
+    if not isinstance(out, (set, frozenset, list, tuple)):
+        return f"you returned {type(out).__name__}, expected a set of (start, end) pairs"
+    return None if set(map(tuple, out)) == want else "your spans differ"
+
+
+@exercise("02.word_spans", reference=zh.word_spans, cases=_spans_cases, compare=_spans_compare)
+def check_word_spans(c: Check) -> None:
     for words in [["我们", "喜欢", "火锅"], ["的", "的", "的"], ["研究生", "命", "起源"], []]:
         out = c.call(words)
         c.expect(isinstance(out, (set, frozenset, list, tuple)), f"you returned {type(out).__name__}", "return a set of (start, end) pairs")
-        got = set(map(tuple, out))
-        want = zh.word_spans(words)
-        if got != want:
-            inclusive = {(s, e - 1) for s, e in want}
-            if got == inclusive:
-                c.fail(f"{words} gave {sorted(got)}, expected {sorted(want)}", "end is exclusive: a word of length L at s spans (s, s + L)")
-            if len(got) < len(want) or any(s == 0 for s, _ in got if (s, _) not in want):
-                c.fail(f"{words} gave {sorted(got)}, expected {sorted(want)}",
-                       "each word starts where the previous one ended: keep a running offset")
-            c.fail(f"{words} gave {sorted(got)}, expected {sorted(want)}", "")
-        c.passed += 1
-    c.done()
+        got, want = set(map(tuple, out)), zh.word_spans(words)
+        shown = f"{words} gave {sorted(got)}, expected {sorted(want)}"
+        if got == {(s, e - 1) for s, e in want} != want:
+            c.fail(shown, "end is exclusive: a word of length L at s spans (s, s + L)")
+        if got != want and (len(got) < len(want) or any(s == 0 for s, _ in got if (s, _) not in want)):
+            c.fail(shown, "each word starts where the previous one ended: keep a running offset")
+        c.expect(got == want, shown, "")
 
 
-def check_span_prf(fn) -> None:
-    c = Check("02.span_prf", fn)
+def _spf(gold, pred) -> tuple[float, float, float]:
+    s = zh.evaluate(gold, pred)
+    return s.precision, s.recall, s.f1
+
+
+def _prf_cases(d: Draw) -> list[Case]:
+    dic, gold = _dictionary(), [list(words) for words in d.sample(_gold(), d.int(3, 6))]
+    pred = [d.choice([zh.forward_max_match, zh.backward_max_match])("".join(g), dic) for g in gold]
+    return [Case("words repeated within a sentence", [["他", "看", "了", "看", "书"], ["谢谢", "谢谢", "你"]],
+                 [["他", "看", "了", "看书"], ["谢谢", "谢", "谢", "你"]],
+                 hint="count every word, repeated ones too: |pred| and |gold| are numbers of spans, not of distinct words"),
+            Case("more sentences", gold, pred)]
+
+
+@exercise("02.span_prf", reference=_spf, cases=_prf_cases)
+def check_span_prf(c: Check) -> None:
     # sizes differ (8 gold, 10 predicted words), and 的/的的 recur at other positions, so that
     # swapping P and R, matching word strings, and averaging per sentence all give other numbers
     gold = [["我们", "喜欢", "火锅"], ["的", "的的"], ["研究", "生命", "起源"]]
     pred = [["我们", "喜", "欢", "火锅"], ["的的", "的"], ["研究生", "命", "起", "源"]]
     out = c.call(gold, pred)
     c.expect(isinstance(out, tuple) and len(out) == 3, f"you returned {out!r}, expected (precision, recall, f1)", "")
-    s = zh.evaluate(gold, pred)
-    want = (s.precision, s.recall, s.f1)
-    if all(abs(a - b) < 1e-9 for a, b in zip(out, want)):
-        c.passed += 1
-    else:
-        hit_words = sum(len(set(g) & set(p)) for g, p in zip(gold, pred))
-        n_gold, n_pred = sum(map(len, gold)), sum(map(len, pred))
-        if abs(out[0] - want[1]) < 1e-9 and abs(out[1] - want[0]) < 1e-9:
-            c.fail(f"you returned P={out[0]:.3f}, R={out[1]:.3f}, expected P={want[0]:.3f}, R={want[1]:.3f}",
-                   "precision divides by the predicted words, recall by the gold words")
-        if abs(out[0] - hit_words / n_pred) < 1e-9 or abs(out[1] - hit_words / n_gold) < 1e-9:
-            c.fail(f"you returned {tuple(round(x, 3) for x in out)}, expected {tuple(round(x, 3) for x in want)}",
-                   "compare word spans, not word strings: the same word at another position is not a match")
-        per = [zh.evaluate([g], [p]) for g, p in zip(gold, pred)]
-        if abs(out[0] - sum(x.precision for x in per) / len(per)) < 1e-9:
-            c.fail(f"you returned {tuple(round(x, 3) for x in out)}, expected {tuple(round(x, 3) for x in want)}",
-                   "micro-average: add up matches and counts over all sentences, then divide once")
-        c.fail(f"you returned {tuple(round(x, 3) for x in out)}, expected {tuple(round(x, 3) for x in want)}",
-               "P = |gold ∩ pred| / |pred|, R = |gold ∩ pred| / |gold|, F1 = 2PR / (P + R)")
+    want = _spf(gold, pred)
+    shown = f"you returned {tuple(round(c.number(x, 'each score'), 3) for x in out)}, expected {tuple(round(x, 3) for x in want)}"
+    close = lambda a, b: abs(a - b) < 1e-9  # noqa: E731
+    if not all(map(close, out, want)):
+        hit, n_gold, n_pred = sum(len(set(g) & set(p)) for g, p in zip(gold, pred)), sum(map(len, gold)), sum(map(len, pred))
+        if close(out[0], want[1]) and close(out[1], want[0]):
+            c.fail(shown, "precision divides by the predicted words, recall by the gold words")
+        if close(out[0], hit / n_pred) or close(out[1], hit / n_gold):
+            c.fail(shown, "compare word spans, not word strings: the same word at another position is not a match")
+        if close(out[0], sum(_spf([g], [p])[0] for g, p in zip(gold, pred)) / len(gold)):
+            c.fail(shown, "micro-average: add up matches and counts over all sentences, then divide once")
+    c.expect(all(map(close, out, want)), shown, "P = |gold ∩ pred| / |pred|, R = |gold ∩ pred| / |gold|, F1 = 2PR / (P + R)")
     perfect = c.call([["一", "二"]], [["一", "二"]])
     c.expect(tuple(perfect) == (1.0, 1.0, 1.0), f"identical segmentations gave {perfect}", "")
     zero = c.call([["一二"]], [["一", "二"]])
     c.expect(tuple(zero) == (0.0, 0.0, 0.0), f"no common span gave {zero}, expected (0.0, 0.0, 0.0)",
              "F1 is 0 when P + R is 0 (avoid dividing by zero)")
-    c.done()

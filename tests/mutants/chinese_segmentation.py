@@ -1,14 +1,9 @@
 """Common mistakes in 02_chinese_segmentation."""
 import math
 
-from llmlab.grading.chinese_segmentation import _choose
+from llmlab.grading.chinese_segmentation import _choose, _spf
 from llmlab.tokenization import chinese as zh
 from tests.mutants import mistake
-
-
-def _spf(gold, pred):
-    s = zh.evaluate(gold, pred)
-    return s.precision, s.recall, s.f1
 
 
 REFERENCE = {
@@ -255,3 +250,118 @@ def prf_word_strings(gold, pred):
 def prf_macro(gold, pred):
     per = [_spf([g], [p]) for g, p in zip(gold, pred)]
     return tuple(sum(x[k] for x in per) / len(per) for k in range(3))
+
+
+# ---------------------------------------------------------------- right on the examples shown, wrong in general
+
+@mistake("check_forward_max_match", "do not cap it at the longest word shown", kind="overfit")
+def fmm_capped_at_seven(text, dictionary, max_len):
+    return zh.forward_max_match(text, dictionary, min(max_len, 7))  # 中华人民共和国, the longest word in the examples
+
+
+@mistake("check_backward_max_match", "do not cap it at the longest word shown", kind="overfit")
+def bmm_capped_at_seven(text, dictionary, max_len):
+    words, j = [], len(text)
+    while j > 0:
+        i = next(i for i in range(max(0, j - min(max_len, 7)), j) if i == j - 1 or text[i:j] in dictionary)
+        words.insert(0, text[i:j])
+        j = i
+    return words
+
+
+@mistake("check_choose_segmentation", "the word count decides first", kind="overfit")
+def choose_singles_first(fmm, bmm):
+    singles = lambda ws: sum(len(w) == 1 for w in ws)  # noqa: E731
+    if singles(fmm) != singles(bmm):
+        return fmm if singles(fmm) < singles(bmm) else bmm
+    return fmm if len(fmm) < len(bmm) else bmm
+
+
+@mistake("check_build_dag", "not up to a fixed length", kind="overfit")
+def dag_brute_force_seven(sentence, dictionary):
+    return {i: [j for j in range(i, min(len(sentence), i + 7)) if sentence[i : j + 1] in dictionary] or [i]
+            for i in range(len(sentence))}
+
+
+@mistake("check_best_route", "keep the larger j", kind="overfit")
+def route_ties_to_first_end(sentence, dag, dictionary):
+    route = {len(sentence): (0.0, 0)}
+    for i in range(len(sentence) - 1, -1, -1):
+        scores = {j: math.log(dictionary.freq.get(sentence[i : j + 1]) or 1) - math.log(dictionary.total) + route[j + 1][0]
+                  for j in dag[i]}
+        j = max(dag[i], key=scores.get)  # the first of equal scores: the smaller j
+        route[i] = (scores[j], j)
+    return route
+
+
+@mistake("check_best_route", "use the dag you are given", kind="overfit")
+def route_rebuilds_dag(sentence, dag, dictionary):
+    return zh.best_route(sentence, zh.build_dag(sentence, dictionary), dictionary)
+
+
+@mistake("check_viterbi", "not 0", kind="overfit")
+def viterbi_missing_emission_zero(chars, hmm):
+    score = {y: hmm.start[y] + hmm.emit[y].get(chars[0], 0.0) for y in "BMES"}
+    paths = {y: [y] for y in "BMES"}
+    for c in chars[1:]:
+        new_score, new_paths = {}, {}
+        for y in "BMES":
+            best, prev = max((score[y0] + hmm.trans[y0][y] + hmm.emit[y].get(c, 0.0), y0) for y0 in zh.PREVIOUS[y])
+            new_score[y], new_paths[y] = best, paths[prev] + [y]
+        score, paths = new_score, new_paths
+    return paths[max((score[y], y) for y in "ES")[1]]
+
+
+@mistake("check_viterbi", "break ties by (score, state) tuples", kind="overfit")
+def viterbi_first_state_on_ties(chars, hmm):
+    score = {y: hmm.start[y] + hmm.emit[y].get(chars[0], zh.MIN_LOG) for y in "BMES"}
+    paths = {y: [y] for y in "BMES"}
+    for c in chars[1:]:
+        new_score, new_paths = {}, {}
+        for y in "BMES":
+            prev = max(zh.PREVIOUS[y], key=lambda y0: score[y0] + hmm.trans[y0][y])
+            new_score[y] = score[prev] + hmm.trans[prev][y] + hmm.emit[y].get(c, zh.MIN_LOG)
+            new_paths[y] = paths[prev] + [y]
+        score, paths = new_score, new_paths
+    return paths[max("ES", key=score.get)]
+
+
+@mistake("check_tags_to_words", "do not call str methods on them", kind="overfit")
+def tags_with_a_regex(chars, tags):
+    import re
+
+    return [chars[m.start() : m.end()] for m in re.finditer(r"BM*E|BM*$|S|M+E?$", tags)]
+
+
+@mistake("check_tags_to_words", "the first word starts at position 0", kind="overfit")
+def tags_words_start_at_b_or_s(chars, tags):
+    starts = [i for i, t in enumerate(tags) if t in "BS"] + [len(chars)]
+    return [chars[a:b] for a, b in zip(starts, starts[1:])]
+
+
+@mistake("check_word_spans", "keep a running offset", kind="overfit")
+def spans_found_by_search(words):
+    text, spans, i = "".join(words), set(), 0
+    for w in words:
+        i = text.index(w, i)
+        spans.add((i, i + len(w)))
+        i += 1
+    return spans
+
+
+@mistake("check_span_prf", "not of distinct words", kind="overfit")
+def prf_counts_distinct_words(gold, pred):
+    hit = sum(len(zh.word_spans(g) & zh.word_spans(p)) for g, p in zip(gold, pred))
+    n_gold, n_pred = sum(len(set(g)) for g in gold), sum(len(set(p)) for p in pred)
+    p, r = hit / n_pred, hit / n_gold
+    return p, r, 2 * p * r / (p + r) if p + r else 0.0
+
+
+# ---------------------------------------------------------------- changing the caller's inputs
+
+@mistake("check_best_route", "leave the inputs as they are", kind="inplace")
+def route_sorts_dag_in_place(sentence, dag, dictionary):
+    for ends in dag.values():
+        ends.sort(reverse=True)  # longest word first, so that ties go to the larger j
+    return zh.best_route(sentence, dag, dictionary)
+

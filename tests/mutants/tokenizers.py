@@ -249,3 +249,156 @@ def wp_partial_unk(word, vocab, unk="[UNK]", max_chars=100):
 @mistake("check_wordpiece", "longer than max_chars")
 def wp_no_length_limit(word, vocab, unk="[UNK]", max_chars=100):
     return wp.wordpiece(word, vocab, unk, max_chars=10_000)
+
+
+# ---------------------------------------------------------------- right on the examples, wrong in general
+
+@mistake("check_pair_counts", "not a 256×256 table", kind="overfit")
+def counts_byte_table(words, freqs):
+    table = [[0] * 256 for _ in range(256)]  # "the vocabulary is the 256 bytes"
+    for w, f in zip(words, freqs):
+        for a, b in zip(w, w[1:]):
+            table[a][b] += f
+    return Counter({(a, b): table[a][b] for a in range(256) for b in range(256) if table[a][b]})
+
+
+@mistake("check_merge_pair", "not the digits of a string", kind="overfit")
+def merge_by_string_replace(ids, pair, new_id):
+    text = " ".join(map(str, ids)).replace(f"{pair[0]} {pair[1]}", str(new_id))
+    return [int(t) for t in text.split()]
+
+
+@mistake("check_pair_count_change", "pairs in both included", kind="overfit")
+def change_only_new_and_gone(old, new, freq):
+    before, after = Counter(zip(old, old[1:])), Counter(zip(new, new[1:]))
+    delta = Counter({p: -freq * n for p, n in before.items() if p not in after})
+    delta.update({p: freq * n for p, n in after.items() if p not in before})
+    return delta
+
+
+@mistake("check_apply_merges", "not SmolLM2's", kind="overfit")
+def apply_global_tables(ids, ranks, merged):
+    from llmlab.grading.tokenizers import _smollm2  # the notebook's `smollm2`, not the arguments
+
+    return bpe.apply_merges(ids, _smollm2().ranks, _smollm2().merged)
+
+
+@mistake("check_decode", "use the vocab you are given", kind="overfit")
+def decode_global_tokenizer(ids, vocab):
+    from llmlab.grading.tokenizers import _smollm2
+
+    return _smollm2().decode(ids)
+
+
+@mistake("check_chat_format", "whatever comes later", kind="overfit")
+def chat_any_system(messages, add_generation_prompt=True):
+    text = "" if any(m["role"] == "system" for m in messages) else \
+        f"<|im_start|>system\n{bpe.SMOLLM2_SYSTEM_PROMPT}<|im_end|>\n"
+    text += "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+@mistake("check_chat_format", "copy each content as it is", kind="overfit")
+def chat_strips_content(messages, add_generation_prompt=True):
+    return bpe.chat_template([{**m, "content": m["content"].strip()} for m in messages], add_generation_prompt)
+
+
+@mistake("check_strip_accents", "not only the combining accents", kind="overfit")
+def accents_block_only(text):
+    return "".join(ch for ch in unicodedata.normalize("NFD", text) if not "\u0300" <= ch <= "\u036f")
+
+
+@mistake("check_strip_accents", "Thai marks too", kind="overfit")
+def accents_combining_class(text):
+    return "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
+
+
+@mistake("check_strip_accents", "do not recompose", kind="overfit")
+def accents_recomposed(text):
+    return unicodedata.normalize("NFC", wp.strip_accents(text))
+
+
+_CJK = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+        (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
+
+
+@mistake("check_pad_cjk", "lo <= ord(ch) <= hi", kind="overfit")
+def pad_exclusive_end(text):
+    return "".join(f" {ch} " if any(lo <= ord(ch) < hi for lo, hi in _CJK) else ch for ch in text)
+
+
+@mistake("check_pad_cjk", "Extension E starts at U+2B920", kind="overfit")
+def pad_unicode_extension_e(text):
+    ranges = [(lo, hi) for lo, hi in _CJK if lo != 0x2B920] + [(0x2B820, 0x2CEAF)]
+    return "".join(f" {ch} " if any(lo <= ord(ch) <= hi for lo, hi in ranges) else ch for ch in text)
+
+
+@mistake("check_pad_cjk", "Extensions B to E", kind="overfit")
+def pad_without_c_to_e(text):
+    ranges = [_CJK[i] for i in (0, 1, 2, 6, 7)]
+    return "".join(f" {ch} " if any(lo <= ord(ch) <= hi for lo, hi in ranges) else ch for ch in text)
+
+
+@mistake("check_wordpiece", "not >=", kind="overfit")
+def wp_at_most_99(word, vocab, unk="[UNK]", max_chars=100):
+    return [unk] if len(word) >= max_chars else wp.wordpiece(word, vocab, unk, max_chars)
+
+
+@mistake("check_wordpiece", "use the unk and max_chars arguments", kind="overfit")
+def wp_fixed_unk_and_limit(word, vocab, unk="[UNK]", max_chars=100):
+    return wp.wordpiece(word, vocab, "[UNK]", 100)
+
+
+@mistake("check_wordpiece", "greedy never backtracks", kind="overfit")
+def wp_backtracking(word, vocab, unk="[UNK]", max_chars=100):
+    def split(start):
+        if start == len(word):
+            return []
+        for end in range(len(word), start, -1):
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab and (rest := split(end)) is not None:
+                return [piece, *rest]
+        return None
+
+    pieces = split(0) if len(word) <= max_chars else None
+    return [unk] if pieces is None else pieces
+
+
+# ---------------------------------------------------------------- changing the caller's lists
+
+@mistake("check_pair_counts", "leave the inputs as they are", kind="inplace")
+def counts_popping(words, freqs):
+    counts = Counter()
+    while words:
+        word, freq = words.pop(), freqs.pop()
+        for pair in zip(word, word[1:]):
+            counts[pair] += freq
+    return counts
+
+
+@mistake("check_merge_pair", "leave the inputs as they are", kind="inplace")
+def merge_in_place(ids, pair, new_id):
+    i = 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == pair:
+            ids[i:i + 2] = [new_id]
+        i += 1
+    return ids
+
+
+@mistake("check_apply_merges", "leave the inputs as they are", kind="inplace")
+def apply_into_ids(ids, ranks, merged):
+    while len(ids) > 1:
+        pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, float("inf")))
+        if pair not in ranks:
+            break
+        ids[:] = bpe.merge_pair(ids, pair, merged[pair])
+    return ids
+
+
+@mistake("check_chat_format", "leave the inputs as they are", kind="inplace")
+def chat_inserts_system(messages, add_generation_prompt=True):
+    if messages and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": bpe.SMOLLM2_SYSTEM_PROMPT})
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
