@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from llmlab.grading.core import Check
+from llmlab.grading.core import Case, Check, Draw, exercise, randn, same
 from llmlab.prune import magnitude, nm, structured
 
-
-def _randn(*shape, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+_EXACT_K = ("every row (group) loses exactly k weights, even where scores tie: pick k indices (topk, argsort), "
+            "do not compare the scores with a threshold")
+_ROUND_HINT = "k = round(sparsity * n) with Python's round, which sends halves to even (2.5 -> 2), not int(x + 0.5)"
 
 
 def _mask(c: Check, mask, shape: tuple, name: str = "mask") -> torch.Tensor:
@@ -24,12 +24,56 @@ def _not_inverted(c: Check, mask: torch.Tensor, want: torch.Tensor) -> None:
                "True means *kept*: the mask is False at the weights that are pruned")
 
 
+def with_scores(fn, scores, *args):
+    """Harness for the hidden cases: the learner's mask(s), then the scores and arguments they came from."""
+    return fn(scores, *args), scores, *args
+
+
+def _tie_free(group):
+    """compare() for masks where equal scores may be pruned in either order: ``group(t, expected)`` views a
+    mask or the scores as (groups, entries); each group must prune as many as expected, none above a kept one."""
+    def compare(actual, expected) -> str | None:
+        why = same(actual[0], expected[0], name="the mask", reveal=False)
+        if why is None or "wrong values" not in why:
+            return why
+        g, w, s = (group(t, expected) for t in (actual[0], expected[0], expected[1]))
+        if g.dtype != torch.bool:
+            return why
+        if torch.equal(g, ~w):
+            return "the mask is inverted (True means *kept*: False at the pruned weights)"
+        if not torch.equal(g.sum(1), w.sum(1)):
+            return "a row or group keeps a different number of weights than expected"
+        s = s.double()
+        pruned_max = s.masked_fill(g, float("-inf")).amax(1)
+        kept_min = s.masked_fill(~g, float("inf")).amin(1)
+        return why if bool((pruned_max > kept_min).any()) else None
+    return compare
+
+
+def _tied(d: Draw, *shape: int) -> torch.Tensor:
+    """Scores with many exact ties: a few distinct values."""
+    return d.randint(0, 4, shape).float() * 0.25 + 0.5
+
+
 # ------------------------------------------------------------------------------------------ magnitude
 
 
-def check_prune_mask(fn) -> None:
-    c = Check("10.prune_mask", fn)
-    scores = _randn(16, 40, seed=1).abs() * torch.logspace(-2, 1, 16)[:, None]  # rows of very different sizes
+def _prune_cases(d: Draw) -> list[Case]:
+    N = d.int(3, 6)
+    rows = d.rand(N, 37) * torch.logspace(-2, 2, N)[:, None]
+    return [
+        Case("another width and sparsity", rows, d.float(0.2, 0.8)),
+        Case("sparsity * K exactly halfway (2.5 and 7.5)", d.rand(N, 10), 0.25, hint=_ROUND_HINT),
+        Case("sparsity * K exactly halfway (1.5)", d.rand(N, 6), 0.25, hint=_ROUND_HINT),
+        Case("many equal scores", _tied(d, N, 16), 0.5, hint=_EXACT_K),
+        Case("float64 scores", d.rand(N, 12, dtype=torch.float64), 0.4),
+    ]
+
+
+@exercise("10.prune_mask", reference=magnitude.prune_mask, cases=_prune_cases, via=with_scores,
+          compare=_tie_free(lambda t, e: t))
+def check_prune_mask(c: Check) -> None:
+    scores = randn(16, 40, seed=1).abs() * torch.logspace(-2, 1, 16)[:, None]  # rows of very different sizes
     for sparsity in (0.37, 0.5, 0.0):  # 0.37 first: at 0.5 pruning the largest is the exact opposite mask
         mask = _mask(c, c.call(scores, sparsity), scores.shape)
         want = magnitude.prune_mask(scores, sparsity)
@@ -37,6 +81,9 @@ def check_prune_mask(fn) -> None:
         if sparsity and torch.equal(mask, magnitude.prune_mask(-scores, sparsity)):
             c.fail(f"at sparsity {sparsity} the mask removes the largest scores",
                    "prune the *lowest* scores (topk with largest=False): large weights matter most")
+        if sparsity and 2 * round(sparsity * 40) != 40 and torch.equal(mask, ~magnitude.prune_mask(-scores, sparsity)):
+            c.fail(f"at sparsity {sparsity} the mask keeps only the {round(sparsity * 40)} largest scores of each row",
+                   "sparsity is the share *removed*: keep K - round(sparsity * K) weights (True = kept)")
         if sparsity and torch.equal(mask, magnitude.prune_mask(scores, sparsity, "tensor")):
             c.fail(f"at sparsity {sparsity} some rows lose almost everything and others nothing",
                    "one threshold per tensor is not per row: find the k lowest scores within each row (dim=1)")
@@ -48,13 +95,28 @@ def check_prune_mask(fn) -> None:
                  "per-row pruning removes the same number of weights from every row")
         c.expect(torch.equal(mask, want), f"the mask at sparsity {sparsity} differs from the expected one",
                  "False at the round(sparsity * K) lowest scores of each row, True elsewhere")
-    c.done()
 
 
-def check_global_masks(fn) -> None:
-    c = Check("10.global_masks", fn)
-    scores = {"small": _randn(8, 16, seed=2).abs() * 0.1, "mid": _randn(24, 8, seed=3).abs(),
-              "big": _randn(4, 24, seed=4).abs() * 10}
+def _global_cases(d: Draw) -> list[Case]:
+    shapes = [(d.int(2, 9), d.int(2, 9)) for _ in range(d.int(2, 4))]
+    scales = [10.0 ** d.int(-2, 1) for _ in shapes]
+    return [
+        Case(f"{len(shapes)} matrices of other shapes", {f"m{i}": d.rand(*s) * k for i, (s, k) in enumerate(zip(shapes, scales))},
+             d.float(0.2, 0.8)),
+        Case("one matrix, sparsity * total exactly halfway (2.5)", {"w": d.rand(2, 5)}, 0.25, hint=_ROUND_HINT),
+        Case("many equal scores", {"a": torch.full((4, 6), 0.5), "b": _tied(d, 3, 5)}, 0.5, hint=_EXACT_K),
+    ]
+
+
+def _flat(t: dict, expected) -> torch.Tensor:
+    return torch.cat([t[k].reshape(-1) for k in expected[1]])[None]
+
+
+@exercise("10.global_masks", reference=magnitude.global_masks, cases=_global_cases, via=with_scores,
+          compare=_tie_free(_flat))
+def check_global_masks(c: Check) -> None:
+    scores = {"small": randn(8, 16, seed=2).abs() * 0.1, "mid": randn(24, 8, seed=3).abs(),
+              "big": randn(4, 24, seed=4).abs() * 10}
     out = c.call(scores, 0.6)
     c.expect(isinstance(out, dict) and set(out) == set(scores), f"expected a dict with keys {sorted(scores)}, "
              f"got {type(out).__name__}", "return {name: mask} for every matrix you were given")
@@ -74,41 +136,55 @@ def check_global_masks(fn) -> None:
     for name in scores:
         c.expect(torch.equal(out[name], want[name]), f"the mask of {name!r} differs from the expected one",
                  "False at the lowest scores of all matrices together")
-    c.done()
 
 
-def check_weight_change_ratio(fn) -> None:
-    c = Check("10.weight_change_ratio", fn)
-    w = _randn(12, 20, seed=5)
+def _ratio_cases(d: Draw) -> list[Case]:
+    N, K = d.int(3, 9), d.int(5, 17)
+    return [
+        Case("a mask that is not magnitude pruning", d.randn(N, K), d.rand(N, K) < d.float(0.2, 0.8),
+             hint="use the mask you are given (True = kept), not your own choice of the smallest weights"),
+        Case("a mask that removes everything", d.randn(N, K), torch.zeros(N, K, dtype=torch.bool)),
+        Case("float64 weights", d.randn(N, K, dtype=torch.float64), d.rand(N, K) < 0.5),
+    ]
+
+
+@exercise("10.weight_change_ratio", reference=magnitude.weight_change_ratio, cases=_ratio_cases)
+def check_weight_change_ratio(c: Check) -> None:
+    w = randn(12, 20, seed=5)
     mask = magnitude.prune_mask(w.abs(), 0.5)
     r = c.call(w, mask)
-    c.expect(isinstance(r, (float, int)) or (isinstance(r, torch.Tensor) and r.numel() == 1),
-             f"expected a number, got {type(r).__name__}", "return float(...) of the ratio")
-    r = float(r)
+    c.expect(isinstance(r, float), f"expected a Python float, got {type(r).__name__}",
+             "return float(...) of the ratio, not a tensor")
     removed, norm = torch.linalg.vector_norm(w * ~mask), torch.linalg.vector_norm(w)
     want = float(removed / norm)
-    mistakes = {
+    c.diagnose(r, {
         "measure by norm, not by count: ‖W - W⊙M‖ / ‖W‖, not the share of zeros": 0.5,
         "the numerator is the *removed* part W ⊙ (1 - M), not the kept part": float(torch.linalg.vector_norm(w * mask) / norm),
         "use the Frobenius norm (square root of the sum of squares), not its square": want ** 2,
         "divide by ‖W‖_F: the ratio is relative to the whole matrix": float(removed),
-    }
-    for hint, value in mistakes.items():
-        if abs(r - value) < 1e-6 and abs(value - want) > 1e-6:
-            c.fail(f"the ratio is {r:.4f}", hint)
+    }, f"the ratio is {r:.4f}", correct=want)
     c.expect(abs(r - want) < 1e-5, f"the ratio is {r:.4f}, expected {want:.4f}", "‖W ⊙ (1 - M)‖_F / ‖W‖_F")
     c.expect(abs(float(c.call(w, torch.ones_like(mask)))) < 1e-9, "a mask that keeps everything gives a non-zero ratio",
-             "nothing removed: the numerator is 0")
-    c.done()
+             "use the mask you are given (True = kept): when it keeps everything, nothing is removed and the ratio is 0")
 
 
 # ------------------------------------------------------------------------------------------ Wanda and N:M
 
 
-def check_wanda_scores(fn) -> None:
-    c = Check("10.wanda_scores", fn)
-    w = _randn(10, 16, seed=6)
-    x = _randn(16, 16, seed=7) * torch.logspace(-1, 1, 16)  # as many tokens as features: a wrong axis still broadcasts
+def wanda_from_inputs(w, x):
+    return w.abs() * x.norm(dim=0)
+
+
+def _wanda_cases(d: Draw) -> list[Case]:
+    N, K, T = d.int(3, 9), d.int(17, 30), d.int(5, 12)
+    return [Case("another shape (more features than tokens)", d.randn(N, K), d.randn(T, K) * torch.logspace(-1, 1, K)),
+            Case("float64 inputs", d.randn(N, 6, dtype=torch.float64), d.randn(T, 6, dtype=torch.float64))]
+
+
+@exercise("10.wanda_scores", reference=wanda_from_inputs, cases=_wanda_cases)
+def check_wanda_scores(c: Check) -> None:
+    w = randn(10, 16, seed=6)
+    x = randn(16, 16, seed=7) * torch.logspace(-1, 1, 16)  # as many tokens as features: a wrong axis still broadcasts
     s = c.call(w, x)
     c.expect_tensor(s, shape=w.shape, dtype=w.dtype, name="scores")
     want = w.abs() * x.norm(dim=0)
@@ -120,12 +196,19 @@ def check_wanda_scores(fn) -> None:
         "Wanda uses the L2 norm of the activations, not their mean absolute value": w.abs() * x.abs().mean(0),
     }, "the scores are wrong", correct=want)
     c.close(s, want, "Wanda scores", "S_ij = |W_ij| * ‖X_j‖₂")
-    c.done()
 
 
-def check_nm_mask(fn) -> None:
-    c = Check("10.nm_mask", fn)
-    scores = _randn(8, 16, seed=8).abs()
+def _nm_cases(d: Draw) -> list[Case]:
+    N = d.int(3, 7)
+    return [Case(f"{n}:{m} on another shape", d.rand(N, m * d.int(3, 7)), n, m) for n, m in ((2, 4), (1, 2), (3, 8))] + \
+        [Case("2:4 with many equal scores", _tied(d, N, 16), 2, 4, hint=_EXACT_K),
+         Case("4:4 (keep everything)", d.rand(N, 8), 4, 4)]
+
+
+@exercise("10.nm_mask", reference=nm.nm_mask, cases=_nm_cases, via=with_scores,
+          compare=_tie_free(lambda t, e: t.reshape(-1, e[3])))
+def check_nm_mask(c: Check) -> None:
+    scores = randn(8, 16, seed=8).abs()
     for n, m in ((1, 4), (2, 4), (4, 8)):  # 1:4 first: at 2:4 keeping the smallest is the exact opposite mask
         mask = _mask(c, c.call(scores, n, m), scores.shape)
         want = nm.nm_mask(scores, n, m)
@@ -142,14 +225,25 @@ def check_nm_mask(fn) -> None:
                  "every group of m consecutive weights of a row keeps exactly n")
         c.expect(torch.equal(mask, want), f"the {n}:{m} mask differs from the expected one",
                  "reshape to (N, K // m, m), keep the top n of the last dimension")
-    c.done()
 
 
 # ------------------------------------------------------------------------------------------ structured
 
 
-def check_unit_importance(fn) -> None:
-    c = Check("10.unit_importance", fn)
+def _gram_problem(d: Draw, U: int, D: int, C: int, dtype=torch.float64):
+    x = d.randn(6 * U * D, U * D, dtype=dtype) * (d.rand(U, dtype=dtype) * 4 + 0.1).repeat_interleave(D)
+    xu = x.reshape(-1, U, D)
+    return d.randn(C, U * D, dtype=dtype), torch.einsum("nud,nue->ude", xu, xu)
+
+
+def _importance_cases(d: Draw) -> list[Case]:
+    return [Case("another number of units and width", *_gram_problem(d, d.int(6, 9), d.int(2, 5), d.int(4, 9))),
+            Case("neurons (D = 1)", *_gram_problem(d, d.int(5, 12), 1, d.int(3, 6))),
+            Case("float32 inputs", *_gram_problem(d, 4, 2, 5, torch.float32))]
+
+
+@exercise("10.unit_importance", reference=structured.unit_importance, cases=_importance_cases)
+def check_unit_importance(c: Check) -> None:
     U, D, C = 5, 3, 7
     g = torch.Generator().manual_seed(9)
     x = torch.randn(40, U * D, generator=g, dtype=torch.float64) * torch.tensor([0.1, 1, 5, 0.5, 2]).repeat_interleave(D)
@@ -168,11 +262,19 @@ def check_unit_importance(fn) -> None:
             torch.einsum("udc,ude,uec->u", w_out.reshape(U, D, C), gram, w_out.reshape(U, D, C)).clamp(min=0).sqrt(),
     }, "the importances are wrong", correct=want)
     c.close(imp, want, "importances", "importance_u = sqrt(tr(W_u G_u W_uᵀ)), W_u = w_out[:, u*D:(u+1)*D]", rtol=1e-5, atol=1e-8)
-    c.done()
 
 
-def check_select_heads(fn) -> None:
-    c = Check("10.select_heads", fn)
+def _heads_cases(d: Draw) -> list[Case]:
+    n_kv, rep = d.int(2, 4), d.choice([5, 6])  # never 9 // n_kv: SmolLM2's 9 heads do not fit
+    imp = lambda H: d.sample(range(1, 10 * H), H)  # distinct importances: no tie to break
+    return [Case(f"{n_kv} KV groups of {rep} heads", torch.tensor(imp(n_kv * rep), dtype=torch.float32) / 7, n_kv, d.int(1, rep - 1),
+                 hint="group g holds heads g*H/n_kv_heads ... (g+1)*H/n_kv_heads - 1: use H = importance.shape[0]"),
+            Case("every head kept", torch.tensor(imp(6), dtype=torch.float32), 2, 3),
+            Case("float64 importances", torch.tensor(imp(8), dtype=torch.float64), 4, 1)]
+
+
+@exercise("10.select_heads", reference=structured.select_heads, cases=_heads_cases)
+def check_select_heads(c: Check) -> None:
     imp = torch.tensor([0.1, 0.9, 0.5, 3.0, 2.0, 2.5, 0.3, 0.2, 0.4])  # 9 heads, 3 KV groups of 3 (SmolLM2)
     for n_kv, k in ((3, 2), (3, 1), (1, 4)):
         out = c.call(imp, n_kv, k)
@@ -195,23 +297,32 @@ def check_select_heads(fn) -> None:
                    "topk within a group gives positions 0..rep-1: add the group's offset g * (H / n_kv_heads)")
         c.expect(torch.equal(out, want), f"kept heads {out.tolist()}, expected {want.tolist()}",
                  "reshape to (n_kv_heads, H / n_kv_heads), topk per row, add each row's offset, sort")
-    c.done()
 
 
-def _head_rows(keep: torch.Tensor, d: int) -> torch.Tensor:
-    return (keep[:, None] * d + torch.arange(d)).flatten()
+def slice_heads(wq, wo, keep, head_dim):
+    rows = (keep[:, None] * head_dim + torch.arange(head_dim)).flatten()
+    return wq[rows], wo[:, rows]
 
 
-def check_slice_heads(fn) -> None:
-    c = Check("10.slice_heads", fn)
+def _slice_heads_cases(d: Draw) -> list[Case]:
+    H, D, C = d.int(4, 8), d.choice([2, 3, 8]), d.int(5, 12)
+    keep = torch.tensor(sorted(d.sample(range(H), d.int(1, H - 1))))
+    return [Case("another head dimension and set of heads", d.randn(H * D, C), d.randn(C, H * D), keep, D,
+                 hint="each head owns head_dim consecutive rows: use the head_dim argument, not the example's 4"),
+            Case("every head kept", d.randn(3 * D, C), d.randn(C, 3 * D), torch.arange(3), D),
+            Case("bfloat16 weights", d.randn(H * D, C, dtype=torch.bfloat16), d.randn(C, H * D, dtype=torch.bfloat16), keep, D)]
+
+
+@exercise("10.slice_heads", reference=slice_heads, cases=_slice_heads_cases)
+def check_slice_heads(c: Check) -> None:
     H, D, C = 6, 4, 10
-    wq, wo = _randn(H * D, C, seed=10), _randn(C, H * D, seed=11)
+    wq, wo = randn(H * D, C, seed=10), randn(C, H * D, seed=11)
     keep = torch.tensor([0, 2, 5])
     out = c.call(wq, wo, keep, D, error_hints={"out of bounds": "index the rows of wq but the *columns* of wo (dim 1): wo (C, H·D) reads the heads' outputs"})
     c.expect(isinstance(out, tuple) and len(out) == 2, f"expected a tuple (wq, wo), got {type(out).__name__}",
              "return the two smaller matrices as a tuple")
     q, o = out
-    rows = _head_rows(keep, D)
+    rows = (keep[:, None] * D + torch.arange(D)).flatten()
     c.expect_tensor(q, name="wq")
     c.expect_tensor(o, name="wo")
     if q.shape == (len(keep), C):
@@ -222,13 +333,23 @@ def check_slice_heads(fn) -> None:
     c.expect(o.shape == (C, len(keep) * D), f"wo has shape {tuple(o.shape)}, expected {(C, len(keep) * D)}", "keep D columns per kept head")
     c.close(q, wq[rows], "wq", "the rows of the kept heads, in order")
     c.close(o, wo[:, rows], "wo", "the columns of the kept heads, in the same order as wq's rows")
-    c.done()
 
 
-def check_slice_neurons(fn) -> None:
-    c = Check("10.slice_neurons", fn)
+def slice_neurons(w1, w3, w2, keep):
+    return w1[keep], w3[keep], w2[:, keep]
+
+
+def _slice_neurons_cases(d: Draw) -> list[Case]:
+    C, F = d.int(3, 9), d.int(13, 30)
+    keep = torch.tensor(sorted(d.sample(range(F), d.int(1, F - 1))))
+    return [Case("another width and set of neurons", d.randn(F, C), d.randn(F, C), d.randn(C, F), keep),
+            Case("bfloat16 weights", *(d.randn(*s, dtype=torch.bfloat16) for s in ((F, C), (F, C), (C, F))), keep)]
+
+
+@exercise("10.slice_neurons", reference=slice_neurons, cases=_slice_neurons_cases)
+def check_slice_neurons(c: Check) -> None:
     C, F = 6, 12
-    w1, w3, w2 = _randn(F, C, seed=12), _randn(F, C, seed=13), _randn(C, F, seed=14)
+    w1, w3, w2 = randn(F, C, seed=12), randn(F, C, seed=13), randn(C, F, seed=14)
     keep = torch.tensor([1, 4, 5, 9])
     out = c.call(w1, w3, w2, keep, error_hints={"out of bounds": "index the rows of w1 and w3 but the *columns* of w2 (dim 1): w2 (C, F) reads the neurons"})
     c.expect(isinstance(out, tuple) and len(out) == 3, f"expected a tuple (w1, w3, w2), got {type(out).__name__}",
@@ -246,4 +367,3 @@ def check_slice_neurons(fn) -> None:
     c.close(a, w1[keep], "w1", "w1[keep]")
     c.close(b, w3[keep], "w3", "w3[keep]")
     c.close(d, w2[:, keep], "w2", "w2[:, keep]")
-    c.done()
