@@ -199,8 +199,10 @@ def same(actual: Any, expected: Any, rtol: float | None = None, atol: float | No
         if not isinstance(actual, Mapping):
             return f"{name} is a {type(actual).__name__}, expected a dict"
         if set(actual) != set(expected):
-            return f"{name} has {len(actual)} keys, expected {len(expected)}" if len(actual) != len(expected) or not reveal \
-                else f"{name} lacks key {next(k for k in expected if k not in actual)!r:.40}"
+            if len(actual) != len(expected):
+                return f"{name} has {len(actual)} keys, expected {len(expected)}"
+            missing = next(k for k in expected if k not in actual)
+            return f"{name} lacks the key {missing!r:.40}" if reveal else f"{name} has a key that should not be there"
         return next((r for k in expected if (r := same(actual[k], expected[k], rtol, atol,
                                                        f"{name}[{k!r:.40}]" if reveal else f"an item of {name}", reveal))), None)
     if isinstance(expected, (list, tuple)):

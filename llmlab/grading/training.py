@@ -3,22 +3,18 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 
 import torch
 
 from llmlab import train as ref
-from llmlab.grading.core import Check
+from llmlab.grading.core import Case, Check, Draw, exercise, number
+from llmlab.grading.core import randn as _randn
 from llmlab.nn import lora
 from llmlab.nn.model import Decoder, DecoderConfig
 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
-    return torch.randn(*shape, generator=_gen(seed), dtype=dtype)
 
 
 # ------------------------------------------------------------------------------------------ batches
@@ -35,15 +31,26 @@ def _as_batch(c: Check, out, B: int, T: int) -> tuple[torch.Tensor, torch.Tensor
     return x, y
 
 
-def check_get_batch(fn) -> None:
-    c = Check("06.get_batch", fn)
+def _batch_cases(d: Draw) -> list[Case]:
+    T = d.int(2, 12)
+    data = d.randint(0, 1000, (T + d.int(2, 40),))
+    return [
+        Case("a batch of 1", data, 1, T, _gen(d.int(0, 2**31)),
+             hint="draw batch_size offsets, the argument: x and y are (batch_size, block_size)"),
+        Case("another batch size and block size", data, d.int(2, 9), d.int(1, T), _gen(d.int(0, 2**31))),
+        Case("a stream of exactly block_size + 1 tokens (one window)", data[: T + 1], d.int(2, 5), T, _gen(d.int(0, 2**31)),
+             hint="the only valid start is then 0: torch.randint(len(data) - block_size, ...)"),
+        Case("int32 token ids", data.int(), d.int(2, 6), T, _gen(d.int(0, 2**31)),
+             hint="keep data's dtype: slice or index data (or create tensors with dtype=data.dtype)"),
+    ]
+
+
+@exercise("06.get_batch", reference=ref.get_batch, cases=_batch_cases)
+def check_get_batch(c: Check) -> None:
     N, B, T, base = 20, 64, 5, 100
     data = torch.arange(base, base + N)  # token i is base + i, so a window shows where it starts
-    hints = {
-        "stack expects each tensor to be equal size": "the last valid start is len(data) - block_size - 1: y needs one more token after the window",
-        "out of bounds": "the last valid start is len(data) - block_size - 1: y needs one more token after the window",
-        "out of range": "the last valid start is len(data) - block_size - 1: y needs one more token after the window",
-    }
+    last_start = "the last valid start is len(data) - block_size - 1: y needs one more token after the window"
+    hints = {"stack expects each tensor to be equal size": last_start, "out of bounds": last_start, "out of range": last_start}
     x, y = _as_batch(c, c.call(data, B, T, _gen(0), error_hints=hints), B, T)
     c.expect(not torch.equal(x, y), "y equals x", "y holds the *next* tokens: y[b, t] = data[i + t + 1]")
     c.expect(torch.equal(x[:, 1:], x[:, :-1] + 1), "the rows of x are not contiguous windows of data",
@@ -63,7 +70,6 @@ def check_get_batch(fn) -> None:
     again = _as_batch(c, c.call(data, B, T, _gen(0), error_hints=hints), B, T)
     c.expect(torch.equal(again[0], x), "two calls with generators seeded alike gave different batches",
              "pass generator=generator to torch.randint so that a seed reproduces a batch")
-    c.done()
 
 
 # ---------------------------------------------------------------------------------------- optimiser
@@ -98,13 +104,35 @@ ADAMW_MISTAKES = {
     "decay_without_lr": "the decay is scaled by the learning rate: param * (1 - lr * weight_decay)",
     "decay_after": "decay the weights before adding the Adam step, as torch.optim.AdamW does",
 }
+EPS_HINT = "add eps to the bias-corrected sqrt(v_hat), as the formula does: m_hat / (sqrt(v_hat) + eps)"
 
 
-def check_adamw_step(fn) -> None:
-    c = Check("06.adamw_step", fn)
+def _adamw_cases(d: Draw) -> list[Case]:
+    shape = (d.int(2, 5), d.int(1, 7))
+
+    def state(dtype=torch.float32):  # param, grad, and running averages after some steps (exp_avg_sq >= 0)
+        return d.randn(*shape, dtype=dtype), d.randn(*shape, dtype=dtype), d.randn(*shape, dtype=dtype, scale=0.1), \
+            d.rand(*shape, dtype=dtype) * 0.01
+
+    p, g, _, _ = state()
+    zeros, n = torch.zeros(shape), d.int(3, 9)
+    return [
+        Case("float32 tensors at a later step, with running averages", *state(), d.int(5, 500), 3e-3,
+             betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1),
+        Case("float64 tensors, default betas, eps and weight decay", *state(torch.float64), d.int(2, 50), 1e-3),
+        Case("a first step where some gradients are 0 (embedding rows not in the batch)", p,
+             g.masked_fill(d.rand(*shape) < 0.5, 0.0), zeros, zeros, 1, 1e-2, hint=EPS_HINT),
+        Case("tiny gradients, no weight decay", p, g * 1e-9, zeros, zeros, d.int(1, 3), 1e-2, weight_decay=0.0,
+             hint=EPS_HINT),
+        Case("a 1-D parameter", d.randn(n), d.randn(n), d.randn(n, scale=0.1), d.rand(n) * 0.01, d.int(2, 9), 0.1),
+    ]
+
+
+@exercise("06.adamw_step", reference=ref.adamw_step, cases=_adamw_cases)
+def check_adamw_step(c: Check) -> None:
     shape = (4, 3)
-    p0 = _randn(*shape, seed=0)
-    grads = [_randn(*shape, seed=s) for s in (1, 2, 3)]
+    p0 = _randn(*shape, seed=0, dtype=torch.float64)
+    grads = [_randn(*shape, seed=s, dtype=torch.float64) for s in (1, 2, 3)]
     zeros = torch.zeros(shape, dtype=torch.float64)
     # torch.optim.AdamW on the same parameter and gradients: the oracle.
     p = torch.nn.Parameter(p0.clone())
@@ -121,8 +149,10 @@ def check_adamw_step(fn) -> None:
             c.expect_tensor(t, shape=shape, dtype=torch.float64, name=f"the new {name}")
         variants = {name: _adamw_variant(s[0], g, s[1], s[2], step, variant=name, **ADAM_KW) for name, s in variants.items()}
         mistakes = {ADAMW_MISTAKES[name]: v[0] for name, v in variants.items()}
-        c.diagnose(state[0], mistakes, f"after step {step} your parameter matches a known mistake", rtol=1e-9,
-                   correct=p.detach())
+        if step == 1:  # no bias correction then gives what eps added to the uncorrected sqrt(v) gives
+            mistakes[ADAMW_MISTAKES["no_bias_correction"] + "; and " + EPS_HINT] = mistakes.pop(ADAMW_MISTAKES["no_bias_correction"])
+        c.diagnose(state[0], mistakes,
+                   f"after step {step} your parameter matches a known mistake", rtol=1e-9, correct=p.detach())
         if step == 1:
             c.close(state[1], 0.1 * g, "exp_avg after one step should be (1 - beta1) * grad",
                     "exp_avg = beta1 * exp_avg + (1 - beta1) * grad")
@@ -130,71 +160,99 @@ def check_adamw_step(fn) -> None:
                     "exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad * grad")
         c.close(state[0], p.detach(), f"after step {step} your parameter differs from torch.optim.AdamW's",
                 "m̂ = m / (1 - β1^t), v̂ = v / (1 - β2^t), param ← param·(1 - lr·λ) - lr·m̂ / (sqrt(v̂) + ε)")
-    c.done()
 
 
 def _lr_variants(step, max_lr, warmup, total, min_lr) -> dict[str, float]:
     def cos_part(progress, floor):
         return floor + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (max_lr - floor)
 
-    out = {}
     if step < warmup:
-        out["at step 0 the rate is 0, a wasted step: warm up with (step + 1) / warmup_steps"] = max_lr * step / warmup
-    else:
-        out["the cosine starts after the warm-up: progress = (step - warmup_steps) / (total_steps - warmup_steps)"] = \
-            cos_part(step / total, min_lr)
-        progress = min((step - warmup) / (total - warmup), 1.0)
-        out["decay to min_lr, not to 0: min_lr + ½(1 + cos(π·progress))·(max_lr - min_lr)"] = cos_part(progress, 0.0)
-        out["that is a linear decay: use ½(1 + cos(π·progress))"] = max_lr - progress * (max_lr - min_lr)
-    return out
+        return {"at step 0 the rate is 0, a wasted step: warm up with (step + 1) / warmup_steps": max_lr * step / warmup}
+    progress = min((step - warmup) / (total - warmup), 1.0)
+    return {"the cosine starts after the warm-up: progress = (step - warmup_steps) / (total_steps - warmup_steps)":
+            cos_part(step / total, min_lr),
+            "decay to min_lr, not to 0: min_lr + ½(1 + cos(π·progress))·(max_lr - min_lr)": cos_part(progress, 0.0),
+            "that is a linear decay: use ½(1 + cos(π·progress))": max_lr - progress * (max_lr - min_lr)}
 
 
-def check_lr_at(fn) -> None:
-    c = Check("06.lr_at", fn)
+def _lr_cases(d: Draw) -> list[Case]:
+    W, top = d.int(1, 30), d.float(1e-4, 1e-2)
+    S, floor = W + d.int(5, 300), top * d.float(0.2, 0.6)
+    floor_hint = "use min_lr, the argument: the floor is not a fixed fraction of max_lr"
+    return [Case("during another warm-up", d.int(0, W - 1), top, W, S, floor),
+            Case("the first step after the warm-up", W, top, W, S, floor),
+            Case("during the decay, another floor", d.int(W + 1, S - 1), top, W, S, floor, hint=floor_hint),
+            Case("min_lr left at its default", d.int(W + 1, S - 1), top, W, S, hint=floor_hint),
+            Case("at total_steps", S, top, W, S, floor, hint=floor_hint),
+            Case("long after total_steps", S + d.int(1, 500), top, W, S, floor),
+            Case("no warm-up", d.int(0, S - 1), top, 0, S, floor)]
+
+
+@exercise("06.lr_at", reference=ref.lr_at, cases=_lr_cases)
+def check_lr_at(c: Check) -> None:
     max_lr, warmup, total, min_lr = 1e-3, 10, 100, 1e-4
     for step in [0, 1, 5, 9, 10, 11, 30, 55, 80, 99, 100, 150]:
-        out = c.call(step, max_lr, warmup, total, min_lr)
-        c.expect(isinstance(out, numbers.Real) or (isinstance(out, torch.Tensor) and out.numel() == 1),
-                 f"lr_at returned {type(out).__name__}, expected a number", "return a float")
-        out = float(out)
+        out = c.number(c.call(step, max_lr, warmup, total, min_lr), f"lr_at({step})")
         want = ref.lr_at(step, max_lr, warmup, total, min_lr)
-        if abs(out - want) > 1e-12:
-            for hint, value in _lr_variants(step, max_lr, warmup, total, min_lr).items():
-                if abs(out - value) < 1e-12:
-                    c.fail(f"lr_at({step}) = {out:.6g}, expected {want:.6g}", hint)
-            where = "during the warm-up" if step < warmup else "after the last step" if step >= total else "during the decay"
-            c.fail(f"lr_at({step}) = {out:.6g}, expected {want:.6g} ({where})",
-                   "warm-up: max_lr·(step+1)/warmup_steps; then min_lr + ½(1 + cos(π·progress))·(max_lr - min_lr); "
-                   "from total_steps on: min_lr")
-        c.passed += 1
-    out = float(c.call(0, 1.0, 0, 10, 0.0, error_hints={"division by zero": "with warmup_steps = 0 there is no warm-up: start the cosine at once"}))
+        c.diagnose(out, _lr_variants(step, max_lr, warmup, total, min_lr),
+                   f"lr_at({step}) = {out:.6g}, expected {want:.6g}", rtol=1e-9, correct=want)
+        where = "during the warm-up" if step < warmup else "after the last step" if step >= total else "during the decay"
+        c.expect(abs(out - want) <= 1e-12, f"lr_at({step}) = {out:.6g}, expected {want:.6g} ({where})",
+                 "warm-up: max_lr·(step+1)/warmup_steps; then min_lr + ½(1 + cos(π·progress))·(max_lr - min_lr); "
+                 "from total_steps on: min_lr")
+    out = c.number(c.call(0, 1.0, 0, 10, 0.0, error_hints={
+        "division by zero": "with warmup_steps = 0 there is no warm-up: start the cosine at once"}), "lr_at(0)")
     c.expect(abs(out - 1.0) < 1e-12, f"without warm-up, lr_at(0) = {out}, expected max_lr",
              "with warmup_steps = 0 the cosine starts at step 0, at max_lr")
-    c.done()
 
 
 def _grads(seed: int, scale: float) -> list[torch.nn.Parameter]:
     params = []
     for i, shape in enumerate([(3, 4), (5,), (2, 2)]):
-        p = torch.nn.Parameter(_randn(*shape, seed=seed + i))
-        p.grad = _randn(*shape, seed=seed + 10 + i) * scale
+        p = torch.nn.Parameter(_randn(*shape, seed=seed + i, dtype=torch.float64))
+        p.grad = _randn(*shape, seed=seed + 10 + i, dtype=torch.float64) * scale
         params.append(p)
     params.append(torch.nn.Parameter(torch.zeros(2, dtype=torch.float64)))  # no gradient (unused, frozen)
     return params
 
 
-def check_clip_grad_norm(fn) -> None:
-    c = Check("06.clip_grad_norm", fn)
-    hints = {"NoneType": "a parameter without a gradient has p.grad = None: skip it"}
+def clip_and_report(fn, grads: list, max_norm: float):
+    """Harness: parameters with these gradients (None: no gradient), handed to ``fn`` as a generator, as
+    model.parameters() is; returns the norm ``fn`` returned (as a number) and the gradients afterwards."""
+    params = [torch.nn.Parameter(torch.zeros(2) if g is None else torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = None if g is None else g.clone()
+    total = fn((p for p in params), max_norm)
+    return (total if number(total) is None else number(total)), [p.grad for p in params]
+
+
+CLIP_ERRORS = {"NoneType": "a parameter without a gradient has p.grad = None: skip it",
+               "assign a gradient with dtype": "keep each gradient's dtype: scale it in place, p.grad.mul_(factor)"}
+
+
+def _clip_cases(d: Draw) -> list[Case]:
+    def grads(n, dtype=torch.float32, scale=1.0):
+        return [d.randn(*(d.int(1, 6) for _ in range(d.int(1, 3))), dtype=dtype, scale=scale) for _ in range(n)]
+
+    return [Case("another max_norm, several parameters", grads(d.int(3, 6), scale=3.0), d.choice([0.25, 0.5, 2.0]),
+                 hint="clip to max_norm, the argument: max_norm / (total_norm + 1e-6)"),
+            Case("a parameter without a gradient among others", [*grads(2), None, *grads(1)], 0.5,
+                 hint="a parameter whose p.grad is None keeps it: skip it, do not give it a gradient"),
+            Case("a global norm below max_norm", grads(3, scale=0.01), 1.0),
+            Case("float64 gradients", grads(3, torch.float64, scale=2.0), 1.0),
+            Case("a single parameter", grads(1, scale=5.0), 1.0)]
+
+
+@exercise("06.clip_grad_norm", reference=ref.clip_grad_norm, cases=_clip_cases, via=clip_and_report,
+          error_hints=CLIP_ERRORS)
+def check_clip_grad_norm(c: Check) -> None:
     for scale, max_norm in [(3.0, 1.0), (0.05, 1.0)]:
         mine, theirs = _grads(0, scale), _grads(0, scale)
         before = [p.grad.clone() for p in mine[:3]]
-        total = c.call(iter(mine), max_norm, error_hints=hints, copy_args=False)  # a generator, as model.parameters()
+        total = c.call(iter(mine), max_norm, error_hints=CLIP_ERRORS, copy_args=False)  # a generator, as model.parameters()
         want = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
         true_norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in before]))
-        c.expect(isinstance(total, (torch.Tensor, numbers.Real)), f"you returned {type(total).__name__}",
-                 "return the total norm before clipping")
-        total = float(total)
+        total = float(c.number(total, "the norm you returned"))
         clipping = float(true_norm) > max_norm
         if clipping and all(torch.equal(p.grad, b) for p, b in zip(mine, before)):
             c.fail("the gradients were not changed",
@@ -202,10 +260,9 @@ def check_clip_grad_norm(fn) -> None:
                    "make it a list first: a generator can be walked only once")
         c.expect(abs(total - float(true_norm)) < 1e-9 * float(true_norm) or not math.isclose(total, max_norm, rel_tol=1e-5),
                  f"you returned {total:.4f}, the norm after clipping", "return the norm before clipping: that is what to log")
-        sum_of_norms = sum(float(torch.linalg.vector_norm(b)) for b in before)
-        c.expect(not math.isclose(total, sum_of_norms, rel_tol=1e-9),
-                 f"you returned {total:.4f}, the sum of the per-tensor norms",
-                 "the global norm is sqrt(sum of every squared gradient entry), not the sum of norms")
+        c.diagnose(total, {"the global norm is sqrt(sum of every squared gradient entry), not the sum of norms":
+                           sum(float(torch.linalg.vector_norm(b)) for b in before)},
+                   f"you returned {total:.4f}, the sum of the per-tensor norms", rtol=1e-9)
         c.close(torch.tensor(total), want, "the total norm differs from torch.nn.utils.clip_grad_norm_'s",
                 "sqrt(sum over parameters of (g ** 2).sum())")
         per_tensor = [b * (max_norm / (torch.linalg.vector_norm(b) + 1e-6)).clamp(max=1) for b in before]
@@ -218,14 +275,13 @@ def check_clip_grad_norm(fn) -> None:
         for p, t in zip(mine[:3], theirs[:3]):
             c.close(p.grad, t.grad, "the clipped gradients differ from torch.nn.utils.clip_grad_norm_'s",
                     "multiply every gradient by max_norm / (total_norm + 1e-6) when total_norm > max_norm")
-    c.done()
 
 
 # ------------------------------------------------------------------------------------------- steps
 
 
-def _tiny_model(seed: int = 0) -> Decoder:
-    cfg = DecoderConfig(vocab_size=40, dim=16, n_layers=1, n_heads=2, n_kv_heads=1, hidden_dim=32, max_seq_len=16)
+def _tiny_model(seed: int = 0, vocab_size: int = 40) -> Decoder:
+    cfg = DecoderConfig(vocab_size=vocab_size, dim=16, n_layers=1, n_heads=2, n_kv_heads=1, hidden_dim=32, max_seq_len=16)
     with torch.random.fork_rng(devices=[]):  # leave the learner's global seed alone
         torch.manual_seed(seed)
         return Decoder(cfg)
@@ -246,8 +302,30 @@ def _reference_run(model, batches, max_norm, lr, zero_grad=True, clip=True) -> l
     return losses
 
 
-def check_train_step(fn) -> None:
-    c = Check("06.train_step", fn)
+def train_and_report(fn, seed: int, vocab_size: int, batches: list, max_norm: float, lr: float,
+                     adamw: bool = False, dtype: str = "float32"):
+    """Harness: ``fn`` (a training step) on a fresh tiny decoder and optimiser, one call per (x, y) of
+    ``batches``; returns what each call returned (numbers as numbers) and the weights afterwards."""
+    model = _tiny_model(seed, vocab_size).to(getattr(torch, dtype))
+    opt = (torch.optim.AdamW if adamw else torch.optim.SGD)(model.parameters(), lr=lr)
+    outs = [fn(model, opt, x, y, max_norm) for x, y in batches]
+    return [out if number(out) is None else number(out) for out in outs], model.state_dict()
+
+
+def _step_cases(d: Draw) -> list[Case]:
+    def batches(n, B, T, V=40):
+        return [(d.randint(0, V, (B, T)), d.randint(0, V, (B, T))) for _ in range(n)]
+
+    V = d.int(41, 90)
+    return [Case("a batch of 1", d.int(0, 99), 40, batches(2, 1, d.int(3, 12)), 0.05, 0.5),
+            Case("another vocabulary and batch, AdamW", d.int(0, 99), V, batches(3, d.int(2, 5), d.int(2, 9), V),
+                 d.choice([0.1, 0.5]), 1e-2, adamw=True),
+            Case("a float64 model", d.int(0, 99), 40, batches(2, 2, 6), 0.05, 0.5, dtype="float64",
+                 hint="leave the model's dtype as it is: no model.float() or .to(...) in the step")]
+
+
+@exercise("06.train_step", reference=ref.train_step, cases=_step_cases, via=train_and_report, rtol=1e-4, atol=1e-6)
+def check_train_step(c: Check) -> None:
     g = _gen(0)
     data = torch.randint(40, (200,), generator=g)
     batches = [ref.get_batch(data, 4, 8, g) for _ in range(2)]
@@ -264,8 +342,7 @@ def check_train_step(fn) -> None:
         out = c.call(mine, opt, x, y, max_norm, copy_args=False)
         c.expect(not isinstance(out, torch.Tensor), "you returned a tensor",
                  "return loss.item(): a Python float, so the graph of this step can be freed")
-        c.expect(isinstance(out, numbers.Real), f"you returned {type(out).__name__}, expected the loss as a float",
-                 "return loss.item()")
+        out = c.number(out, "the loss you returned")
         c.expect(math.isclose(out, want_losses[i], rel_tol=1e-4),
                  f"step {i + 1} returned loss {out:.4f}, expected {want_losses[i]:.4f}",
                  "the loss is F.cross_entropy(logits.flatten(0, 1), y.flatten()), computed before the update")
@@ -283,16 +360,26 @@ def check_train_step(fn) -> None:
     if same(no_zero) and not same(want):
         c.fail("the second step used the gradients of both batches",
                "call optimizer.zero_grad() first: backward() adds to .grad, it does not overwrite it")
-    c.expect(same(want), "after two steps your parameters differ from zero_grad → loss → backward → clip → step",
-             "")
-    c.done()
+    c.expect(same(want), "after two steps your parameters differ from zero_grad → loss → backward → clip → step", "")
 
 
 # ------------------------------------------------------------------------------------- over-fitting
 
+MASK_HINT = "keep an entry where torch.rand(x.shape, generator=generator) >= p: one float32 draw of x's shape"
 
-def check_dropout(fn) -> None:
-    c = Check("06.dropout", fn)
+
+def _dropout_cases(d: Draw) -> list[Case]:
+    return [Case("a 3-D input", d.randn(d.int(2, 4), d.int(2, 6), d.int(3, 9)), d.choice([0.1, 0.5]), True,
+                 _gen(d.int(0, 2**31)), hint=MASK_HINT),
+            Case("float64 input", d.randn(d.int(2, 9), 5, dtype=torch.float64), 0.3, True, _gen(d.int(0, 2**31)),
+                 hint=MASK_HINT + ", whatever x's dtype"),
+            Case("bfloat16 input", d.randn(3, d.int(2, 9), dtype=torch.bfloat16), 0.2, True, _gen(d.int(0, 2**31)),
+                 hint="return x's dtype: a float32 mask times a bfloat16 x gives float32 (use the bool mask, or .to(x.dtype))"),
+            Case("a 1-D input in evaluation mode", d.randn(d.int(1, 9)), 0.5, False, _gen(d.int(0, 2**31)))]
+
+
+@exercise("06.dropout", reference=ref.dropout, cases=_dropout_cases)
+def check_dropout(c: Check) -> None:
     x = _randn(400, 500, seed=0, dtype=torch.float32).abs() + 0.5  # no zeros of its own
     p = 0.25
     out = c.call(x, p, True, _gen(1))
@@ -310,7 +397,6 @@ def check_dropout(fn) -> None:
         if torch.allclose(ratio, torch.full_like(ratio, factor), rtol=1e-5):
             c.fail(f"the kept entries are x · {factor:.4g}", hint)
     c.close(ratio, torch.full_like(ratio, 1 / (1 - p)), "the kept entries should be x / (1 - p)", "inverted dropout")
-    c.close(out.mean(), x.mean(), "the mean changed", "scale the survivors by 1 / (1 - p)", rtol=0.02, atol=0)
     evaluated = c.call(x, p, False, _gen(1))
     c.expect(isinstance(evaluated, torch.Tensor) and torch.equal(evaluated, x),
              "with training=False the input came back changed", "at evaluation time dropout is the identity")
@@ -319,11 +405,42 @@ def check_dropout(fn) -> None:
     c.expect(torch.equal(c.call(x, p, True, _gen(7)), c.call(x, p, True, _gen(7))),
              "two calls with generators seeded alike dropped different entries",
              "draw the mask with torch.rand(x.shape, generator=generator)")
-    c.done()
 
 
-def check_should_stop(fn) -> None:
-    c = Check("06.should_stop", fn)
+def _should_stop(val_losses: list[float], patience: int, min_delta: float = 0.0) -> bool:
+    """The rule the notebook states (and Keras and PyTorch Lightning follow): a loss improves on the best
+    only when it is lower than best - min_delta, strictly; stop when none of the last ``patience`` does."""
+    if len(val_losses) <= patience:
+        return False
+    return min(val_losses[-patience:]) >= min(val_losses[:-patience]) - min_delta
+
+
+STRICT_HINT = ("a loss improves only if it is strictly below best - min_delta: a loss equal to the best, or better "
+               "by exactly min_delta, is no improvement")
+
+
+def _stop_cases(d: Draw) -> list[Case]:
+    # every loss and min_delta is a multiple of 1/8, so that best - min_delta and best - loss are exact
+    best, delta = d.choice([4.0, 3.5, 2.75]), d.choice([0.125, 0.25, 0.5])
+    walk = [d.int(8, 40) / 8 for _ in range(d.int(4, 12))]
+    return [Case("min_delta > 0 and a later loss better than the best by more than min_delta",
+                 [5.0, best, best + 0.25, best - delta - 0.125], 2, delta,
+                 hint="min_delta is an amount of loss, not a fraction: a loss below best - min_delta is an improvement"),
+            Case("losses equal to the best", [5.0, best, best, best], 2, 0.0, hint=STRICT_HINT),
+            Case("an improvement of exactly min_delta", [5.0, best, best - delta, best + 0.5], 2, delta, hint=STRICT_HINT),
+            Case("another history and patience", walk, d.int(1, 4), d.choice([0.0, 0.125])),
+            Case("another history, patience 1", walk, 1, 0.0)]
+
+
+def _stop_answer(got, want: bool) -> str | None:
+    try:
+        return None if bool(got) == want else "you said " + ("stop" if bool(got) else "go on") + ", wrongly"
+    except (TypeError, ValueError, RuntimeError):
+        return f"you returned {type(got).__name__}, expected True or False"
+
+
+@exercise("06.should_stop", reference=_should_stop, cases=_stop_cases, compare=_stop_answer)
+def check_should_stop(c: Check) -> None:
     cases = [  # (losses, patience, min_delta, answer, hint when answered wrongly)
         ([], 2, 0.0, False, "with fewer than patience + 1 evaluations there is nothing to compare yet"),
         ([5.0, 4.0], 2, 0.0, False, "with fewer than patience + 1 evaluations there is nothing to compare yet"),
@@ -345,27 +462,46 @@ def check_should_stop(fn) -> None:
         c.expect(bool(out) == answer,
                  f"should_stop({losses}, patience={patience}, min_delta={min_delta}) gave {bool(out)}, expected {answer}",
                  hint)
-    c.done()
 
 
 # --------------------------------------------------------------------------------------------- LoRA
 
 
 def _lora_case(seed: int, out_f: int = 8, in_f: int = 12, r: int = 3):
-    W, b = _randn(out_f, in_f, seed=seed), _randn(out_f, seed=seed + 1)
-    A, B = _randn(r, in_f, seed=seed + 2), _randn(out_f, r, seed=seed + 3)
+    W, b = _randn(out_f, in_f, seed=seed, dtype=torch.float64), _randn(out_f, seed=seed + 1, dtype=torch.float64)
+    A, B = _randn(r, in_f, seed=seed + 2, dtype=torch.float64), _randn(out_f, r, seed=seed + 3, dtype=torch.float64)
     return W, b, A, B
 
 
-SHAPE_HINT = "A is (r, in) and B is (out, r): x Aᵀ is (..., r), then times Bᵀ gives (..., out)"
+def _lora_weights(d: Draw, out_f: int, in_f: int, r: int, dtype=torch.float32, whole=False):
+    """W, b, A, B; ``whole``: entries in {-1, 0, 1}, so that every product and sum is exact even in bfloat16."""
+    draw = (lambda *s: d.randint(-1, 2, s).to(dtype)) if whole else (lambda *s: d.randn(*s, dtype=dtype))
+    return draw(out_f, in_f), draw(out_f), draw(r, in_f), draw(out_f, r)
 
 
-def check_lora_linear(fn) -> None:
-    c = Check("06.lora_linear", fn)
+RANK_HINT = "r is A.shape[0]: the rank changes from layer to layer, scale by alpha / A.shape[0]"
+
+
+def _lora_cases(d: Draw) -> list[Case]:
+    o, i = d.int(2, 9), d.int(2, 8)
+    W, b, A, B = _lora_weights(d, o, i, 1)
+    W2, b2, A2, B2 = _lora_weights(d, o, i, min(o, i), torch.float64)
+    Wh, bh, Ah, Bh = _lora_weights(d, o, i, 2, torch.bfloat16, whole=True)
+    return [Case("a batch of 1, other sizes", d.randn(1, d.int(1, 6), i + 1), *_lora_weights(d, o + 2, i + 1, 3), 6.0),
+            Case("rank 1", d.randn(2, d.int(1, 6), i), W, b, A, B, d.float(1.0, 32.0), hint=RANK_HINT),
+            Case("a 4-D input, float64, no bias, full rank", d.randn(2, d.int(1, 3), d.int(1, 4), i, dtype=torch.float64),
+                 W2, None, A2, B2, 2.0 * d.int(1, 8)),
+            Case("bfloat16, whole-number entries", d.randint(-1, 2, (d.int(1, 3), i)).to(torch.bfloat16), Wh, bh, Ah, Bh, 4.0)]
+
+
+# rtol, atol: forming W + (alpha / r) B A first rounds differently, and is right too
+@exercise("06.lora_linear", reference=lora.lora_linear, cases=_lora_cases, rtol=1e-4, atol=1e-5)
+def check_lora_linear(c: Check) -> None:
     W, b, A, B = _lora_case(0)
-    x = _randn(2, 5, 12, seed=9)
+    x = _randn(2, 5, 12, seed=9, dtype=torch.float64)
     alpha, r = 6.0, A.shape[0]
-    hints = {"cannot be multiplied": SHAPE_HINT, "size of tensor a": SHAPE_HINT, "must match the size": SHAPE_HINT}
+    shape_hint = "A is (r, in) and B is (out, r): x Aᵀ is (..., r), then times Bᵀ gives (..., out)"
+    hints = {"cannot be multiplied": shape_hint, "size of tensor a": shape_hint, "must match the size": shape_hint}
     out = c.call(x, W, b, A, B, alpha, error_hints=hints)
     c.expect_tensor(out, shape=(2, 5, 8), dtype=x.dtype, name="lora_linear(x, ...)")
     base, adapter = x @ W.T + b, x @ A.T @ B.T
@@ -378,17 +514,26 @@ def check_lora_linear(fn) -> None:
         "add the bias of the frozen layer": x @ W.T + (alpha / r) * adapter,
     }, "your output matches a known mistake", correct=want)
     c.close(out, want, "lora_linear differs from x Wᵀ + b + (alpha / r) · x Aᵀ Bᵀ", "")
-    zero_B = torch.zeros_like(B)
-    c.close(c.call(x, W, b, A, zero_B, alpha, error_hints=hints), base,
+    c.close(c.call(x, W, b, A, torch.zeros_like(B), alpha, error_hints=hints), base,
             "with B = 0 (LoRA's initialisation) the output should equal the frozen layer's", "")
     c.close(c.call(x[0], W, None, A, B, alpha, error_hints=hints), lora.lora_linear(x[0], W, None, A, B, alpha),
             "with bias=None (SmolLM2's projections have no bias) the result is wrong",
             "F.linear(x, weight, bias) accepts bias=None")
-    c.done()
 
 
-def check_merge_lora(fn) -> None:
-    c = Check("06.merge_lora", fn)
+def _merge_cases(d: Draw) -> list[Case]:
+    o, i = d.int(2, 9), d.int(2, 8)
+    W, _, A, B = _lora_weights(d, o, i, 1)
+    W2, _, A2, B2 = _lora_weights(d, o, i, min(o, i), torch.float64)
+    Wh, _, Ah, Bh = _lora_weights(d, o, i, 2, torch.bfloat16, whole=True)
+    Wo, _, Ao, Bo = _lora_weights(d, o + 2, i + 1, 3)
+    return [Case("other sizes", Wo, Ao, Bo, 6.0), Case("rank 1", W, A, B, d.float(1.0, 32.0), hint=RANK_HINT),
+            Case("float64, full rank", W2, A2, B2, 2.0 * d.int(1, 8)),
+            Case("bfloat16, whole-number entries", Wh, Ah, Bh, 4.0)]
+
+
+@exercise("06.merge_lora", reference=lora.merged_weight, cases=_merge_cases)
+def check_merge_lora(c: Check) -> None:
     W, b, A, B = _lora_case(3, out_f=8, in_f=12, r=3)
     alpha, r = 6.0, A.shape[0]
     hints = {"cannot be multiplied": "B A is (out, r) @ (r, in) = (out, in), the shape of W",
@@ -403,7 +548,6 @@ def check_merge_lora(fn) -> None:
         "the merged weight is W plus the update, not the update alone": (alpha / r) * (B @ A),
     }, "your merged weight matches a known mistake", correct=want)
     c.close(out, want, "the merged weight differs from W + (alpha / r) B A", "")
-    x = _randn(4, 12, seed=11)
+    x = _randn(4, 12, seed=11, dtype=torch.float64)
     c.close(x @ out.T + b, lora.lora_linear(x, W, b, A, B, alpha),
             "a plain layer with your merged weight does not reproduce the adapted layer's output", "")
-    c.done()

@@ -7,14 +7,13 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from llmlab.grading.core import Check
+from llmlab.grading.core import Case, Check, Draw, exercise
+from llmlab.grading.core import randn as _randn
 from llmlab.nn import layers as L
-from llmlab.nn.attention import causal_mask
-from llmlab.nn.model import DecoderBlock, mean_pool
+from llmlab.nn.attention import causal_mask, merge_heads, repeat_kv, split_heads
+from llmlab.nn.model import DecoderBlock, DecoderConfig, mean_pool
 
-
-def _randn(*shape, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+_LEADING_DIMS = {"values to unpack": "x may be (T, C) or (B, T, C): work on the last dim only, whatever the leading dims"}
 
 
 @lru_cache(maxsize=1)
@@ -37,15 +36,38 @@ def _layer0() -> dict[str, torch.Tensor]:
     return {k.removeprefix("layers.0."): v for k, v in state.items() if k.startswith("layers.0.")}
 
 
-def check_rms_norm(fn) -> None:
-    c = Check("05.rms_norm", fn)
+def _rms_reference(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm in float32 at least (float64 stays float64), cast back to x's dtype before the weight."""
+    h = x if x.dtype == torch.float64 else x.float()
+    return (h / (h.pow(2).mean(-1, keepdim=True) + eps).sqrt()).to(x.dtype) * weight
+
+
+def _norm_cases(d: Draw, bias: bool) -> list[Case]:
+    def args(*shape, dtype=torch.float32, scale=1.0, offset=0.0):
+        C = shape[-1]
+        w = [1 + 0.2 * d.randn(C, dtype=dtype)] + ([d.randn(C, dtype=dtype)] if bias else [])
+        return (d.randn(*shape, dtype=dtype, scale=scale) + offset, *w, d.choice([1e-5, 1e-6]))
+    x, *rest = args(d.int(3, 6), 24)
+    wide = "average over the last dim (mean(-1)), whatever its width: do not divide by a fixed 16"
+    return [
+        Case("2-D input (T, C) of another width", x, *rest, hint=wide),
+        Case("4-D input (B, H, T, D)", *args(2, d.int(2, 3), d.int(2, 5), d.choice([6, 40])), hint=wide),
+        Case("rows on very different scales", x * 10.0 ** d.randint(-3, 4, (x.shape[0], 1)), *rest),
+    ] + ([Case("rows with a large mean (float64)", *args(3, 12, dtype=torch.float64, offset=1e6),
+               hint="compute the variance as mean((x - mean)²): E[x²] - mean² loses every digit when the mean is large")]
+         if bias else
+         [Case("bfloat16 input and weight", *args(2, d.int(2, 5), 32, dtype=torch.bfloat16),
+               hint="return x's dtype: compute in float32 if you like, then cast back (.to(x.dtype)) before the weight")]) + \
+        [Case("float64 input", *args(2, d.int(2, 5), d.choice([8, 20]), dtype=torch.float64))]
+
+
+@exercise("05.rms_norm", reference=_rms_reference, cases=lambda d: _norm_cases(d, bias=False))
+def check_rms_norm(c: Check) -> None:
     x, w = _randn(2, 3, 16), _randn(16, seed=1)
     out = c.call(x, w, 1e-5)
     c.expect_tensor(out, shape=x.shape, dtype=x.dtype, name="rms_norm(x, weight, eps)")
     ms = x.pow(2).mean(-1, keepdim=True)
-    ref = L.RMSNorm(16, 1e-5)
-    ref.weight.data = w.clone()
-    want = ref(x).detach()
+    want = _rms_reference(x, w, 1e-5)
     c.diagnose(out, {
         "eps goes inside the square root: x / sqrt(mean(x²) + eps)": x / (ms.sqrt() + 1e-5) * w,
         "RMSNorm does not subtract the mean (that is LayerNorm)": (x - x.mean(-1, keepdim=True)) / ((x - x.mean(-1, keepdim=True)).pow(2).mean(-1, keepdim=True) + 1e-5).sqrt() * w,
@@ -56,11 +78,11 @@ def check_rms_norm(fn) -> None:
     tiny = torch.full((1, 4), 1e-4)
     c.close(c.call(tiny, torch.ones(4), 1e-2), tiny / math.sqrt(1e-8 + 1e-2), "with tiny inputs eps matters and your result is off",
             "eps inside the square root")
-    c.done()
 
 
-def check_layer_norm(fn) -> None:
-    c = Check("05.layer_norm", fn)
+@exercise("05.layer_norm", reference=lambda x, w, b, eps: F.layer_norm(x, (x.shape[-1],), w, b, eps),
+          cases=lambda d: _norm_cases(d, bias=True))
+def check_layer_norm(c: Check) -> None:
     x, w, b = _randn(2, 3, 16), _randn(16, seed=1), _randn(16, seed=2)
     out = c.call(x, w, b, 1e-5)
     c.expect_tensor(out, shape=x.shape, name="layer_norm(x, weight, bias, eps)")
@@ -75,11 +97,24 @@ def check_layer_norm(fn) -> None:
     c.close(c.call(tiny, torch.ones(4), torch.zeros(4), 1e-2), F.layer_norm(tiny, (4,), eps=1e-2),
             "with tiny inputs eps matters and your result is off", "eps inside the square root: sqrt(var + eps)")
     c.close(out, F.layer_norm(x, (16,), w, b, 1e-5), "layer_norm differs from F.layer_norm", "(x - mean) / sqrt(var + eps) * weight + bias")
-    c.done()
 
 
-def check_apply_rope(fn) -> None:
-    c = Check("05.apply_rope", fn)
+def _rope_cases(d: Draw) -> list[Case]:
+    B, H, T, D = d.int(2, 3), d.int(2, 4), d.int(3, 7), d.choice([16, 32])
+    start = d.int(3, 50)
+    return [
+        Case(f"batch of {B}, {H} heads, head dim {D}", d.randn(B, H, T, D), *L.rope_cos_sin(T, D, 10000.0),
+             hint="split at D/2 = x.shape[-1] // 2 and repeat cos and sin to D, not at a fixed channel"),
+        Case("positions that do not start at 0 (after a KV cache)", d.randn(B, H, T, 8),
+             *L.rope_cos_sin(torch.arange(start, start + T), 8, 1e5), hint="use the cos and sin tables you are given"),
+        Case("3-D x (H, T, D)", d.randn(H, T, 8), *L.rope_cos_sin(T, 8, 10000.0)),
+        Case("bfloat16 x, cos and sin", d.randn(B, H, T, 8, dtype=torch.bfloat16), *L.rope_cos_sin(T, 8, 1e4, torch.bfloat16)),
+        Case("float64 x, cos and sin", d.randn(B, H, T, 8, dtype=torch.float64), *L.rope_cos_sin(T, 8, 1e4, torch.float64)),
+    ]
+
+
+@exercise("05.apply_rope", reference=L.apply_rope_half, cases=_rope_cases)
+def check_apply_rope(c: Check) -> None:
     x = _randn(1, 2, 5, 8)
     cos, sin = L.rope_cos_sin(5, 8, 10000.0)
     out = c.call(x, cos, sin)
@@ -92,17 +127,25 @@ def check_apply_rope(fn) -> None:
     c.close(out, L.apply_rope_half(x, cos, sin), "RoPE output differs", "x * cos + rotate_half(x) * sin, with cos and sin repeated twice")
     c.close(out[..., 0, :], x[..., 0, :], "position 0 must be left unchanged (angle 0)", "")
     q, k = _randn(1, 1, 6, 8, seed=3)[..., 2:3, :], _randn(1, 1, 6, 8, seed=4)[..., 4:5, :]
+
     def score(m: int, n: int) -> float:
         cm, sm = L.rope_cos_sin(torch.tensor([m]), 8, 10000.0)
         cn, sn = L.rope_cos_sin(torch.tensor([n]), 8, 10000.0)
         return (c.call(q, cm, sm) * c.call(k, cn, sn)).sum().item()
     c.expect(abs(score(3, 1) - score(10, 8)) < 1e-4, "q·k after RoPE should depend only on the distance m - n",
              "rotate each pair by position × frequency; the same rotation for q and k")
-    c.done()
 
 
-def check_unpermute_qk(fn) -> None:
-    c = Check("05.unpermute_qk", fn)
+def _unpermute_cases(d: Draw) -> list[Case]:
+    H = d.choice([1, 2, 4, 5])
+    heads = "use n_heads, the argument (9 for SmolLM2's W_q, 3 for its W_k), not a fixed number"
+    return [Case("9 heads (a W_q)", d.randn(9 * 8, d.int(2, 6)), 9, hint=heads),
+            Case("another head count and head dim", d.randn(H * d.choice([2, 6, 10]), 3), H, hint=heads),
+            Case("bfloat16 weights", d.randn(4 * 4, 5, dtype=torch.bfloat16), 4)]
+
+
+@exercise("05.unpermute_qk", reference=L.permute_for_rotate_half, cases=_unpermute_cases)
+def check_unpermute_qk(c: Check) -> None:
     w = torch.arange(3 * 8 * 2, dtype=torch.float32).view(24, 2)
     out = c.call(w, 3)
     c.expect_tensor(out, shape=w.shape, name="unpermute_qk(w (24, 2), 3)")
@@ -114,29 +157,41 @@ def check_unpermute_qk(fn) -> None:
     c.expect(torch.equal(out, L.permute_for_rotate_half(w, 3)), "rows end up in the wrong order",
              "within each head, row 2i moves to i and row 2i+1 to i + D/2")
     real = _gguf_tensors()["blk.0.attn_k.weight"]
-    c.expect(torch.equal(c.call(real, 3), L.permute_for_rotate_half(real, 3)), "SmolLM2's real attn_k (3 KV heads) is reordered wrongly", "")
-    c.done()
+    c.expect(torch.equal(c.call(real, 3), L.permute_for_rotate_half(real, 3)),
+             "SmolLM2's real attn_k (3 KV heads) is reordered wrongly", "")
 
 
-def check_swiglu(fn) -> None:
-    c = Check("05.swiglu", fn)
+def _swiglu_reference(x, w1, w2, w3):
+    return F.linear(F.silu(F.linear(x, w1)) * F.linear(x, w3), w2)
+
+
+def _swiglu_cases(d: Draw) -> list[Case]:
+    def args(*lead, C, Fh, dtype=torch.float32):
+        return (d.randn(*lead, C, dtype=dtype), d.randn(Fh, C, dtype=dtype, scale=C ** -0.5),
+                d.randn(C, Fh, dtype=dtype, scale=Fh ** -0.5), d.randn(Fh, C, dtype=dtype, scale=C ** -0.5))
+    return [Case("x of shape (T, C), no batch dim", *args(d.int(2, 6), C=d.int(4, 10), Fh=d.int(5, 20))),
+            Case("a batch of 3 and another hidden width", *args(3, d.int(2, 5), C=8, Fh=d.int(13, 30))),
+            Case("bfloat16 input and weights", *args(2, 3, C=16, Fh=24, dtype=torch.bfloat16)),
+            Case("float64 input and weights", *args(2, 3, C=8, Fh=12, dtype=torch.float64))]
+
+
+@exercise("05.swiglu", reference=_swiglu_reference, cases=_swiglu_cases, error_hints=_LEADING_DIMS)
+def check_swiglu(c: Check) -> None:
     x, w1, w2, w3 = _randn(2, 3, 8), _randn(12, 8, seed=1), _randn(8, 12, seed=2), _randn(12, 8, seed=3)
     out = c.call(x, w1, w2, w3)
     c.expect_tensor(out, shape=x.shape, name="swiglu(x, w1, w2, w3)")
     g, u = x @ w1.T, x @ w3.T
-    want = F.linear(F.silu(g) * u, w2)
+    want = _swiglu_reference(x, w1, w2, w3)
     c.diagnose(out, {
         "SwiGLU uses SiLU (x·sigmoid(x)), not GELU": (F.gelu(g) * u) @ w2.T,
         "the gate is w1: silu(w1 x) * (w3 x), not silu(w3 x) * (w1 x)": (F.silu(u) * g) @ w2.T,
         "multiply the gate by the up projection w3 x": F.silu(g) @ w2.T,
     }, "your MLP matches a known mistake", rtol=1e-5, correct=want)
-    c.close(out, F.linear(F.silu(F.linear(x, w1)) * F.linear(x, w3), w2), "SwiGLU output differs", "w2(silu(w1 x) * w3 x)")
-    c.done()
+    c.close(out, want, "SwiGLU output differs", "w2(silu(w1 x) * w3 x)")
 
 
 def _reference_block(x, layer, cos, sin, n_heads, n_kv_heads, eps):
-    from llmlab.nn.model import DecoderConfig
-
+    """SmolLM2's own DecoderBlock (float32) on these weights."""
     cfg = DecoderConfig(vocab_size=8, dim=x.shape[-1], n_layers=1, n_heads=n_heads, n_kv_heads=n_kv_heads,
                         hidden_dim=layer["feed_forward.w1.weight"].shape[0], norm_eps=eps)
     block = DecoderBlock(cfg)
@@ -145,10 +200,9 @@ def _reference_block(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     return block(x, causal_mask(x.shape[1]), rotary)
 
 
-def _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=False, residual=True, post_norm=False):
-    """A decoder block written out step by step, with switches for three classic mistakes."""
-    from llmlab.nn.attention import merge_heads, repeat_kv, split_heads
-
+def _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=False, residual=True, post_norm=False,
+                      causal=True):
+    """A decoder block written out step by step, in x's dtype, with switches for four classic mistakes."""
     def norm(h, name):
         return h / (h.pow(2).mean(-1, keepdim=True) + eps).sqrt() * layer[name]
 
@@ -161,7 +215,7 @@ def _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=False
     if rope_v:
         v = L.apply_rope_half(v, cos, sin)
     rep = n_heads // n_kv_heads
-    a = lin(merge_heads(F.scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), is_causal=True)), "attention.wo.weight")
+    a = lin(merge_heads(F.scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), is_causal=causal)), "attention.wo.weight")
     x = x + a if residual else a
     if post_norm:
         x = norm(x, "attention_norm.weight")
@@ -171,17 +225,40 @@ def _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=False
     return norm(x, "ffn_norm.weight") if post_norm else x
 
 
-def check_decoder_block(fn) -> None:
-    c = Check("05.decoder_block", fn)
+def _toy_layer(d: Draw, C: int, n_kv: int, D: int, Fh: int, dtype=torch.float32, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Random weights of one block (width C, n_kv * D key/value channels, Fh hidden units)."""
+    shapes = {"attention_norm.weight": (C,), "attention.wq.weight": (C, C), "attention.wk.weight": (n_kv * D, C),
+              "attention.wv.weight": (n_kv * D, C), "attention.wo.weight": (C, C), "ffn_norm.weight": (C,),
+              "feed_forward.w1.weight": (Fh, C), "feed_forward.w2.weight": (C, Fh), "feed_forward.w3.weight": (Fh, C)}
+    return {prefix + name: (1 + 0.2 * d.randn(*s, dtype=dtype)) if len(s) == 1 else d.randn(*s, dtype=dtype, scale=s[1] ** -0.5)
+            for name, s in shapes.items()}
+
+
+def _block_cases(d: Draw) -> list[Case]:
+    def args(B, H, n_kv, D, dtype=torch.float32):
+        T = d.int(3, 7)
+        return (d.randn(B, T, H * D, dtype=dtype), _toy_layer(d, H * D, n_kv, D, d.int(8, 24), dtype),
+                *L.rope_cos_sin(T, D, d.choice([1e4, 1e5])), H, n_kv, d.choice([1e-5, 1e-6]))
+    gqa = "repeat each KV head n_heads // n_kv_heads times (not 3) and keep every row of the batch"
+    return [Case("a batch of 3, 4 query heads per KV head", *args(3, 8, 2, 4), hint=gqa),
+            Case("2 query heads per KV head", *args(2, 4, 2, 6), hint=gqa),
+            Case("plain multi-head attention (n_kv_heads = n_heads)", *args(2, 2, 2, 8), hint=gqa),
+            Case("float64 input and weights", *args(2, 4, 1, 4, torch.float64))]
+
+
+@exercise("05.decoder_block", reference=_functional_block, cases=_block_cases, rtol=1e-4, atol=1e-5)
+def check_decoder_block(c: Check) -> None:
     layer = _layer0()
     x = _randn(1, 6, 576) * 0.1
     cos, sin = L.rope_cos_sin(6, 64, 1e5)
-    out = c.call(x, layer, cos, sin, 9, 3, 1e-5, copy_args=False)
+    args = (x, layer, cos, sin, 9, 3, 1e-5)
+    out = c.call(*args)
     c.expect_tensor(out, shape=x.shape, name="decoder_block(x, SmolLM2 layer 0, ...)")
     with torch.no_grad():
-        want = _reference_block(x, layer, cos, sin, 9, 3, 1e-5)
-        args = (x, layer, cos, sin, 9, 3, 1e-5)
+        want = _reference_block(*args)
         c.diagnose(out, {
+            "causal attention: a position attends to itself and the past only (is_causal=True or a causal mask)":
+                _functional_block(*args, causal=False),
             "RoPE rotates q and k only, never v (values carry content, not position)": _functional_block(*args, rope_v=True),
             "add each sublayer's output to its input: x = x + attention(norm(x)); x = x + mlp(norm(x))":
                 _functional_block(*args, residual=False),
@@ -191,40 +268,85 @@ def check_decoder_block(fn) -> None:
     # The learner's fused attention and the reference's explicit one sum in different orders: with one
     # CPU thread, 1 of the 3,456 outputs fell just outside float32's default tolerances.
     c.close(out, want, "SmolLM2's layer 0 gives a different output from the reference block",
-            "pre-norm: RMSNorm before attention and before the MLP; RoPE on q and k only (never v); repeat KV heads for GQA",
-            rtol=1e-4, atol=1e-5)
-    c.done()
+            "follow the formula step by step: RMSNorm, q/k/v, RoPE, repeat_kv, causal attention, wo, residual; "
+            "then RMSNorm, SwiGLU, residual", rtol=1e-4, atol=1e-5)
 
 
-def check_load_layer(fn) -> None:
-    c = Check("05.load_layer", fn)
-    from llmlab.models.smollm2 import layer_from_gguf
+_GGUF_NAMES = {
+    "attn_norm.weight": "attention_norm.weight", "attn_q.weight": "attention.wq.weight", "attn_k.weight": "attention.wk.weight",
+    "attn_v.weight": "attention.wv.weight", "attn_output.weight": "attention.wo.weight", "ffn_norm.weight": "ffn_norm.weight",
+    "ffn_gate.weight": "feed_forward.w1.weight", "ffn_down.weight": "feed_forward.w2.weight", "ffn_up.weight": "feed_forward.w3.weight",
+}
 
-    tensors, cfg = _gguf_tensors(), _smollm2().cfg
+
+def _load_reference(tensors: dict, i: int, n_heads: int, n_kv_heads: int) -> dict[str, torch.Tensor]:
+    layer = {ours: tensors[f"blk.{i}.{name}"] for name, ours in _GGUF_NAMES.items()}
+    for name, heads in (("attention.wq.weight", n_heads), ("attention.wk.weight", n_kv_heads)):
+        layer[name] = L.permute_for_rotate_half(layer[name], heads)
+    return layer
+
+
+def _load_cases(d: Draw) -> list[Case]:
+    def gguf(n_layers, H, n_kv, D, dtype=torch.float32):
+        ours = {v: k for k, v in _GGUF_NAMES.items()}
+        return {f"blk.{i}.{ours[name]}": w for i in range(n_layers)
+                for name, w in _toy_layer(d, H * D, n_kv, D, 6, dtype).items()}
+    return [Case("2 query heads per KV head", gguf(2, 4, 2, 4), 1, 4, 2,
+                 hint="un-permute W_q with n_heads and W_k with n_kv_heads, the arguments (their ratio is not always 3)"),
+            Case("layer 1 of a 12-layer model", gguf(12, 2, 1, 4), 1, 2, 1,
+                 hint="take the names that start with the whole prefix blk.{i}. (dot included): blk.1 also starts blk.10"),
+            Case("float16 tensors (as a GGUF file may store them)", gguf(3, 2, 2, 2, torch.float16), 2, 2, 2)]
+
+
+@exercise("05.load_layer", reference=_load_reference, cases=_load_cases)
+def check_load_layer(c: Check) -> None:
+    tensors = {k: v for k, v in _gguf_tensors().items() if k.startswith(("blk.0.", "blk.1.", "blk.17."))}  # copied by c.call
     hints = {"blk.": "GGUF names are blk.{i}.attn_q.weight, blk.{i}.ffn_gate.weight, ... (see the table above)",
              "cannot be split": "q has n_heads = 9 heads, k has n_kv_heads = 3"}
     for i in (0, 17):
-        out = c.call(tensors, i, 9, 3, error_hints=hints, copy_args=False)
-        want = layer_from_gguf(tensors, i, cfg)
+        out = c.call(tensors, i, 9, 3, error_hints=hints)
+        want = _load_reference(tensors, i, 9, 3)
         c.expect(isinstance(out, dict) and set(out) == set(want), f"layer {i}: keys {sorted(out)[:4]}..., expected {sorted(want)}",
                  "return a dict with the nine DecoderBlock names, e.g. 'attention.wq.weight', 'feed_forward.w1.weight'")
-        for name in want:
-            if torch.equal(out[name], want[name]):
-                continue
-            gguf_name = {"attention.wq.weight": "attn_q.weight", "attention.wk.weight": "attn_k.weight"}.get(name)
-            if gguf_name and torch.equal(out[name], tensors[f"blk.{i}.{gguf_name}"]):
-                c.fail(f"layer {i}: {name} is in GGUF's row order",
-                       "GGUF's q and k are permuted for interleaved RoPE: un-permute them (your unpermute_qk), with 9 heads for q and 3 for k")
-            if any(torch.equal(out[name], want[other]) for other in want if other != name):
-                c.fail(f"layer {i}: {name} holds another tensor",
-                       "ffn_gate is w1 (the gate), ffn_up is w3, ffn_down is w2; attn_output is wo")
-            c.fail(f"layer {i}: {name} differs from the expected weights", "only q and k are re-ordered; every other tensor is copied as it is")
-        c.passed += len(want)
-    c.done()
+        name = next((name for name in want if not torch.equal(out[name], want[name])), None)
+        gguf_name = {"attention.wq.weight": "attn_q.weight", "attention.wk.weight": "attn_k.weight"}.get(name)
+        if gguf_name and torch.equal(out[name], tensors[f"blk.{i}.{gguf_name}"]):
+            c.fail(f"layer {i}: {name} is in GGUF's row order",
+                   "GGUF's q and k are permuted for interleaved RoPE: un-permute them (your unpermute_qk), with 9 heads for q and 3 for k")
+        if name and any(torch.equal(out[name], want[other]) for other in want if other != name):
+            c.fail(f"layer {i}: {name} holds another tensor", "ffn_gate is w1 (the gate), ffn_up is w3, ffn_down is w2; attn_output is wo")
+        c.expect(name is None, f"layer {i}: {name} differs from the expected weights",
+                 "only q and k are re-ordered; every other tensor is copied as it is")
 
 
-def check_decoder_forward(fn) -> None:
-    c = Check("05.decoder_forward", fn)
+def _forward_reference(ids: torch.Tensor, weights: dict, cfg) -> torch.Tensor:
+    """embed, blocks, final RMSNorm, tied head: written out in the weights' dtype."""
+    cos, sin = L.rope_cos_sin(ids.shape[1], cfg.head_dim, cfg.rope_theta)
+    x = weights["tok_embeddings.weight"][ids]
+    for i in range(cfg.n_layers):
+        layer = {k.removeprefix(f"layers.{i}."): v for k, v in weights.items() if k.startswith(f"layers.{i}.")}
+        x = _functional_block(x, layer, cos, sin, cfg.n_heads, cfg.n_kv_heads, cfg.norm_eps)
+    x = x / (x.pow(2).mean(-1, keepdim=True) + cfg.norm_eps).sqrt() * weights["norm.weight"]
+    return x @ weights["tok_embeddings.weight"].T
+
+
+def _forward_cases(d: Draw) -> list[Case]:
+    def args(B, dtype=torch.float32, theta=100000.0):
+        H, n_kv, D = d.choice([(4, 2, 4), (2, 1, 8), (4, 4, 4)])
+        cfg = DecoderConfig(vocab_size=d.int(30, 80), dim=H * D, n_layers=2, n_heads=H, n_kv_heads=n_kv,
+                            hidden_dim=d.int(8, 24), rope_theta=theta, norm_eps=1e-6, max_seq_len=64)
+        weights = {"tok_embeddings.weight": d.randn(cfg.vocab_size, cfg.dim, dtype=dtype),
+                   "norm.weight": 1 + 0.2 * d.randn(cfg.dim, dtype=dtype)}
+        for i in range(cfg.n_layers):
+            weights.update(_toy_layer(d, cfg.dim, n_kv, D, cfg.hidden_dim, dtype, prefix=f"layers.{i}."))
+        return d.randint(0, cfg.vocab_size, (B, d.int(3, 6))), weights, cfg
+    return [Case("a toy model in float64 (2 layers), one prompt", *args(1, torch.float64)),
+            Case("a toy model with another RoPE base, a batch of 2 prompts", *args(2, theta=d.choice([500.0, 1000.0])),
+                 hint="read every size from cfg (n_layers, head_dim, rope_theta, norm_eps) and run every row of ids")]
+
+
+@exercise("05.decoder_forward", reference=_forward_reference, cases=_forward_cases, rtol=1e-4, atol=1e-5)
+def check_decoder_forward(c: Check) -> None:
     model = _smollm2()
     state = {k: v for k, v in model.state_dict().items() if k != "output.weight"}  # tied: no separate head
     ids = torch.tensor([[504, 3458, 282, 4649, 314, 7042, 30]])
@@ -244,22 +366,41 @@ def check_decoder_forward(fn) -> None:
         c.fail("your logits skip the final RMSNorm", "apply norm.weight (RMSNorm) to the last hidden state before the head")
     c.close(out, want, "logits differ from the reference SmolLM2", "embed, run the 30 blocks, final RMSNorm, tied head", atol=1e-3, rtol=1e-4)
     c.expect(torch.equal(out.argmax(-1), want.argmax(-1)), "the predicted tokens differ", "")
-    c.done()
 
 
 class ToyForward:
-    """A model for greedy decoding: next token = (7 * token + 3) % V at every position, as logits (1, T, V).
+    """A model for greedy decoding, as one-hot logits (1, T, V): the token after position t is (mul * s + add) % V,
+    where s is the token at t, or (``context=True``) the sum of all the tokens up to t.
     A module-level class, so that a class run can send it to the learner's kernel."""
 
-    def __init__(self, vocab_size: int):
-        self.V = vocab_size
+    def __init__(self, vocab_size: int, mul: int = 7, add: int = 3, context: bool = False):
+        self.V, self.mul, self.add, self.context = vocab_size, mul, add, context
 
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
-        return F.one_hot((7 * ids + 3) % self.V, self.V).float()
+        s = ids.cumsum(-1) if self.context else ids
+        return F.one_hot((self.mul * s + self.add) % self.V, self.V).float()
 
 
-def check_greedy_generate(fn) -> None:
-    c = Check("05.greedy_generate", fn)
+def _greedy_reference(forward, ids, max_new_tokens, eos_id):
+    ids, new = list(ids), []
+    while len(new) < max_new_tokens and (not new or new[-1] != eos_id):
+        new.append(int(forward(torch.tensor([ids]))[0, -1].argmax()))
+        ids.append(new[-1])
+    return new
+
+
+def _greedy_cases(d: Draw) -> list[Case]:
+    V = d.int(40, 300)
+    model, prompt = ToyForward(V, d.int(2, V - 1), d.int(1, V - 1), context=True), [d.int(0, V - 1) for _ in range(d.int(3, 8))]
+    first = _greedy_reference(model, prompt, 1, None)[0]
+    return [Case("a model whose next token depends on the whole context", model, prompt, 8, None,
+                 hint="feed the whole sequence (the prompt and every token generated so far) at each step, not only the last token"),
+            Case("eos_id as the first token generated", model, prompt, 5, first),
+            Case("one new token, another vocabulary", ToyForward(V, 3, 1), prompt, 1, V + 1)]
+
+
+@exercise("05.greedy_generate", reference=_greedy_reference, cases=_greedy_cases)
+def check_greedy_generate(c: Check) -> None:
     V = 11
     toy_forward = ToyForward(V)
     out = c.call(toy_forward, [1, 2], 4, None)
@@ -277,11 +418,20 @@ def check_greedy_generate(fn) -> None:
     c.expect(stop == want[:2], f"with eos_id={want[1]} you generated {stop}, expected {want[:2]}",
              "stop right after producing eos_id (keep the eos token itself)")
     c.expect(c.call(toy_forward, [1, 2], 0, None) == [], "max_new_tokens=0 should give []", "")
-    c.done()
 
 
-def check_mean_pool(fn) -> None:
-    c = Check("05.mean_pool", fn)
+def _pool_cases(d: Draw) -> list[Case]:
+    B, T, C = d.int(3, 5), d.int(6, 9), d.int(5, 12)
+    left = torch.stack([(torch.arange(T) >= T - d.int(1, T)).long() for _ in range(B)])
+    return [Case("left padding, another batch and width", d.randn(B, T, C), left,
+                 hint="weight each position by its mask value (sum of m_t h_t / sum of m_t), wherever the padding is"),
+            Case("a bool attention_mask", d.randn(B, T, C), left.flip(-1).bool()),
+            Case("bfloat16 hidden states", d.randn(B, T, C, dtype=torch.bfloat16), left.flip(-1)),
+            Case("float64 hidden states", d.randn(B, T, C, dtype=torch.float64), left)]
+
+
+@exercise("05.mean_pool", reference=mean_pool, cases=_pool_cases)
+def check_mean_pool(c: Check) -> None:
     h = _randn(2, 5, 6)
     am = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     out = c.call(h, am)
@@ -291,4 +441,3 @@ def check_mean_pool(fn) -> None:
         "normalise each embedding to length 1 (F.normalize), so a dot product is a cosine": mean_pool(h, am, normalize=False),
     }, "your embeddings match a known mistake", rtol=1e-5, correct=mean_pool(h, am))
     c.close(out, mean_pool(h, am), "sentence embeddings differ", "sum(h * mask) / sum(mask), then divide by the L2 norm")
-    c.done()

@@ -350,3 +350,218 @@ def logreg_no_l2(X, y, n_classes, l2, steps=100):
 @mistake("check_fit_logistic_regression", "do not penalise the bias")
 def logreg_l2_on_bias(X, y, n_classes, l2, steps=100):
     return _fit_variant(X, y, n_classes, l2, steps, l2_bias=True)
+
+
+# ---------------------------------------------------------------- more common mistakes
+
+@mistake("check_f1_score", "not by the number of classes")
+def f1_weighted_over_class_count(cm, average):
+    if average != "weighted":
+        return f1_score(cm, average)
+    _, _, true, f1 = _per_class(cm)
+    return ((f1 * true).sum() / len(true)).item()
+
+
+@mistake("check_brevity_penalty", "wherever it stands in the list")
+def bp_first_listed_on_tie(hyp_lens, ref_lens):
+    c = sum(hyp_lens)
+    r = sum(min(refs, key=lambda x: abs(x - h)) for h, refs in zip(hyp_lens, ref_lens))
+    return 1.0 if c >= r else (math.exp(1 - r / c) if c else 0.0)
+
+
+# ---------------------------------------------------------------- right on the examples, wrong in general
+
+@mistake("check_strided_windows", "the last window may hold one new token", kind="overfit")
+def windows_need_two_tokens(n_tokens, window, stride):
+    out, prev_end = [], 0
+    for begin in range(0, n_tokens - 1, stride):  # "a window needs 2 tokens to predict anything"
+        end = min(begin + window, n_tokens)
+        out.append((begin, end, end - prev_end))
+        prev_end = end
+        if end == n_tokens:
+            break
+    return out
+
+
+def _nll(log_probs, x, trg_len):
+    return -log_probs.gather(-1, x[1:, None])[:, 0][-trg_len:]
+
+
+def _ppl(model, ids, window, stride, log_probs):
+    total, count = 0.0, 0
+    for begin, end, trg_len in lm.strided_windows(len(ids), window, stride):
+        x = ids[begin:end]
+        scored = _nll(log_probs(model(x[None])[0, :-1]), x, trg_len)
+        total, count = total + scored.sum().item(), count + len(scored)
+    return math.exp(total / count)
+
+
+@mistake("check_strided_perplexity", "use log_softmax", kind="overfit")
+def ppl_softmax_log(model, ids, window, stride):
+    return _ppl(model, ids, window, stride, lambda logits: logits.float().softmax(-1).log())
+
+
+@mistake("check_confusion_matrix", "convert with .long()", kind="overfit")
+def cm_one_hot_product(y_true, y_pred, n_classes):
+    F = torch.nn.functional
+    return F.one_hot(y_true, n_classes).T @ F.one_hot(y_pred, n_classes)
+
+
+@mistake("check_f1_score", "the binary F1 is class 1's alone", kind="overfit")
+def f1_binary_for_two_classes(cm, average):
+    if cm.shape[0] == 2 and average != "micro":  # two classes: the positive class's F1
+        return _per_class(cm)[3][1].item()
+    return f1_score(cm, average)
+
+
+def _auc_pairs(y, pos_scores_higher):
+    pair = y[:, None] * (1 - y[None, :])  # (positive, negative) pairs
+    return (pair * pos_scores_higher).sum().item() / pair.sum().item()
+
+
+@mistake("check_roc_auc", "y_true may be a bool tensor", kind="overfit")
+def auc_label_arithmetic(y_true, scores):
+    s = scores[:, None], scores[None, :]
+    return _auc_pairs(y_true, (s[0] > s[1]).double() + 0.5 * (s[0] == s[1]).double())
+
+
+@mistake("check_roc_auc_ovr", "the number of classes is probs.shape[1]", kind="overfit")
+def ovr_example_classes(y_true, probs):
+    classes = [0, 1, 2, 3][: probs.shape[1]]  # the classes of the examples
+    return sum(C.roc_auc(y_true == k, probs[:, k], pos_label=True) for k in classes) / len(classes)
+
+
+@mistake("check_modified_precision", "max(len(hyp) - n + 1, 0)", kind="overfit")
+def precision_total_from_length(hyp, refs, n):
+    return T.modified_precision(hyp, refs, n)[0], len(hyp) - n + 1
+
+
+@mistake("check_brevity_penalty", "an empty sentence only adds 0 to c", kind="overfit")
+def bp_zero_for_any_empty(hyp_lens, ref_lens):
+    return 0.0 if 0 in hyp_lens else T.brevity_penalty(hyp_lens, ref_lens)
+
+
+@mistake("check_rouge_l", "on a hidden case (an empty prediction)", kind="overfit")
+def rouge_l_divides_first(target_tokens, pred_tokens):
+    lcs = T.lcs_length(target_tokens, pred_tokens)
+    p, r = lcs / len(pred_tokens), lcs / len(target_tokens)
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+@mistake("check_continuation_log_prob", "use log_softmax", kind="overfit")
+def cont_softmax_log(model, prompt_ids, cont_ids):
+    ids = torch.tensor([prompt_ids + cont_ids])
+    probs = model(ids)[0, len(prompt_ids) - 1 : -1].float().softmax(-1)
+    return probs.log().gather(-1, ids[0, len(prompt_ids):, None]).sum().item()
+
+
+@mistake("check_continuation_log_prob", "every prompt token is context", kind="overfit")
+def cont_last_ten_tokens(model, prompt_ids, cont_ids):
+    ids = (prompt_ids + cont_ids)[-10:]  # "keep the context short"
+    return zero_shot.continuation_log_prob(model, ids[: len(ids) - len(cont_ids)], cont_ids)
+
+
+@mistake("check_fit_logistic_regression", "not from the example", kind="overfit")
+def logreg_three_classes(X, y, n_classes, l2, steps=100):
+    W, b = _fit_variant(X, y, 3, l2, steps)  # the example's 3 classes
+    return W, b
+
+
+# ---------------------------------------------------------------- changing the caller's inputs
+
+@mistake("check_strided_perplexity", "leave the inputs as they are", kind="inplace")
+def ppl_model_to_float(model, ids, window, stride):
+    model.float()  # nn.Module.float() converts the caller's model in place
+    return _ppl(model, ids, window, stride, lambda logits: logits.log_softmax(-1))
+
+
+@mistake("check_confusion_matrix", "leave the inputs as they are", kind="inplace")
+def cm_flat_index_in_place(y_true, y_pred, n_classes):
+    y_true *= n_classes
+    y_true += y_pred
+    return torch.bincount(y_true, minlength=n_classes * n_classes).view(n_classes, n_classes)
+
+
+@mistake("check_f1_score", "leave the inputs as they are", kind="inplace")
+def f1_zero_diagonal_in_place(cm, average):
+    tp = cm.diag().clone().double()
+    cm.fill_diagonal_(0)  # the errors: FP in the columns, FN in the rows
+    fp, fn = cm.sum(0), cm.sum(1)
+    if average == "micro":
+        return (tp.sum() / (tp.sum() + fp.sum())).item()
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+    return f1.mean().item() if average == "macro" else ((f1 * (tp + fn)).sum() / (tp + fn).sum()).item()
+
+
+@mistake("check_roc_auc", "leave the inputs as they are", kind="inplace")
+def auc_centre_in_place(y_true, scores):
+    scores -= scores.mean()
+    pos, neg = _pairs(y_true, scores)
+    return ((pos > neg).double() + 0.5 * (pos == neg).double()).mean().item()
+
+
+@mistake("check_roc_auc_ovr", "leave the inputs as they are", kind="inplace")
+def ovr_log_in_place(y_true, probs):
+    probs.log_()  # the same order, in log space
+    return roc_auc_ovr(y_true, probs)
+
+
+@mistake("check_continuation_log_prob", "leave the inputs as they are", kind="inplace")
+def cont_model_to_float(model, prompt_ids, cont_ids):
+    return zero_shot.continuation_log_prob(model.float(), prompt_ids, cont_ids)
+
+
+@mistake("check_fit_logistic_regression", "leave the inputs as they are", kind="inplace")
+def logreg_standardise_in_place(X, y, n_classes, l2, steps=100):
+    X -= X.mean(0)  # centre the features (the caller's X)
+    return probe.fit_logistic_regression(X, y, n_classes, l2, steps)
+
+
+# ---------------------------------------------------------------- another dtype than the reference's
+
+@mistake("check_strided_perplexity", "compute the log-softmax in float32", kind="dtype")
+def ppl_bf16_log_softmax(model, ids, window, stride):
+    return _ppl(model, ids, window, stride, lambda logits: logits.log_softmax(-1))
+
+
+@mistake("check_confusion_matrix", "create the matrix with dtype=torch.long", kind="dtype")
+def cm_float_counts(y_true, y_pred, n_classes):
+    cm = torch.zeros(n_classes, n_classes)
+    for t, p in zip(y_true, y_pred):
+        cm[t, p] += 1
+    return cm
+
+
+@mistake("check_f1_score", "F1 is a fraction", kind="dtype")
+def f1_integer_tensor(cm, average):
+    tp, pred, true = cm.diag(), cm.sum(0), cm.sum(1)
+    if average == "micro":
+        return (tp.sum() // cm.sum()).item()
+    f1 = torch.zeros_like(tp)  # int64, like cm
+    for k in range(len(tp)):
+        f1[k] = 2 * tp[k] / max(pred[k] + true[k], 1)
+    return f1.double().mean().item() if average == "macro" else ((f1 * true).sum() / true.sum()).item()
+
+
+@mistake("check_roc_auc", "do not call .float()", kind="dtype")
+def auc_float32(y_true, scores):
+    pos, neg = _pairs(y_true, scores.float())
+    return ((pos > neg).double() + 0.5 * (pos == neg).double()).mean().item()
+
+
+@mistake("check_roc_auc_ovr", "do not call .float()", kind="dtype")
+def ovr_float32(y_true, probs):
+    return roc_auc_ovr(y_true, probs.float())
+
+
+@mistake("check_continuation_log_prob", "compute the log-softmax in float32", kind="dtype")
+def cont_bf16_log_softmax(model, prompt_ids, cont_ids):
+    ids = torch.tensor([prompt_ids + cont_ids])
+    lp = model(ids)[0, len(prompt_ids) - 1 : -1].log_softmax(-1)
+    return lp.gather(-1, ids[0, len(prompt_ids):, None]).sum().item()
+
+
+@mistake("check_fit_logistic_regression", "then return W.to(X.dtype)", kind="dtype")
+def logreg_float64(X, y, n_classes, l2, steps=100):
+    W, b = probe.fit_logistic_regression(X.double(), y, n_classes, l2, steps)
+    return W, b

@@ -1,4 +1,5 @@
 """Common mistakes in 01_language_models."""
+import math
 from collections import Counter
 
 import torch
@@ -165,3 +166,137 @@ def finetune_weights_base(base, domain, weight):
     out = Counter({g: weight * c for g, c in base.items()})
     out.update(domain)
     return out
+
+
+# ---------------------------------------------------------------- right on the examples, wrong in general
+
+@mistake("check_count_ngrams", "do not pack ids into bytes", kind="overfit")
+def ngrams_packed_bytes(tokens, n):
+    packed = Counter(sum(t << (8 * j) for j, t in enumerate(tokens[i : i + n])) for i in range(len(tokens) - n + 1))
+    return Counter({tuple((key >> (8 * j)) & 255 for j in range(n)): c for key, c in packed.items()})
+
+
+@mistake("check_next_token_probs", "not 256", kind="overfit")
+def probs_fixed_vocab(ngram_counts, context, k, vocab_size=256):
+    c = _counts(ngram_counts, context, 256)
+    return (c + k) / (c.sum() + k * 256)
+
+
+@mistake("check_next_token_probs", "do not round them to ints", kind="overfit")
+def probs_int_counts(ngram_counts, context, k, vocab_size=256):
+    c = torch.tensor([int(ngram_counts.get(tuple(context) + (v,), 0)) for v in range(vocab_size)], dtype=torch.float64)
+    return (c + k) / (c.sum() + k * vocab_size)
+
+
+@mistake("check_sequence_log_prob", "one-hot product turns -inf", kind="overfit")
+def seq_one_hot(log_probs, targets):
+    return (log_probs * torch.nn.functional.one_hot(targets, log_probs.shape[-1])).sum()
+
+
+@mistake("check_sequence_log_prob", "a product of 400 probabilities underflows")
+def seq_product(log_probs, targets):
+    return log_probs[torch.arange(len(targets)), targets].exp().prod().log()
+
+
+@mistake("check_perplexity", "one-hot product turns -inf", kind="overfit")
+def ppl_one_hot(log_probs, targets):
+    picked = (log_probs * torch.nn.functional.one_hot(targets, log_probs.shape[-1])).sum(-1)
+    return (-picked.mean()).exp()
+
+
+@mistake("check_temperature_softmax", "logits.shape[-1] entries", kind="overfit")
+def temp_one_hot_of_ten(logits, temperature):
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), 10).to(logits.dtype)  # the example's vocabulary
+    return torch.softmax(logits / temperature, -1)
+
+
+@mistake("check_temperature_softmax", "each row's own largest logit", kind="overfit")
+def temp_global_max(logits, temperature):
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    z = (logits / temperature - (logits / temperature).max()).exp()
+    return z / z.sum(-1, keepdim=True)
+
+
+@mistake("check_temperature_softmax", "first largest logit", kind="overfit")
+def temp_zero_all_maxima(logits, temperature):
+    if temperature == 0:
+        hits = (logits == logits.amax(-1, keepdim=True)).to(logits.dtype)
+        return hits / hits.sum(-1, keepdim=True)
+    return generation.temperature_softmax(logits, temperature)
+
+
+@mistake("check_sample_from_probs", "last token with non-zero probability", kind="overfit")
+def sample_clamp_last_index(probs, u):
+    return min(int((probs.cumsum(0) <= u).sum()), len(probs) - 1)
+
+
+@mistake("check_sample_from_probs", "last token with non-zero probability", kind="overfit")
+def sample_past_the_end(probs, u):
+    return int((probs.double().cumsum(0) <= u).sum())
+
+
+@mistake("check_finetune_counts", "no int()", kind="overfit")
+def finetune_int_weight(base, domain, weight):
+    out = Counter(base)
+    for gram, c in domain.items():
+        out[gram] += int(weight * c)
+    return out
+
+
+# ---------------------------------------------------------------- changing the caller's inputs
+
+@mistake("check_sequence_log_prob", "leave the inputs as they are", kind="inplace")
+def seq_unsqueeze_targets(log_probs, targets):
+    return log_probs.gather(-1, targets.unsqueeze_(-1)).sum()
+
+
+@mistake("check_perplexity", "leave the inputs as they are", kind="inplace")
+def ppl_negate_in_place(log_probs, targets):
+    nll = log_probs.neg_()
+    return nll[torch.arange(len(targets)), targets].mean().exp()
+
+
+@mistake("check_temperature_softmax", "leave the inputs as they are", kind="inplace")
+def temp_divide_in_place(logits, temperature):
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    logits /= temperature
+    return torch.softmax(logits, -1)
+
+
+@mistake("check_sample_from_probs", "leave the inputs as they are", kind="inplace")
+def sample_cumsum_in_place(probs, u):
+    cdf = probs.cumsum_(0)
+    return min(int((cdf <= u).sum()), int(probs.nonzero().max()))
+
+
+@mistake("check_finetune_counts", "leave the inputs as they are", kind="inplace")
+def finetune_updates_base(base, domain, weight):
+    base.update({gram: weight * c for gram, c in domain.items()})
+    return base
+
+
+# ---------------------------------------------------------------- another dtype than the reference's
+
+@mistake("check_sequence_log_prob", "dtype", kind="dtype")
+def seq_python_float(log_probs, targets):
+    return torch.tensor(sum(log_probs[t, targets[t]].item() for t in range(len(targets))))
+
+
+@mistake("check_perplexity", "dtype", kind="dtype")
+def ppl_math_exp(log_probs, targets):
+    return torch.tensor(math.exp(-log_probs[torch.arange(len(targets)), targets].mean().item()))
+
+
+@mistake("check_temperature_softmax", "in the logits' dtype", kind="dtype")
+def temp_int_one_hot(logits, temperature):
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1])
+    return torch.softmax(logits / temperature, -1)
+
+
+@mistake("check_sample_from_probs", "Python int", kind="dtype")
+def sample_float_index(probs, u):
+    return float(generation.sample_from_probs(probs, u))

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from llmlab import train
+from llmlab.grading.training import _should_stop
 from llmlab.nn import lora
 from tests.mutants import mistake
 
@@ -15,7 +16,7 @@ REFERENCE = {
     "check_clip_grad_norm": train.clip_grad_norm,
     "check_train_step": train.train_step,
     "check_dropout": train.dropout,
-    "check_should_stop": train.should_stop,
+    "check_should_stop": _should_stop,  # strict: see the check (llmlab.train has > where >= is meant)
     "check_lora_linear": lora.lora_linear,
     "check_merge_lora": lora.merged_weight,
 }
@@ -248,17 +249,17 @@ def stop_vs_previous(val_losses, patience, min_delta=0.0):
 
 @mistake("check_should_stop", "min_delta")
 def stop_ignores_min_delta(val_losses, patience, min_delta=0.0):
-    return train.should_stop(val_losses, patience, 0.0)
+    return _should_stop(val_losses, patience, 0.0)
 
 
 @mistake("check_should_stop", "one of them is the best")
 def stop_window_one_short(val_losses, patience, min_delta=0.0):
-    return train.should_stop(val_losses, max(patience - 1, 1), min_delta)
+    return _should_stop(val_losses, max(patience - 1, 1), min_delta)
 
 
 @mistake("check_should_stop", "did not beat the best")
 def stop_window_one_long(val_losses, patience, min_delta=0.0):
-    return train.should_stop(val_losses, patience + 1, min_delta)
+    return _should_stop(val_losses, patience + 1, min_delta)
 
 
 # lora_linear
@@ -296,3 +297,201 @@ def merge_subtract(weight, A, B, alpha):
 @mistake("check_merge_lora", "shape")
 def merge_wrong_order(weight, A, B, alpha):
     return weight + alpha / A.shape[0] * (A.T @ B.T)
+
+
+# ---------------------------------------------------------------- right on the example, wrong in general
+
+@mistake("check_get_batch", "draw batch_size offsets, the argument", kind="overfit")
+def batch_fixed_size(data, batch_size, block_size, generator=None):
+    starts = torch.randint(len(data) - block_size, (64,), generator=generator)  # the example's batch
+    return _windows(data, starts, block_size)
+
+
+@mistake("check_adamw_step", "add eps to the bias-corrected sqrt(v_hat)", kind="overfit")
+def adamw_no_eps(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    m = betas[0] * exp_avg + (1 - betas[0]) * grad
+    v = betas[1] * exp_avg_sq + (1 - betas[1]) * grad**2
+    m_hat, v_hat = m / (1 - betas[0] ** step), v / (1 - betas[1] ** step)
+    return param * (1 - lr * weight_decay) - lr * m_hat / v_hat.sqrt(), m, v
+
+
+@mistake("check_adamw_step", "add eps to the bias-corrected sqrt(v_hat)")
+def adamw_epsilon_hat(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    # the Adam paper's "more efficient" order: the bias corrections folded into the step size, eps on sqrt(v)
+    m = betas[0] * exp_avg + (1 - betas[0]) * grad
+    v = betas[1] * exp_avg_sq + (1 - betas[1]) * grad**2
+    step_size = lr * math.sqrt(1 - betas[1] ** step) / (1 - betas[0] ** step)
+    return param * (1 - lr * weight_decay) - step_size * m / (v.sqrt() + eps), m, v
+
+
+@mistake("check_lr_at", "not a fixed fraction of max_lr", kind="overfit")
+def lr_floor_tenth(step, max_lr, warmup_steps, total_steps, min_lr=0.0):
+    return train.lr_at(step, max_lr, warmup_steps, total_steps, 0.1 * max_lr)  # "the usual floor"
+
+
+@mistake("check_clip_grad_norm", "clip to max_norm, the argument", kind="overfit")
+def clip_at_one(parameters, max_norm):
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = torch.sqrt(sum((g**2).sum() for g in grads))
+    for g in grads:
+        g.mul_(min(1.0, 1.0 / (total.item() + 1e-6)))  # GPT-3 and Llama clip at 1.0
+    return total
+
+
+@mistake("check_train_step", "on a hidden case (another vocabulary", kind="overfit")
+def step_fixed_vocab(model, optimizer, x, y, max_norm=1.0):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x).reshape(-1, 40), y.reshape(-1))
+    loss.backward()
+    train.clip_grad_norm(model.parameters(), max_norm)
+    optimizer.step()
+    return loss.item()
+
+
+@mistake("check_dropout", "keep an entry where torch.rand(x.shape, generator=generator) >= p", kind="overfit")
+def dropout_2d_mask(x, p, training=True, generator=None):
+    if not training or p == 0:
+        return x
+    keep = torch.rand(x.size(0), x.size(1), generator=generator) >= p
+    return x * keep / (1 - p)
+
+
+@mistake("check_dropout", "keep an entry where torch.rand(x.shape, generator=generator) >= p", kind="overfit")
+def dropout_keep_below(x, p, training=True, generator=None):
+    if not training or p == 0:
+        return x
+    return x * (torch.rand(x.shape, generator=generator) < 1 - p) / (1 - p)
+
+
+@mistake("check_should_stop", "not a fraction", kind="overfit")
+def stop_relative_delta(val_losses, patience, min_delta=0.0):
+    if len(val_losses) <= patience:
+        return False
+    best = min(val_losses[:-patience])
+    return min(val_losses[-patience:]) > best * (1 - min_delta)  # threshold_mode="rel", as ReduceLROnPlateau
+
+
+@mistake("check_should_stop", "a loss equal to the best", kind="overfit")
+def stop_ties_improve(val_losses, patience, min_delta=0.0):
+    if len(val_losses) <= patience:
+        return False
+    return min(val_losses[-patience:]) > min(val_losses[:-patience]) - min_delta
+
+
+@mistake("check_lora_linear", "scale by alpha / A.shape[0]", kind="overfit")
+def lora_rank_three(x, weight, bias, A, B, alpha):
+    return F.linear(x, weight, bias) + alpha / 3 * (x @ A.T @ B.T)  # the example's rank
+
+
+@mistake("check_merge_lora", "scale by alpha / A.shape[0]", kind="overfit")
+def merge_rank_three(weight, A, B, alpha):
+    return weight + alpha / 3 * (B @ A)
+
+
+# ---------------------------------------------------------------- changing the caller's tensors
+
+@mistake("check_get_batch", "leave the inputs as they are", kind="inplace")
+def batch_shifts_stream_in_place(data, batch_size, block_size, generator=None):
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    x = torch.stack([data[i : i + block_size] for i in starts])
+    data[:-1] = data[1:].clone()  # shift the stream by one token to read the targets
+    return x, torch.stack([data[i : i + block_size] for i in starts])
+
+
+@mistake("check_adamw_step", "leave the inputs as they are", kind="inplace")
+def adamw_in_place(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    exp_avg.mul_(betas[0]).add_(grad, alpha=1 - betas[0])
+    exp_avg_sq.mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
+    denom = (exp_avg_sq / (1 - betas[1] ** step)).sqrt() + eps
+    param.mul_(1 - lr * weight_decay).addcdiv_(exp_avg / (1 - betas[0] ** step), denom, value=-lr)
+    return param, exp_avg, exp_avg_sq
+
+
+@mistake("check_clip_grad_norm", "do not give it a gradient", kind="inplace")
+def clip_fills_missing_grads(parameters, max_norm):
+    params = list(parameters)
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)  # so that every parameter has a gradient to scale
+    return train.clip_grad_norm(params, max_norm)
+
+
+@mistake("check_train_step", "leave the inputs as they are", kind="inplace")
+def step_squeezes_targets(model, optimizer, x, y, max_norm=1.0):
+    optimizer.zero_grad()
+    y.squeeze_(0)  # a batch of 1 becomes (T,), "to match the flattened logits"
+    loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+    loss.backward()
+    train.clip_grad_norm(model.parameters(), max_norm)
+    optimizer.step()
+    return loss.item()
+
+
+@mistake("check_dropout", "leave the inputs as they are", kind="inplace")
+def dropout_in_place(x, p, training=True, generator=None):
+    if not training or p == 0:
+        return x
+    x *= torch.rand(x.shape, generator=generator) >= p
+    x /= 1 - p
+    return x
+
+
+@mistake("check_lora_linear", "leave the inputs as they are", kind="inplace")
+def lora_merges_into_weight(x, weight, bias, A, B, alpha):
+    weight += alpha / A.shape[0] * (B @ A)  # merge, then one matmul
+    return F.linear(x, weight, bias)
+
+
+@mistake("check_merge_lora", "leave the inputs as they are", kind="inplace")
+def merge_in_place(weight, A, B, alpha):
+    return weight.add_(alpha / A.shape[0] * (B @ A))
+
+
+# ---------------------------------------------------------------- the input's dtype lost
+
+@mistake("check_get_batch", "keep data's dtype", kind="dtype")
+def batch_into_zeros(data, batch_size, block_size, generator=None):
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    x, y = torch.zeros(batch_size, block_size, dtype=torch.long), torch.zeros(batch_size, block_size, dtype=torch.long)
+    for b, i in enumerate(starts):
+        x[b], y[b] = data[i : i + block_size], data[i + 1 : i + block_size + 1]
+    return x, y
+
+
+@mistake("check_adamw_step", "dtype", kind="dtype")
+def adamw_in_float64(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    return train.adamw_step(param.double(), grad.double(), exp_avg.double(), exp_avg_sq.double(), step, lr, betas, eps,
+                            weight_decay)
+
+
+@mistake("check_clip_grad_norm", "keep each gradient's dtype", kind="dtype")
+def clip_in_float32(parameters, max_norm):
+    params = [p for p in parameters if p.grad is not None]
+    grads = [p.grad.float() for p in params]
+    total = torch.sqrt(sum((g**2).sum() for g in grads))
+    for p, g in zip(params, grads):
+        p.grad = g * min(1.0, max_norm / (total.item() + 1e-6))
+    return total
+
+
+@mistake("check_train_step", "leave the model's dtype as it is", kind="dtype")
+def step_casts_model(model, optimizer, x, y, max_norm=1.0):
+    model.float()  # "to be safe"
+    return train.train_step(model, optimizer, x, y, max_norm)
+
+
+@mistake("check_dropout", "return x's dtype", kind="dtype")
+def dropout_float_mask(x, p, training=True, generator=None):
+    if not training or p == 0:
+        return x
+    return x * (torch.rand(x.shape, generator=generator) >= p).float() / (1 - p)
+
+
+@mistake("check_lora_linear", "dtype", kind="dtype")
+def lora_adapter_in_float64(x, weight, bias, A, B, alpha):
+    return F.linear(x, weight, bias) + alpha / A.shape[0] * (x.double() @ A.double().T @ B.double().T)
+
+
+@mistake("check_merge_lora", "dtype", kind="dtype")
+def merge_in_float64(weight, A, B, alpha):
+    return weight + alpha / A.shape[0] * (B.double() @ A.double())
