@@ -139,13 +139,14 @@ def dropout(x: torch.Tensor, p: float, training: bool = True, generator: torch.G
 
 def should_stop(val_losses: Sequence[float], patience: int, min_delta: float = 0.0) -> bool:
     """Early stopping: True when none of the last ``patience`` evaluations beat the best loss before
-    them by more than ``min_delta``."""
+    them by more than ``min_delta``, i.e. none is strictly below ``best - min_delta`` (a loss equal to the
+    best is no improvement, as in Keras and PyTorch Lightning)."""
     if patience < 1:
         raise ValueError(f"patience must be >= 1, got {patience}")
     if len(val_losses) <= patience:
         return False
     best_before = min(val_losses[:-patience])
-    return min(val_losses[-patience:]) > best_before - min_delta
+    return min(val_losses[-patience:]) >= best_before - min_delta
 
 
 # ------------------------------------------------------------------------------------------- steps

@@ -92,7 +92,8 @@ def test_dropout_statistics_and_identity_in_eval():
 
 @pytest.mark.parametrize("losses,patience,delta,stop", [
     ([], 1, 0.0, False), ([3.0, 2.0, 2.5, 2.6], 2, 0.0, True), ([3.0, 2.0, 2.5, 1.9], 2, 0.0, False),
-    ([3.0, 2.0, 1.95], 1, 0.1, True), ([3.0, 2.0, 1.85], 1, 0.1, False)])
+    ([3.0, 2.0, 1.95], 1, 0.1, True), ([3.0, 2.0, 1.85], 1, 0.1, False),
+    ([3.0, 2.0, 2.0, 2.0], 2, 0.0, True), ([3.0, 2.0, 1.75], 1, 0.25, True)])  # equal, or better by exactly min_delta
 def test_should_stop(losses, patience, delta, stop):
     assert train.should_stop(losses, patience, delta) is stop
 

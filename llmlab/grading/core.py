@@ -485,7 +485,7 @@ def exercise(exercise_id: str, *, reference: Callable | None = None,
 
         check.result = lambda fn, seed=None: run(fn, seed, (body, hidden_stage))
         check.hidden_result = lambda fn, seed=None: run(fn, seed, (hidden_stage,))
-        check.exercise_id, check.reference, check.cases = exercise_id, reference, cases
+        check.exercise_id, check.reference, check.cases, check.hidden_options = exercise_id, reference, cases, hidden_options
         return check
 
     return decorate

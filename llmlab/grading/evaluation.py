@@ -118,6 +118,8 @@ def _perplexity_cases(d: Draw) -> list[Case]:
         Case("a very confident model (logits in the hundreds)", _tiny_lm(confident=True),
              d.randint(0, TINY.vocab_size, (d.int(20, 40),)), w, d.int(1, w - 1), hint=LOG_SOFTMAX_HINT),
         Case("chunks that do not divide the text", _tiny_lm(), d.randint(0, TINY.vocab_size, (3 * w + d.int(2, w - 1),)), w, w),
+        Case("disjoint chunks whose last one holds a single token", _tiny_lm(),
+             d.randint(0, TINY.vocab_size, (d.int(2, 4) * w + 1,)), w, w),
         Case("a bfloat16 model", _tiny_lm(torch.bfloat16), d.randint(0, TINY.vocab_size, (d.int(20, 40),)), w,
              d.int(1, w - 1), hint=F32_HINT),
     ]

@@ -4,14 +4,14 @@ Functions that call ``torch.distributed`` are checked where they run for real: o
 joined in a gloo group. A function defined in a notebook cell cannot be imported by those processes,
 so the check sends its source code, and each rank defines it again (``_learner``) next to torch,
 ``dist``, ``nn``, ``F`` and ``math``. The ranks are started by :func:`run_on_ranks` where the function
-lives: in the learner's kernel (in a class run, inside its sandbox), never in the grader.
+lives: in the learner's kernel (in a class run, inside its sandbox), never in the grader. The checks'
+own references know what every rank should return (``_expected``) and start no process.
 """
 from __future__ import annotations
 
 import ast
 import inspect
 import math
-import numbers
 import textwrap
 
 import torch
@@ -19,29 +19,33 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmlab.grading.core import NOT_IMPLEMENTED_HINT, Check, invoke
+from llmlab.grading.core import INPLACE_HINT, NOT_IMPLEMENTED_HINT, Case, Check, Draw, exercise, invoke
+from llmlab.grading.core import randn as _randn
 from llmlab.parallel import data_parallel, launch, pipeline, speedup, tensor_parallel
-
-
-def _randn(*shape, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-def _number(c: Check, out, what: str) -> float:
-    ok = (isinstance(out, numbers.Real) and not isinstance(out, bool)) or \
-        (isinstance(out, torch.Tensor) and out.numel() == 1)
-    c.expect(ok, f"{what} returned {type(out).__name__}, expected a number", "return a float")
-    return float(out)
-
 
 # --------------------------------------------------------------------------- running on several processes
 
 _NAMES = "torch, dist (torch.distributed), nn, F and math"
+_COLLECTIVES = "every rank must call every collective (all_reduce waits until all ranks have joined it)"
+_RANK_HINTS = {"NameError": f"your function runs in fresh processes where only {_NAMES} are defined: "
+                            "import anything else inside the function",
+               "in place": INPLACE_HINT, "did not finish": _COLLECTIVES, "Timed out": _COLLECTIVES, "timeout": _COLLECTIVES}
+_EXPECTED: set = set()
+
+
+def _expected(fn):
+    """A check's reference for :func:`run_on_ranks`: ``fn(worker, world_size, *args)`` is every rank's result,
+    computed in this process."""
+    _EXPECTED.add(fn)
+    return fn
 
 
 def run_on_ranks(fn, worker, world_size: int, *args) -> list:
     """Harness: ``worker(rank, world_size, source, name, *args)`` on ``world_size`` spawned ranks, where
-    ``source`` is ``fn``'s code. It runs where ``fn`` lives: in a class run, inside the learner's sandbox."""
+    ``source`` is ``fn``'s code. It runs where ``fn`` lives: in a class run, inside the learner's sandbox.
+    A rank's failure is raised as a one-line RuntimeError that names it."""
+    if any(fn is e for e in _EXPECTED):
+        return fn(worker, world_size, *args)
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
@@ -51,7 +55,10 @@ def run_on_ranks(fn, worker, world_size: int, *args) -> list:
     source = "\n".join(source.split("\n")[first - 1:])
     if "raise NotImplementedError" in source:
         raise NotImplementedError
-    return launch.run(worker, world_size, source, fn.__name__, *args, timeout=45)
+    try:
+        return launch.run(worker, world_size, source, fn.__name__, *args, timeout=45)
+    except RuntimeError as e:
+        raise RuntimeError(str(e).split("\n")[0][:300]) from None
 
 
 def _learner(source: str, name: str):
@@ -69,28 +76,45 @@ def _on_ranks(c: Check, worker, world_size: int, *args) -> list:
         c.fail("not implemented yet", NOT_IMPLEMENTED_HINT)
     except LookupError as e:
         c.fail(str(e), "define the function with `def` in a cell and run that cell: the check sends its code to other processes")
-    except TimeoutError:
-        c.fail(f"the {world_size} processes did not finish within 45 s",
-               "every rank must call every collective (all_reduce waits until all ranks have joined it)")
-    except RuntimeError as e:
+    except (RuntimeError, TimeoutError) as e:
         msg = str(e)
         if "NotImplementedError" in msg:
             c.fail("not implemented yet", NOT_IMPLEMENTED_HINT)
-        head = msg.split("\n")[0]
-        if "NameError" in head:
-            c.fail(head, f"your function runs in fresh processes where only {_NAMES} are defined: "
-                         "import anything else inside the function")
-        if "Timed out" in msg or "timeout" in msg.lower():
-            c.fail(f"a collective timed out ({head[:120]})",
-                   "every rank must call every collective (all_reduce waits until all ranks have joined it)")
-        c.fail(head[:300], "read the error: it happened inside your function on that rank")
+        c.fail(msg[:300], next((h for frag, h in _RANK_HINTS.items() if frag in msg),
+                               "read the error: it happened inside your function on that rank"))
+
+
+def or_value_error(fn, *args):
+    """Harness: ``fn(*args)``, or the string "ValueError" when ``fn`` refuses its arguments with one."""
+    try:
+        return fn(*args)
+    except ValueError:
+        return "ValueError"
 
 
 # ------------------------------------------------------------------------------------------ data parallel
 
+_DIVIDES = "raise ValueError whenever n % world_size != 0 (any remainder, and fewer examples than ranks)"
 
-def check_shard_range(fn) -> None:
-    c = Check("12.shard_range", fn)
+
+def all_shards(fn, n: int, world_size: int):
+    """Harness: every rank's shard of a batch of n, as lists, or "ValueError" when ``fn`` refuses the split."""
+    try:
+        return [list(fn(n, world_size, rank)) for rank in range(world_size)]
+    except ValueError:
+        return "ValueError"
+
+
+def _shard_cases(d: Draw) -> list[Case]:
+    ws, big = d.int(2, 8), d.int(4, 8)
+    return [Case("another batch and world size", ws * d.int(2, 9), ws),
+            Case("a remainder other than 1", big * d.int(1, 5) + d.int(2, big - 1), big, hint=_DIVIDES),
+            Case("fewer examples than ranks", d.int(1, 3), d.int(4, 8), hint=_DIVIDES),
+            Case("one example per rank", ws, ws)]
+
+
+@exercise("12.shard_range", reference=data_parallel.shard_range, cases=_shard_cases, via=all_shards)
+def check_shard_range(c: Check) -> None:
     for n, world_size in ((12, 3), (8, 2), (10, 5), (7, 1), (16, 4)):
         got = []
         for rank in range(world_size):
@@ -111,24 +135,15 @@ def check_shard_range(fn) -> None:
             got += out
         c.expect(sorted(got) == list(range(n)), f"the shards of {n} over {world_size} ranks do not tile 0 .. {n - 1}",
                  "together the ranks must cover every example exactly once")
-    try:
-        out = c.fn(10, 3, 0)
-    except ValueError:
-        c.passed += 1
-    except NotImplementedError:
-        c.fail("not implemented yet", NOT_IMPLEMENTED_HINT)
-    except Exception as e:
-        c.fail(f"shard_range(10, 3, 0) raised {type(e).__name__}, expected ValueError",
-               "raise ValueError with a message when n is not divisible by world_size")
-    else:
-        c.fail(f"shard_range(10, 3, 0) returned {list(out)}: 10 examples do not split into 3 equal shards",
-               "raise ValueError when n % world_size != 0: unequal shards would weight the examples unequally in the average")
-    c.done()
+    out = c.call(10, 3, 0, via=or_value_error, error_hints={"": "raise ValueError, not another exception"})
+    c.expect(out == "ValueError", f"shard_range(10, 3, 0) returned {out!r:.60}: 10 examples do not split into 3 equal "
+             "shards", "raise ValueError when n % world_size != 0: unequal shards would weight the examples unequally "
+             "in the average")
 
 
-def _gradients(world_size: int, rank: int | None) -> nn.Module:
+def _gradients(world_size: int, rank: int | None, seed: int = 3, per_rank: int = 8) -> nn.Module:
     """The check's model after backward on rank ``rank``'s shard of the check's batch (None: the whole batch)."""
-    x, y = data_parallel.make_data(8 * world_size, seed=3)
+    x, y = data_parallel.make_data(per_rank * world_size, seed=seed)
     if rank is not None:
         shard = data_parallel.shard_range(len(x), world_size, rank)
         x, y = x[shard.start:shard.stop], y[shard.start:shard.stop]
@@ -137,26 +152,33 @@ def _gradients(world_size: int, rank: int | None) -> nn.Module:
     return model
 
 
-def worker_average_gradients(rank: int, world_size: int, source: str, name: str) -> dict:
+def worker_average_gradients(rank: int, world_size: int, source: str, name: str, seed: int = 3,
+                             per_rank: int = 8) -> dict:
     """On a rank: gradients of this rank's shard, then the learner's averaging."""
     fn = _learner(source, name)
-    model = _gradients(world_size, rank)
+    model = _gradients(world_size, rank, seed, per_rank)
     fn(model)
-    return {k: p.grad.clone() for k, p in model.named_parameters()}
+    return {k: None if p.grad is None else p.grad.clone() for k, p in model.named_parameters()}
 
 
-def _shard_grads(world_size: int) -> tuple[dict, list[dict]]:
-    """The whole batch's gradients and each shard's, in this process."""
-    def grads(rank):
-        return {k: p.grad for k, p in _gradients(world_size, rank).named_parameters()}
-    return grads(None), [grads(r) for r in range(world_size)]
+@_expected
+def _average_expected(worker, world_size: int, seed: int = 3, per_rank: int = 8) -> list[dict]:
+    full = {k: p.grad for k, p in _gradients(world_size, None, seed, per_rank).named_parameters()}
+    return [full] * world_size
 
 
-def check_average_gradients(fn) -> None:
-    c = Check("12.average_gradients", fn)
+def _average_cases(d: Draw) -> list[Case]:  # one case: each starts processes
+    return [Case("2 ranks, another batch", worker_average_gradients, 2, d.int(10, 10**6), d.int(1, 5),
+                 hint="divide by dist.get_world_size(): the number of ranks is not always 3")]
+
+
+@exercise("12.average_gradients", reference=_average_expected, cases=_average_cases, via=run_on_ranks,
+          error_hints=_RANK_HINTS)
+def check_average_gradients(c: Check) -> None:
     world_size = 3  # not 2: a hard-coded "/ 2" must not pass
     ranks = _on_ranks(c, worker_average_gradients, world_size)
-    full, shards = _shard_grads(world_size)
+    full = {k: p.grad for k, p in _gradients(world_size, None).named_parameters()}
+    shards = [{k: p.grad for k, p in _gradients(world_size, r).named_parameters()} for r in range(world_size)]
     for rank, got in enumerate(ranks):
         c.expect(set(got) == set(full) and all(got[k] is not None for k in full),
                  f"rank {rank} lost some gradients", "update p.grad in place for every parameter; do not set it to None")
@@ -173,14 +195,25 @@ def check_average_gradients(fn) -> None:
             if rank > 0 and torch.allclose(ranks[0][k], full[k], atol=1e-6):
                 c.close(g, full[k], ctx, "every rank needs the average: dist.all_reduce, not dist.reduce to rank 0")
             c.close(g, full[k], ctx, "all-reduce (SUM) each p.grad, then divide it by the world size")
-    c.done()
 
 
 # ---------------------------------------------------------------------------------------- tensor parallel
 
 
-def check_column_split(fn) -> None:
-    c = Check("12.column_split", fn)
+def _column_cases(d: Draw) -> list[Case]:
+    in_f, size = d.int(2, 6), d.int(1, 4)
+    return [Case("4 ranks, with a bias", d.randn(4 * size, in_f), d.randn(4 * size), 4, d.int(0, 3)),
+            Case("3 ranks, no bias", d.randn(3 * size, in_f), None, 3, d.int(0, 2)),
+            Case("bfloat16 weights", d.randn(2 * size, in_f, dtype=torch.bfloat16), d.randn(2 * size, dtype=torch.bfloat16),
+                 2, 1),
+            Case("output features that world_size does not divide", d.randn(3 * size + d.int(1, 2), in_f),
+                 d.randn(3 * size + 1), 3, 0,
+                 hint="raise ValueError when the output features do not divide by world_size: "
+                      "slicing with // would silently drop the last rows")]
+
+
+@exercise("12.column_split", reference=tensor_parallel.column_split, cases=_column_cases, via=or_value_error)
+def check_column_split(c: Check) -> None:
     for out_f, in_f, world_size, with_bias in ((6, 4, 2, True), (12, 5, 3, True), (8, 3, 4, False), (4, 4, 1, True)):
         w, b = _randn(out_f, in_f, seed=out_f), (_randn(out_f, seed=in_f) if with_bias else None)
         x = _randn(2, in_f, seed=9)
@@ -213,24 +246,47 @@ def check_column_split(fn) -> None:
             parts.append(F.linear(x, w_r, b_r))
         c.close(torch.cat(parts, -1), F.linear(x, w, b), "the ranks' outputs side by side",
                 "concatenated over ranks, the partial outputs must equal the dense layer's")
-    c.done()
 
 
-def worker_row_parallel(rank: int, world_size: int, source: str, name: str, x, w, b) -> torch.Tensor:
-    fn = _learner(source, name)
-    cols = data_parallel.shard_range(w.shape[1], world_size, rank)
-    return fn(x[..., cols.start:cols.stop].clone(), w[:, cols.start:cols.stop].clone(), b)
+def worker_row_parallel(rank: int, world_size: int, source: str, name: str, problems: list) -> list:
+    """On a rank: the learner's product for each (x, w, b) of ``problems``, given this rank's blocks of x and w.
+    Fails (naming the argument) if the function changed one of its arguments in place."""
+    fn, out = _learner(source, name), []
+    for x, w, b in problems:
+        cols = data_parallel.shard_range(w.shape[1], world_size, rank)
+        args = (x[..., cols.start:cols.stop].clone(), w[:, cols.start:cols.stop].clone(), None if b is None else b.clone())
+        kept = [None if a is None else a.clone() for a in args]
+        out.append(fn(*args))
+        for what, a, k in zip(("x_part", "weight_part", "bias"), args, kept):
+            if a is not None and not (a.shape == k.shape and torch.equal(a, k)):
+                raise RuntimeError(f"your function changed its argument {what} in place")
+    return out
 
 
-def check_row_parallel_linear(fn) -> None:
-    c = Check("12.row_parallel_linear", fn)
+@_expected
+def _row_expected(worker, world_size: int, problems: list) -> list:
+    return [[F.linear(x, w, b) for x, w, b in problems]] * world_size
+
+
+def _row_cases(d: Draw) -> list[Case]:  # one case: each starts processes
+    B, T, out_f, per_rank = d.int(2, 4), d.int(2, 5), d.int(2, 6), d.int(1, 3)
+    problems = [(d.randn(B, T, 3 * per_rank), d.randn(out_f, 3 * per_rank), d.randn(out_f)),
+                (d.randn(B, 3 * per_rank), d.randn(out_f, 3 * per_rank), None)]
+    return [Case("3 ranks, a batch of inputs, with and without a bias", worker_row_parallel, 3, problems,
+                 hint="add the whole bias once, after the all-reduce (a share of it on every rank depends on the "
+                      "number of ranks)")]
+
+
+@exercise("12.row_parallel_linear", reference=_row_expected, cases=_row_cases, via=run_on_ranks, error_hints=_RANK_HINTS)
+def check_row_parallel_linear(c: Check) -> None:
     world_size = 2
     x, w, b = _randn(2, 3, 8, seed=4), _randn(5, 8, seed=5), _randn(5, seed=6)
-    ranks = _on_ranks(c, worker_row_parallel, world_size, x, w, b)
+    x64, w64 = _randn(3, 6, seed=7, dtype=torch.float64), _randn(4, 6, seed=8, dtype=torch.float64)
+    ranks = _on_ranks(c, worker_row_parallel, world_size, [(x, w, b), (x64, w64, None)])
     want = F.linear(x, w, b)
     partial = [F.linear(x[..., s.start:s.stop], w[:, s.start:s.stop])
                for s in (data_parallel.shard_range(8, world_size, r) for r in range(world_size))]
-    for rank, y in enumerate(ranks):
+    for rank, (y, y64) in enumerate(ranks):
         c.expect_tensor(y, shape=want.shape, name=f"rank {rank}'s output")
         c.diagnose(y, {
             "add the bias after the all-reduce: added on every rank before it, it is counted world_size times":
@@ -242,20 +298,24 @@ def check_row_parallel_linear(fn) -> None:
                 (want - b) / world_size + b,
         }, f"rank {rank}'s output is not x W^T + b", rtol=1e-4, correct=want)
         c.close(y, want, f"rank {rank}'s output", "y = all_reduce(x_part @ weight_part.T), then + bias")
-    c.done()
+        c.expect_tensor(y64, shape=(3, 4), dtype=torch.float64, name=f"rank {rank}'s output for float64 inputs")
+        c.close(y64, F.linear(x64, w64), f"rank {rank}'s output for float64 inputs without a bias",
+                "with bias=None, return the all-reduced product as it is")
 
 
 # ---------------------------------------------------------------------------------------------- pipeline
 
 
-def _reverse_backward(table: list[list]) -> list[list]:
-    """The same GPipe table with the backward passes in micro-batch order instead of reversed."""
-    m = 1 + max(slot[1] for row in table for slot in row if slot)
-    return [[("B", m - 1 - slot[1]) if slot and slot[0] == "B" else slot for slot in row] for row in table]
+def _gpipe_cases(d: Draw) -> list[Case]:
+    return [Case("more micro-batches than stages", d.int(2, 5), d.int(6, 9)),
+            Case("more stages than micro-batches", d.int(5, 7), d.int(1, 3)),
+            Case("one stage, one micro-batch", 1, 1)]
 
 
-def check_gpipe_schedule(fn) -> None:
-    c = Check("12.gpipe_schedule", fn)
+@exercise("12.gpipe_schedule", reference=pipeline.gpipe_schedule, cases=_gpipe_cases,
+          error_hints={"list index out of range": "the table has 2 (m + p - 1) rows of p slots: size it from stages "
+                                                  "and micro_batches, not from the examples"})
+def check_gpipe_schedule(c: Check) -> None:
     for p, m in ((2, 4), (3, 2), (4, 1), (1, 3), (3, 5)):
         out = c.call(p, m)
         what = f"gpipe_schedule({p}, {m})"
@@ -273,16 +333,36 @@ def check_gpipe_schedule(fn) -> None:
         if p > 1 and all(out[j][s] == ("F", j) for s in range(p) for j in range(m)):
             c.fail(f"{what}: every stage starts micro-batch 0 at step 0",
                    "stage s can only start micro-batch j once stage s - 1 has finished it: at step s + j")
-        if out != want and out != _reverse_backward(want):
-            bad = next(t for t in range(len(want)) if out[t] != want[t] and out[t] != _reverse_backward(want)[t])
-            c.fail(f"{what}: step {bad} is {out[bad]}, expected {want[bad]}",
-                   "forward: (F, j) on stage s at step s + j; backward: after all forward steps, the last stage first")
-        c.passed += 1
-    c.done()
+        bad = next((t for t in range(len(want)) if out[t] != want[t]), None)
+        c.expect(bad is None, f"{what}: step {bad} is {out[bad] if bad is not None else ''}, expected "
+                 f"{want[bad] if bad is not None else ''}", "forward: (F, j) on stage s at step s + j; backward: after "
+                 "all forward steps, the last stage first and micro-batch m - 1 first, (B, j) on stage s at step "
+                 "(m + p - 1) + (p - 1 - s) + (m - 1 - j)")
 
 
-def check_measured_bubble(fn) -> None:
-    c = Check("12.measured_bubble", fn)
+def _busy(d: Draw, ranks: int, counts: list[int], shuffle: bool) -> list[list[tuple[float, float]]]:
+    """Each rank's compute intervals: starting at different times, of uneven lengths, in time order unless ``shuffle``."""
+    busy = []
+    for r in range(ranks):
+        t, intervals = d.float(0, 2) + r, []
+        for _ in range(counts[r]):
+            t += d.float(0.05, 0.5)
+            intervals.append((t, t + d.float(0.1, 0.4)))
+            t = intervals[-1][1]
+        busy.append(d.sample(intervals, len(intervals)) if shuffle else intervals)
+    return busy
+
+
+def _bubble_cases(d: Draw) -> list[Case]:
+    return [Case("intervals not in time order", _busy(d, 4, [d.int(3, 6) for _ in range(4)], True),
+                 hint="take the earliest start and the latest end over every interval: a rank's list need not be "
+                      "in time order"),
+            Case("one interval per rank", _busy(d, 3, [1, 1, 1], False)),
+            Case("5 ranks, different numbers of intervals", _busy(d, 5, [d.int(1, 6) for _ in range(5)], False))]
+
+
+@exercise("12.measured_bubble", reference=pipeline.measured_bubble, cases=_bubble_cases)
+def check_measured_bubble(c: Check) -> None:
     cases = []
     for p, m in ((2, 4), (3, 1), (4, 6)):  # GPipe's table with unit steps: the formula exactly
         table = pipeline.gpipe_schedule(p, m)
@@ -296,61 +376,64 @@ def check_measured_bubble(fn) -> None:
             busy.append([(s, s + 0.1 + 0.3 * float(torch.rand(1, generator=g))) for s in starts])
         cases.append((busy, pipeline.measured_bubble(busy)))
     for busy, want in cases:
-        out = _number(c, c.call(busy), "measured_bubble(busy)")
+        out = c.number(c.call(busy), "measured_bubble(busy)")
         start, end = min(s for r in busy for s, _ in r), max(e for r in busy for _, e in r)
         work = sum(e - s for r in busy for s, e in r)
-        per_rank = sum(1 - sum(e - s for s, e in r) / (r[-1][1] - r[0][0]) for r in busy) / len(busy)
-        c.diagnose(torch.tensor(out), {
-            "return the idle share (the bubble), 1 - busy share": torch.tensor(work / (len(busy) * (end - start))),
-            "the wall time is shared by all ranks: divide the total work by (ranks × wall time)":
-                torch.tensor(1 - work / (end - start)),
+        c.diagnose(out, {
+            "return the idle share (the bubble), 1 - busy share": work / (len(busy) * (end - start)),
+            "the wall time is shared by all ranks: divide the total work by (ranks × wall time)": 1 - work / (end - start),
             "measure every rank against the same wall time (first start to last end over all ranks), "
-            "not its own first-to-last span": torch.tensor(per_rank),
-        }, "the bubble is wrong", correct=torch.tensor(want))
+            "not its own first-to-last span": sum(1 - sum(e - s for s, e in r) / (r[-1][1] - r[0][0]) for r in busy) / len(busy),
+        }, "the bubble is wrong", correct=want)
         c.expect(-1e-9 <= out <= 1, f"the bubble is {out:.3f}, outside [0, 1]", "1 - work / (ranks × wall time)")
         c.expect(abs(out - want) < 1e-9, f"the bubble is {out:.4f}, expected {want:.4f}",
                  "1 - (sum of every interval's length) / (ranks × (last end - first start))")
-    c.done()
 
 
 # ------------------------------------------------------------------------------------------ communication
 
 
-def check_ring_all_reduce_bytes(fn) -> None:
-    c = Check("12.ring_all_reduce_bytes", fn)
+def _ring_cases(d: Draw) -> list[Case]:
+    N = d.int(3, 16)
+    return [Case("a size that N does not divide", N * d.int(10, 1000) + d.int(1, N - 1), N,
+                 hint="a chunk is n / N bytes, not n // N: keep the fraction"),
+            Case("many ranks", d.int(1, 1 << 30), 64), Case("one rank", d.int(1, 10**6), 1)]
+
+
+@exercise("12.ring_all_reduce_bytes", reference=tensor_parallel.ring_all_reduce_bytes, cases=_ring_cases)
+def check_ring_all_reduce_bytes(c: Check) -> None:
     for n, N in ((4096, 4), (1000, 2), (300, 3), (1 << 20, 8), (512, 1)):
-        out = _number(c, c.call(n, N), f"ring_all_reduce_bytes({n}, {N})")
+        out = c.number(c.call(n, N), f"ring_all_reduce_bytes({n}, {N})")
         want = tensor_parallel.ring_all_reduce_bytes(n, N)
-        c.diagnose(torch.tensor(out), {
-            "two phases, reduce-scatter then all-gather, each sending (N - 1) / N of the data": torch.tensor((N - 1) / N * n),
-            "a ring sends chunks of n / N, not the whole buffer, at each of its 2 (N - 1) steps":
-                torch.tensor(2.0 * (N - 1) * n),
-            "that is sending the whole buffer to every other rank; a ring sends n / N at each step":
-                torch.tensor(float((N - 1) * n)),
-            "the ring's traffic depends on N: 2 (N - 1) steps of n / N bytes": torch.tensor(2.0 * n),
-        }, f"ring_all_reduce_bytes({n}, {N}) = {out:g} is wrong", correct=torch.tensor(want))
+        c.diagnose(out, {
+            "two phases, reduce-scatter then all-gather, each sending (N - 1) / N of the data": (N - 1) / N * n,
+            "a ring sends chunks of n / N, not the whole buffer, at each of its 2 (N - 1) steps": 2.0 * (N - 1) * n,
+            "that is sending the whole buffer to every other rank; a ring sends n / N at each step": float((N - 1) * n),
+            "the ring's traffic depends on N: 2 (N - 1) steps of n / N bytes": 2.0 * n,
+        }, f"ring_all_reduce_bytes({n}, {N}) = {out:g} is wrong", correct=want)
         c.expect(math.isclose(out, want, rel_tol=1e-9, abs_tol=1e-9),
                  f"ring_all_reduce_bytes({n}, {N}) = {out:g}, expected {want:g}",
                  "2 (N - 1) steps, each sending one chunk of n / N bytes")
-    c.done()
 
 
 # ---------------------------------------------------------------------------------------------- speed-up
 
 
-def check_amdahl(fn) -> None:
-    c = Check("12.amdahl", fn)
+def _amdahl_cases(d: Draw) -> list[Case]:
+    return [Case("a fraction with more decimals", d.int(2, 64), d.float(0.5, 0.99),
+                 hint="use the fraction as it is, unrounded: S = 1 / ((1 - f) + f / n)"),
+            Case("a million workers", 10**6, d.float(0.99, 0.9999)), Case("one worker", 1, d.float(0, 1))]
+
+
+@exercise("12.amdahl", reference=speedup.amdahl, cases=_amdahl_cases)
+def check_amdahl(c: Check) -> None:
     for n, f in ((4, 0.9), (16, 0.95), (1000, 0.99), (1, 0.5), (8, 0.0), (8, 1.0)):
-        out = _number(c, c.call(n, f), f"amdahl({n}, {f})")
+        out = c.number(c.call(n, f), f"amdahl({n}, {f})")
         want = speedup.amdahl(n, f)
-        c.diagnose(torch.tensor(out), {
-            "that is the run time as a fraction of one worker's; the speed-up is its inverse":
-                torch.tensor((1 - f) + f / n),
-            "the fraction f is the part that parallelises: it is f that is divided by N, not 1 - f":
-                torch.tensor(1 / (f + (1 - f) / n)),
-            "the serial part does not shrink with N: only the parallel fraction is divided by N":
-                torch.tensor(1 / ((1 - f) / n + f / n)),
-        }, f"amdahl({n}, {f}) = {out:.4g} is wrong", correct=torch.tensor(want))
+        c.diagnose(out, {
+            "that is the run time as a fraction of one worker's; the speed-up is its inverse": (1 - f) + f / n,
+            "the fraction f is the part that parallelises: it is f that is divided by N, not 1 - f": 1 / (f + (1 - f) / n),
+            "the serial part does not shrink with N: only the parallel fraction is divided by N": 1 / ((1 - f) / n + f / n),
+        }, f"amdahl({n}, {f}) = {out:.4g} is wrong", correct=want)
         c.expect(math.isclose(out, want, rel_tol=1e-9), f"amdahl({n}, {f}) = {out:.4g}, expected {want:.4g}",
                  "S = 1 / (time of the serial part + time of the parallel part on N workers), one worker's time being 1")
-    c.done()

@@ -407,14 +407,6 @@ def check_dropout(c: Check) -> None:
              "draw the mask with torch.rand(x.shape, generator=generator)")
 
 
-def _should_stop(val_losses: list[float], patience: int, min_delta: float = 0.0) -> bool:
-    """The rule the notebook states (and Keras and PyTorch Lightning follow): a loss improves on the best
-    only when it is lower than best - min_delta, strictly; stop when none of the last ``patience`` does."""
-    if len(val_losses) <= patience:
-        return False
-    return min(val_losses[-patience:]) >= min(val_losses[:-patience]) - min_delta
-
-
 STRICT_HINT = ("a loss improves only if it is strictly below best - min_delta: a loss equal to the best, or better "
                "by exactly min_delta, is no improvement")
 
@@ -439,7 +431,7 @@ def _stop_answer(got, want: bool) -> str | None:
         return f"you returned {type(got).__name__}, expected True or False"
 
 
-@exercise("06.should_stop", reference=_should_stop, cases=_stop_cases, compare=_stop_answer)
+@exercise("06.should_stop", reference=ref.should_stop, cases=_stop_cases, compare=_stop_answer)
 def check_should_stop(c: Check) -> None:
     cases = [  # (losses, patience, min_delta, answer, hint when answered wrongly)
         ([], 2, 0.0, False, "with fewer than patience + 1 evaluations there is nothing to compare yet"),

@@ -143,6 +143,8 @@ def strided_nll(model, ids, window: int, stride: int, progress: bool = False) ->
             x = ids[begin:end]
             logits = model(x[None])[0]  # (L, V); position t predicts x[t + 1]
             n = min(trg_len, len(x) - 1)  # position 0 of a window predicts nothing
+            if n == 0:  # a one-token last chunk (stride == window): nothing to score, and x[-0:] would be all of x
+                continue
             log_probs = logits[-n - 1 : -1].float().log_softmax(-1)  # (n, V)
             total -= log_probs.gather(-1, x[-n:, None]).cpu().double().sum()
             n_scored += n

@@ -145,7 +145,7 @@ def dl_plain_sum(s, t, y, T, alpha):
     return distill.kd_loss(s, t, T) + _ce(s, y)
 
 
-@mistake("check_distillation_loss", "flatten the positions first")
+@mistake("check_distillation_loss", "flatten the positions")
 def dl_ce_unflattened(s, t, y, T, alpha):
     return alpha * distill.kd_loss(s, t, T) + (1 - alpha) * F.cross_entropy(s, y)
 
@@ -299,3 +299,147 @@ def sp_sparsity(n_weights, density, value_bits, index_bits):
 @mistake("check_sparse_ratio", "int() truncates")
 def sp_int(n_weights, density, value_bits, index_bits):
     return n_weights * value_bits / (int(density * n_weights) * (value_bits + index_bits))
+
+
+# ---------------------------------------------------------------- right on the examples, wrong in general
+
+@mistake("check_soft_targets", "exp(6000) overflows", kind="overfit")
+def st_no_max(logits, T):
+    e = (logits / T).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+@mistake("check_soft_targets", "whatever the number of dims", kind="overfit")
+def st_dim_2(logits, T):
+    return torch.softmax(logits / T, dim=2)  # the example's logits are 3-D
+
+
+@mistake("check_soft_targets", "leave the inputs as they are", kind="inplace")
+def st_divides_in_place(logits, T):
+    logits /= T
+    return logits.softmax(-1)
+
+
+@mistake("check_soft_targets", "return the dtype the input has", kind="dtype")
+def st_float32(logits, T):
+    return torch.softmax(logits / T, -1, dtype=torch.float32)
+
+
+@mistake("check_kd_loss", "log(softmax(...)) underflows", kind="overfit")
+def kd_softmax_log(s, t, T):
+    p, q = (t / T).softmax(-1), (s / T).softmax(-1)
+    return (p * (p.log() - q.log())).sum(-1).mean() * T**2
+
+
+@mistake("check_kd_loss", "average over every position", kind="overfit")
+def kd_batch_times_time(s, t, T):
+    log_p, log_q = (t / T).log_softmax(-1), (s / T).log_softmax(-1)
+    return (log_p.exp() * (log_p - log_q)).sum() / (s.shape[0] * s.shape[1]) * T**2  # (B, T, V) only
+
+
+@mistake("check_kd_loss", "leave the inputs as they are", kind="inplace")
+def kd_stabilised_in_place(s, t, T):
+    t -= t.amax(-1, keepdim=True)  # "for stability": the softmax does not change, the caller's logits do
+    return distill.kd_loss(s, t, T)
+
+
+@mistake("check_kd_loss", "return the dtype the input has", kind="dtype")
+def kd_float32(s, t, T):
+    log_p, log_q = (t.float() / T).log_softmax(-1), (s.float() / T).log_softmax(-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean() * T**2
+
+
+@mistake("check_distillation_loss", "flatten the positions", kind="overfit")
+def dl_transposed_ce(s, t, y, T, alpha):
+    return alpha * distill.kd_loss(s, t, T) + (1 - alpha) * F.cross_entropy(s.transpose(1, 2), y)  # (B, T, V) only
+
+
+@mistake("check_distillation_loss", "leave the inputs as they are", kind="inplace")
+def dl_stabilised_in_place(s, t, y, T, alpha):
+    s.sub_(s.amax(-1, keepdim=True))
+    return alpha * distill.kd_loss(s, t, T) + (1 - alpha) * _ce(s, y)
+
+
+@mistake("check_distillation_loss", "return the dtype the input has", kind="dtype")
+def dl_float32(s, t, y, T, alpha):
+    s, t = s.float(), t.float()
+    return alpha * distill.kd_loss(s, t, T) + (1 - alpha) * _ce(s, y)
+
+
+@mistake("check_assign", "goes to the smaller one", kind="overfit")
+def as_first_index_on_ties(w, codebook):
+    return (w[..., None] - codebook).abs().argmin(-1)
+
+
+@mistake("check_assign", "leave the inputs as they are", kind="inplace")
+def as_unsqueeze_in_place(w, codebook):
+    w.unsqueeze_(-1)
+    return (w - codebook).abs().argmin(-1)
+
+
+@mistake("check_assign", "return int64 indices", kind="dtype")
+def as_uint8(w, codebook):
+    return (w[..., None] - codebook).abs().argmin(-1).to(torch.uint8)  # 8-bit indices: k <= 256
+
+
+@mistake("check_update", "wherever it sits in the codebook", kind="overfit")
+def up_bincount_no_minlength(w, idx, codebook):
+    idx, w = idx.flatten(), w.flatten()
+    counts = torch.bincount(idx)  # as long as the largest index in use: empty clusters at the end stay out
+    sums = torch.zeros(len(counts), dtype=w.dtype).index_add_(0, idx, w)
+    new = codebook.clone()
+    new[:len(counts)] = sums / counts
+    return new
+
+
+@mistake("check_update", "leave the inputs as they are", kind="inplace")
+def up_in_place(w, idx, codebook):
+    for j in range(len(codebook)):
+        if (idx == j).any():
+            codebook[j] = w[idx == j].mean()
+    return codebook
+
+
+@mistake("check_update", "return the codebook's dtype", kind="dtype")
+def up_float64(w, idx, codebook):
+    idx, w = idx.flatten(), w.flatten()
+    sums = torch.zeros(len(codebook), dtype=torch.float64).index_add_(0, idx, w.double())
+    counts = torch.bincount(idx, minlength=len(codebook))
+    return torch.where(counts > 0, sums / counts.clamp(min=1), codebook.double())
+
+
+@mistake("check_truncated_svd", "the eigenvalues of w wᵀ square", kind="overfit")
+def svd_eigh(w, rank):
+    evals, V = torch.linalg.eigh(w.T @ w)  # ascending
+    S = evals.flip(0)[:rank].clamp(min=0).sqrt()
+    V = V.flip(1)[:, :rank]
+    root = S.sqrt()
+    return (w @ V / S) * root, root[:, None] * V.T
+
+
+@mistake("check_truncated_svd", "leave the inputs as they are", kind="inplace")
+def svd_normalised_in_place(w, rank):
+    scale = w.abs().max()
+    w /= scale
+    U, S, Vh = _svd(w)
+    root = (S[:rank] * scale).sqrt()
+    return U[:, :rank] * root, root[:, None] * Vh[:rank]
+
+
+@mistake("check_truncated_svd", "return the dtype the input has", kind="dtype")
+def svd_float32(w, rank):
+    U, S, Vh = _svd(w.float())
+    root = S[:rank].sqrt()
+    return U[:, :rank] * root, root[:, None] * Vh[:rank]
+
+
+@mistake("check_sharing_ratio", "round(x + 0.5) sends 5.5 to 6", kind="overfit")
+def sr_round_half_up(n_weights, k, weight_bits, codebook_bits):
+    index_bits = round(math.log2(k) + 0.5)  # "ceil"
+    return n_weights * weight_bits / (n_weights * index_bits + k * codebook_bits)
+
+
+@mistake("check_sparse_ratio", "sends a half to the even integer", kind="overfit")
+def sp_round_half_up(n_weights, density, value_bits, index_bits):
+    nnz = int(density * n_weights + 0.5)
+    return n_weights * value_bits / (nnz * (value_bits + index_bits))

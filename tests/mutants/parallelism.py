@@ -139,7 +139,8 @@ def row_no_bias(x_part, weight_part, bias=None):
 def row_mean(x_part, weight_part, bias=None):
     y = x_part @ weight_part.T
     dist.all_reduce(y)
-    return y / dist.get_world_size() + bias
+    y = y / dist.get_world_size()
+    return y if bias is None else y + bias
 
 
 # gpipe_schedule
@@ -229,3 +230,108 @@ def amdahl_swapped(n, parallel_fraction):
 @mistake("check_amdahl", "the serial part does not shrink")
 def amdahl_all_parallel(n, parallel_fraction):
     return n * 1.0
+
+
+@mistake("check_gpipe_schedule", "micro-batch m - 1 first")
+def gp_backward_in_order(stages, micro_batches):
+    steps = micro_batches + stages - 1
+    table = [[None] * stages for _ in range(2 * steps)]
+    for s in range(stages):
+        for j in range(micro_batches):
+            table[s + j][s] = ("F", j)
+            table[steps + (stages - 1 - s) + j][s] = ("B", j)
+    return table
+
+
+# ---------------------------------------------------------------- right on the examples, wrong in general
+
+@mistake("check_shard_range", "any remainder", kind="overfit")
+def shard_one_left_over(n, world_size, rank):
+    size = n // world_size
+    if n - size * world_size == 1:  # "one example left over"
+        raise ValueError("unequal shards")
+    return range(rank * size, (rank + 1) * size)
+
+
+@mistake("check_average_gradients", "not always 3", kind="overfit")
+def avg_hard_coded_three(model):
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= 3  # "the check runs your function on 3 processes"
+
+
+@mistake("check_column_split", "silently drop the last rows", kind="overfit")
+def col_floor_division(weight, bias, world_size, rank):
+    size = weight.shape[0] // world_size
+    rows = slice(rank * size, (rank + 1) * size)
+    return weight[rows], None if bias is None else bias[rows]
+
+
+@mistake("check_column_split", "leave the inputs as they are", kind="inplace")
+def col_shrinks_the_layer(weight, bias, world_size, rank):
+    size = weight.shape[0] // world_size
+    weight.data = weight.data[rank * size:(rank + 1) * size]
+    if bias is not None:
+        bias.data = bias.data[rank * size:(rank + 1) * size]
+    return weight, bias
+
+
+@mistake("check_column_split", "return the dtype the input has", kind="dtype")
+def col_zeros(weight, bias, world_size, rank):
+    if weight.shape[0] % world_size:
+        raise ValueError("uneven")
+    size = weight.shape[0] // world_size
+    w = torch.zeros(size, weight.shape[1])
+    w.copy_(weight[rank * size:(rank + 1) * size])
+    return w, None if bias is None else torch.zeros(size).copy_(bias[rank * size:(rank + 1) * size])
+
+
+@mistake("check_row_parallel_linear", "add the whole bias once", kind="overfit")
+def row_bias_in_halves(x_part, weight_part, bias=None):
+    y = F.linear(x_part, weight_part, None if bias is None else bias / 2)  # the two ranks' halves sum to the bias
+    dist.all_reduce(y)
+    return y
+
+
+@mistake("check_row_parallel_linear", "leave the inputs as they are", kind="inplace")
+def row_bias_shared_in_place(x_part, weight_part, bias=None):
+    y = F.linear(x_part, weight_part, None if bias is None else bias.div_(dist.get_world_size()))
+    dist.all_reduce(y)
+    return y
+
+
+@mistake("check_row_parallel_linear", "keep the dtype of the input", kind="dtype")
+def row_float32_buffer(x_part, weight_part, bias=None):
+    y = torch.zeros(*x_part.shape[:-1], weight_part.shape[0])
+    y += x_part @ weight_part.T
+    dist.all_reduce(y)
+    return y if bias is None else y + bias
+
+
+@mistake("check_gpipe_schedule", "not from the examples", kind="overfit")
+def gp_fixed_rows(stages, micro_batches):
+    steps = micro_batches + stages - 1
+    table = [[None] * stages for _ in range(14)]  # enough rows for every example
+    for s in range(stages):
+        for j in range(micro_batches):
+            table[s + j][s] = ("F", j)
+            table[steps + (stages - 1 - s) + (micro_batches - 1 - j)][s] = ("B", j)
+    return table[:2 * steps]
+
+
+@mistake("check_measured_bubble", "need not be in time order", kind="overfit")
+def mb_lists_in_order(busy):
+    start = min(r[0][0] for r in busy)
+    end = max(r[-1][1] for r in busy)
+    return 1 - sum(e - s for r in busy for s, e in r) / (len(busy) * (end - start))
+
+
+@mistake("check_ring_all_reduce_bytes", "not n // N", kind="overfit")
+def ring_whole_chunks(nbytes, world_size):
+    return 2 * (world_size - 1) * (nbytes // world_size)
+
+
+@mistake("check_amdahl", "unrounded", kind="overfit")
+def amdahl_rounded_serial(n, parallel_fraction):
+    serial = round(1 - parallel_fraction, 2)  # 1 - 0.9 = 0.09999999999999998 -> 0.1
+    return 1 / (serial + parallel_fraction / n)
