@@ -262,12 +262,9 @@ def evaluate(q: Question, value: Any, lang: str | None = None) -> Verdict:
     if not callable(value):
         raise TypeError(f"{q.id}: a code drill is answered with your function ({q.signature}), "
                         f"got {type(value).__name__}")
-    from llmlab.grading.core import ExerciseFailure
-
-    try:
-        drill_check(q)(value)
-    except ExerciseFailure as e:
-        return Verdict(False, f"{e.what}" + (f" … {e.hint}" if e.hint else ""))
+    result = drill_check(q).result(value)  # the check's verdict, without its ✅ line
+    if not result.passed:
+        return Verdict(False, result.what + (f" … {result.hint}" if result.hint else ""))
     return Verdict(True, q.explanation[lang])
 
 

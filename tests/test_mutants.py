@@ -157,3 +157,18 @@ def test_hidden_cases_pass_the_reference_for_any_seed(module, check):
     for seed in range(20):
         result = grader.hidden_result(reference, seed)
         assert result.passed, f"seed {seed}: {result.line}"
+
+
+# checks without hidden cases of their own, and why
+NO_HIDDEN_CASES = {
+    ("tokenizers", "check_bytes_to_unicode"): "the function takes no input: one table to get right",
+    ("interview_bank", "check_softmax"): "it is notebook 04's softmax check, hidden cases included",
+}
+
+
+@pytest.mark.parametrize("module", list(CATALOGUES))
+def test_every_check_is_an_exercise_with_hidden_cases(module):
+    for name in _all_checks(module):
+        check = _check(module, name)
+        assert callable(getattr(check, "result", None)), f"{module}.{name} is not built with @exercise"
+        assert check.cases is not None or (module, name) in NO_HIDDEN_CASES, f"{module}.{name} has no hidden cases"

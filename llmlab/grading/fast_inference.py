@@ -6,15 +6,14 @@ import math
 import torch
 
 from llmlab import generation, speculative
-from llmlab.grading.core import Check
+from llmlab.grading.core import Case, Check, Draw, exercise, same
+from llmlab.grading.core import randn as _randn
 from llmlab.metrics import speed
 from llmlab.nn import attention as A
 from llmlab.nn import kv_cache
 from llmlab.nn.model import DecoderConfig
 
-
-def _randn(*shape, seed: int = 0) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+_INF = float("-inf")
 
 
 def _int_list(c: Check, out, what: str) -> list[int]:
@@ -25,11 +24,44 @@ def _int_list(c: Check, out, what: str) -> list[int]:
     return list(out)
 
 
+def _same_ids(actual, expected) -> str | None:
+    return same(actual.tolist() if isinstance(actual, torch.Tensor) else actual, expected, reveal=False)
+
+
 # ------------------------------------------------------------------------------------------ KV cache
 
 
-def check_write_kv(fn) -> None:
-    c = Check("08.write_kv", fn)
+def write_kv_state(fn, k_cache, v_cache, k, v, start):
+    """Harness: ``fn``'s result and the two caches after the call (it writes them in place)."""
+    return fn(k_cache, v_cache, k, v, start), k_cache, v_cache
+
+
+def _cache_compare(actual, expected) -> str | None:
+    (out, kc, vc), (want, wkc, wvc) = actual, expected
+    return same(out, want, name="(k_all, v_all)", reveal=False) or (same((kc, vc), (wkc, wvc), reveal=False) and
+        "after the call the caches are not the old ones with slots start .. start+T-1 replaced by k and v")
+
+
+def _write_kv_cases(d: Draw) -> list[Case]:
+    S = d.int(8, 16)
+
+    def case(kind, B, T, start, cache=torch.float32, new=torch.float32, hint=""):
+        Hkv, D = d.int(1, 4), d.choice([2, 6, 8])
+        return Case(kind, *(d.randn(B, Hkv, n, D, dtype=t) for n, t in ((S, cache), (S, cache), (T, new), (T, new))),
+                    start, hint=hint)
+
+    return [case("a batch of 3, one new token", 3, 1, d.int(1, S - 1),
+                 hint="write every batch row: slice with :, not a loop over a fixed batch size"),
+            case("a prompt written at start = 0 into a cache that holds an older text", 2, d.int(1, 5), 0,
+                 hint="write only slots start .. start+T-1 and leave every other slot as it is, at start = 0 too"),
+            case("the last free slots (start + T = S)", 2, 3, S - 3),
+            case("a float64 cache", 2, 2, d.int(0, S - 2), torch.float64, torch.float64),
+            case("float32 keys written into a bfloat16 cache", 2, 2, d.int(0, S - 2), torch.bfloat16)]
+
+
+@exercise("08.write_kv", reference=kv_cache.write_kv, cases=_write_kv_cases, via=write_kv_state, inplace=True,
+          compare=_cache_compare)
+def check_write_kv(c: Check) -> None:
     B, Hkv, S, D, T, start = 2, 3, 10, 4, 3, 4
     k_cache, v_cache = _randn(B, Hkv, S, D, seed=1), _randn(B, Hkv, S, D, seed=2)
     k, v = _randn(B, Hkv, T, D, seed=3), _randn(B, Hkv, T, D, seed=4)
@@ -39,7 +71,7 @@ def check_write_kv(fn) -> None:
              "return both the keys and the values")
     k_all, v_all = out
     c.expect_tensor(k_all, name="k_all")
-    if tuple(k_all.shape) == (B, Hkv, S, D):
+    if k_all.shape == k_cache.shape:
         c.fail("you returned the whole cache, unfilled slots included",
                "return only the filled slots, [:, :, :start+T]: the empty ones would be attended to")
     c.expect_tensor(k_all, shape=(B, Hkv, start + T, D), name="k_all")
@@ -56,21 +88,37 @@ def check_write_kv(fn) -> None:
              "slots outside start .. start+T-1 changed", "write only the T new slots")
     c.expect(torch.equal(k_all, kc[:, :, :start + T]) and torch.equal(v_all, vc[:, :, :start + T]),
              "k_all / v_all are not the cache's first start+T slots", "return k_cache[:, :, :start+T] (and the same for v)")
-    kc2, vc2 = k_cache.clone(), v_cache.clone()
-    out = c.call(kc2, vc2, k[:, :, :1], v[:, :, :1], 0, copy_args=False)
-    c.expect(torch.equal(kc2[:, :, :1], k[:, :, :1]) and tuple(out[0].shape) == (B, Hkv, 1, D),
-             "a first token at start = 0 is wrong", "with start = 0 the result holds exactly the new token")
-    c.done()
 
 
-def check_cached_attention(fn) -> None:
-    c = Check("08.cached_attention", fn)
+def _cached_attention(q, k, v):
+    rep = q.shape[1] // k.shape[1]
+    return A.scaled_dot_product_attention(q, A.repeat_kv(k, rep), A.repeat_kv(v, rep))[0]
+
+
+def _cached_attention_cases(d: Draw) -> list[Case]:
+    B, S, D = d.int(2, 4), d.int(2, 9), d.choice([4, 16])
+
+    def qkv(H, Hkv, dtype=torch.float32, S=S):
+        return d.randn(B, H, 1, D, dtype=dtype), *(d.randn(B, Hkv, S, D, dtype=dtype) for _ in "kv")
+
+    ratio = "compute the ratio from the shapes (q.shape[1] // k.shape[1]): query head h uses KV head h // ratio"
+    return [Case(f"{H // Hkv} query heads per KV head", *qkv(H, Hkv), hint=ratio) for H, Hkv in ((9, 3), (4, 4), (8, 2))] + \
+        [Case("float64 input, one cached key", *qkv(4, 2, torch.float64, 1)),
+         Case("bfloat16 input, 3 cached keys", *qkv(6, 3, torch.bfloat16, 3))]
+
+
+def _bf16_loose(actual, expected) -> str | None:  # bfloat16 attention rounds at every step: a few units in the last place
+    return same(actual, expected, atol=3e-2 if expected.dtype == torch.bfloat16 else None, reveal=False)
+
+
+@exercise("08.cached_attention", reference=_cached_attention, cases=_cached_attention_cases, compare=_bf16_loose)
+def check_cached_attention(c: Check) -> None:
     B, H, Hkv, S, D = 2, 6, 2, 7, 8
     q, k, v = _randn(B, H, 1, D, seed=5), _randn(B, Hkv, S, D, seed=6), _randn(B, Hkv, S, D, seed=7)
     out = c.call(q, k, v)
     c.expect_tensor(out, shape=(B, H, 1, D), dtype=q.dtype, name="cached_attention(q (2, 6, 1, 8), k, v (2, 2, 7, 8))")
     rep = H // Hkv
-    want = A.scaled_dot_product_attention(q, A.repeat_kv(k, rep), A.repeat_kv(v, rep))[0]
+    want = _cached_attention(q, k, v)
     c.diagnose(out, {
         "GQA grouping: query head h uses KV head h // (H / Hkv) (repeat_interleave, not a tiled repeat)":
             A.scaled_dot_product_attention(q, k.repeat(1, rep, 1, 1), v.repeat(1, rep, 1, 1))[0],
@@ -79,18 +127,30 @@ def check_cached_attention(fn) -> None:
             A.repeat_kv(v, rep)[:, :, :1].expand(B, H, 1, D),
     }, "your attention output matches a known mistake", rtol=1e-5, correct=want)
     c.close(out, want, "the attention output differs", "softmax(q K^T / sqrt(D)) V with K, V repeated to H heads")
-    one = c.call(q[:, :, :, :], k[:, :, :1], v[:, :, :1])
-    c.close(one, A.repeat_kv(v[:, :, :1], rep), "with a single cached key the output should be its value", "")
-    c.done()
 
 
 # ------------------------------------------------------------------------------------------ batching
 
 
-def check_left_pad(fn) -> None:
-    c = Check("08.left_pad", fn)
-    prompts = [[5, 6, 7], [8], [9, 10]]
-    out = c.call(prompts, 0)
+def _mask_as_long(actual, expected) -> str | None:
+    if isinstance(actual, tuple) and len(actual) == 2 and isinstance(actual[1], torch.Tensor) \
+            and not actual[1].is_floating_point():
+        actual = (actual[0], actual[1].long())  # a bool or int32 mask is as good
+    return same(actual, expected, reveal=False)
+
+
+def _left_pad_cases(d: Draw) -> list[Case]:
+    pad, n = d.int(0, 3), d.int(2, 5)
+    tricky = [[d.choice([pad, d.int(4, 50)]) for _ in range(d.int(1, 6))] + [pad] for _ in range(d.int(4, 6))]
+    return [Case("real tokens equal to pad_id", tricky, pad, hint="build the mask from each prompt's length, "
+                 "not from ids != pad_id: a real token may equal pad_id"),
+            Case("prompts of equal length", [[d.int(0, 99) for _ in range(n)] for _ in range(3)], d.int(0, 99)),
+            Case("a single prompt", [[d.int(1, 99) for _ in range(n)]], 0)]
+
+
+@exercise("08.left_pad", reference=generation.left_pad, cases=_left_pad_cases, compare=_mask_as_long)
+def check_left_pad(c: Check) -> None:
+    out = c.call([[5, 6, 7], [8], [9, 10]], 0)
     c.expect(isinstance(out, tuple) and len(out) == 2, "expected a pair (ids, attention_mask)", "return ids, mask")
     ids, mask = out
     c.expect_tensor(ids, shape=(3, 3), dtype=torch.long, name="ids")
@@ -106,20 +166,32 @@ def check_left_pad(fn) -> None:
              "1 where the token is real, 0 where it is padding")
     ids, _ = c.call([[3], [4, 4]], 7)
     c.expect(ids.tolist() == [[7, 3], [4, 4]], "pad_id is not used", "fill with the given pad_id")
-    c.done()
 
 
 # ------------------------------------------------------------------------------------------ sampling
 
 
-def check_top_k_filter(fn) -> None:
-    c = Check("08.top_k_filter", fn)
+def _top_k_cases(d: Draw) -> list[Case]:
+    V, k = d.int(6, 20), d.int(2, 5)
+    ties = d.randint(-3, 3, (3, V)).float()
+    ties[:, :k + 1] = 3.0  # the k-th and (k+1)-th largest are equal
+    return [Case("k larger than the vocabulary", d.randn(2, V), V + d.int(1, 9),
+                 hint="k may exceed the vocabulary size V: then every token stays (topk(min(k, V)))"),
+            Case("logits tied with the k-th largest", ties[:, d.sample(range(V), V)], k,
+                 hint="keep every logit equal to the k-th largest too: compare with the k-th value, do not keep exactly k positions"),
+            Case("3-D logits (B, T, V)", d.randn(2, 3, V, scale=3.0), d.int(1, V - 1)),
+            Case("float64 logits", d.randn(2, V, dtype=torch.float64), k),
+            Case("bfloat16 logits", d.randn(2, V, dtype=torch.bfloat16), k)]
+
+
+@exercise("08.top_k_filter", reference=generation.top_k_filter, cases=_top_k_cases)
+def check_top_k_filter(c: Check) -> None:
     logits = torch.tensor([[1.0, 3.0, 2.0, 0.5, 2.5], [0.0, -1.0, 4.0, 4.0, 1.0]])
     out = c.call(logits, 2)
     c.expect_tensor(out, shape=logits.shape, dtype=logits.dtype, name="top_k_filter(logits (2, 5), 2)")
     if not out.isinf().any() and (out == 0).sum() > (logits == 0).sum():
         c.fail("excluded logits were set to 0", "set them to -inf: a logit of 0 still gets probability after the softmax")
-    for n in (1, 3):
+    for n in (1, 3):  # (c.diagnose passes over values with -inf)
         if torch.equal(out, generation.top_k_filter(logits, n)):
             c.fail(f"your filter keeps {n} tokens per row for k = 2",
                    f"you kept k {'+' if n > 2 else '-'} 1 tokens: the k largest, no more and no fewer")
@@ -127,14 +199,55 @@ def check_top_k_filter(fn) -> None:
              "keep the k largest logits of each row unchanged, -inf elsewhere")
     x = _randn(3, 50, seed=8)
     c.expect(torch.equal(c.call(x, 50), x), "k = V should change nothing", "with k >= V every token stays")
-    c.expect(torch.equal(c.call(x, 7), generation.top_k_filter(x, 7)), "top-7 of random logits is wrong", "")
-    c.done()
 
 
-def check_top_p_filter(fn) -> None:
-    c = Check("08.top_p_filter", fn)
-    probs = torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]])
-    logits = probs.log()
+def with_logits(fn, logits, p):
+    """Harness: ``fn``'s filtered logits and the logits it was given (to judge equal probabilities)."""
+    return fn(logits, p), logits
+
+
+def _nucleus_compare(actual, expected) -> str | None:
+    """Equal probabilities at the boundary may be cut in either order: then the same number of tokens per row,
+    kept unchanged, none less probable than a dropped one, is as right as the reference's choice."""
+    (out, _), (want, logits) = actual, expected
+    why = same(out, want, reveal=False)
+    if why is None or "wrong values" not in why:
+        return why
+    kept = out != _INF
+    top = logits.masked_fill(~kept, math.inf).amin(-1) >= logits.masked_fill(kept, _INF).amax(-1)
+    if torch.equal(kept.sum(-1), (want != _INF).sum(-1)) and torch.equal(out[kept], logits[kept]) and bool(top.all()):
+        return None
+    return why
+
+
+def _nucleus_p(d: Draw, logits: torch.Tensor, margin: float) -> float:
+    """A p at least ``margin`` away from the mass before every token, so any precision keeps the same tokens."""
+    probs = logits.double().softmax(-1).sort(-1, descending=True).values
+    before = (probs.cumsum(-1) - probs).flatten()
+    return next(p for p in (round(d.float(0.2, 0.95), 3) for _ in range(10_000)) if (before - p).abs().min() > margin)
+
+
+def _top_p_cases(d: Draw) -> list[Case]:
+    V = d.int(8, 16)
+    exact = torch.full((3, V), _INF)  # 2, 4 and 8 equal tokens: probabilities 1/2, 1/4, 1/8, exact in float
+    for row, n in enumerate((2, 4, 8)):
+        exact[row, d.sample(range(V), n)] = 0.0
+    holes = d.randn(3, V).masked_fill((d.rand(3, V) < 0.3) & (torch.arange(V) > 0), _INF)
+    return [Case("tokens before it that sum to exactly p", exact, 0.5,
+                 hint="drop a token once the mass before it reaches p (>= p): with exactly p before it, it is not needed"),
+            *(Case(kind, x, _nucleus_p(d, x, margin), hint=hint) for kind, x, margin, hint in (
+                ("3-D logits (B, T, V)", d.randn(2, 3, V, scale=2.0), 1e-4,
+                 "work along the last dim (sort, cumsum and scatter with dim=-1): logits may be (B, T, V)"),
+                ("large logits", d.randn(3, V, scale=60.0), 1e-4, ""),
+                ("logits that hold -inf (after top-k)", holes, 1e-4, ""),
+                ("float64 logits", d.randn(2, V, dtype=torch.float64, scale=2.0), 1e-4, ""),
+                ("bfloat16 logits", d.randn(2, 6, dtype=torch.bfloat16, scale=2.0), 0.03, "")))]
+
+
+@exercise("08.top_p_filter", reference=generation.top_p_filter, cases=_top_p_cases, via=with_logits,
+          compare=_nucleus_compare)
+def check_top_p_filter(c: Check) -> None:
+    logits = torch.tensor([[0.5, 0.2, 0.15, 0.1, 0.05]]).log()
     out = c.call(logits, 0.6)
     c.expect_tensor(out, shape=logits.shape, dtype=logits.dtype, name="top_p_filter(logits, 0.6)")
     kept = (~out.isinf()).long().tolist()[0]
@@ -143,24 +256,30 @@ def check_top_p_filter(fn) -> None:
                "keep the token that crosses the threshold: 0.5 < 0.6, so the 0.2 token is needed too")
     c.expect(kept == [1, 1, 0, 0, 0], f"with p = 0.6 you kept {kept}, expected [1, 1, 0, 0, 0]",
              "sort by probability; keep tokens while the mass before them is below p")
-    kept = (~c.call(logits, 0.75).isinf()).long().tolist()[0]
-    c.expect(kept == [1, 1, 1, 0, 0], f"with p = 0.75 you kept {kept}, expected [1, 1, 1, 0, 0]",
-             "0.5 + 0.2 = 0.7 is still below 0.75, so the 0.15 token is kept too")
     kept = (~c.call(logits, 0.3).isinf()).long().tolist()[0]
     c.expect(kept == [1, 0, 0, 0, 0], f"with p = 0.3 you kept {kept}, expected only the top token",
              "the most probable token is always kept, even when it alone exceeds p")
     shuffled = logits[:, [3, 0, 4, 2, 1]]
-    got = c.call(shuffled, 0.8)
-    c.expect(torch.equal(got, generation.top_p_filter(shuffled, 0.8)), "unsorted logits give a wrong result",
-             "undo the sort: scatter the keep/drop decision back to vocabulary order")
+    c.expect(torch.equal(c.call(shuffled, 0.8), generation.top_p_filter(shuffled, 0.8)), "unsorted logits give a wrong "
+             "result", "sort by probability (descending) before the cumulative sum, then scatter the keep/drop "
+             "decision back to vocabulary order")
     x = _randn(4, 40, seed=9) * 2
-    c.expect(torch.equal(c.call(x, 0.9), generation.top_p_filter(x, 0.9)), "random logits, p = 0.9: wrong tokens kept", "")
     c.expect(torch.equal(c.call(x, 1.0), x), "p = 1 should keep everything", "")
-    c.done()
 
 
-def check_repetition_penalty(fn) -> None:
-    c = Check("08.repetition_penalty", fn)
+def _penalty_cases(d: Draw) -> list[Case]:
+    V = d.int(8, 40)
+    return [Case("a batch of 3, each row with its own repeated tokens", d.randn(3, V, scale=2.0),
+                 d.randint(0, V, (3, d.int(5, 12))), d.float(1.1, 2.5)),
+            Case("a penalty below 1 (it favours repetition)", d.randn(2, V), d.randint(0, V, (2, 6)), d.float(0.5, 0.9),
+                 hint="apply z / penalty if z > 0 else z * penalty whatever the penalty: below 1 it raises seen logits"),
+            Case("no previous tokens yet (S = 0)", d.randn(2, V), d.randint(0, V, (2, 0)), 1.5),
+            Case("float64 logits", d.randn(2, V, dtype=torch.float64), d.randint(0, V, (2, 5)), 1.3),
+            Case("bfloat16 logits", d.randn(2, V, dtype=torch.bfloat16), d.randint(0, V, (2, 5)), 1.3)]
+
+
+@exercise("08.repetition_penalty", reference=generation.repetition_penalty, cases=_penalty_cases)
+def check_repetition_penalty(c: Check) -> None:
     logits = torch.tensor([[2.0, -1.0, 0.5, -3.0, 1.0]])
     previous = torch.tensor([[0, 1, 1, 4]])
     out = c.call(logits, previous, 2.0)
@@ -173,17 +292,42 @@ def check_repetition_penalty(fn) -> None:
         "only tokens in previous are penalised": torch.tensor([[1.0, -2.0, 0.25, -6.0, 0.5]]),
     }, "your penalty matches a known mistake", correct=want)
     c.close(out, want, "the penalised logits differ", "seen tokens: z / penalty if z > 0 else z * penalty")
-    x, prev = _randn(2, 30, seed=10), torch.randint(30, (2, 6), generator=torch.Generator().manual_seed(11))
-    c.close(c.call(x, prev, 1.3), generation.repetition_penalty(x, prev, 1.3), "a batch of 2 rows is wrong",
-            "each row has its own previous tokens")
-    c.done()
 
 
 # ------------------------------------------------------------------------------------------ speculative
 
 
-def check_speculative_accept(fn) -> None:
-    c = Check("08.speculative_accept", fn)
+def _dists(d: Draw, rows: int, V: int, dtype=torch.float32) -> torch.Tensor:
+    x = d.rand(rows, V, dtype=torch.float64) ** 2 + 0.02
+    return (x / x.sum(-1, keepdim=True)).to(dtype)
+
+
+def _speculative_cases(d: Draw) -> list[Case]:
+    def round_(gamma, V, u, dtype=torch.float32):
+        return _dists(d, gamma + 1, V, dtype), _dists(d, gamma, V, dtype), d.randint(0, V, (gamma,)), u.to(dtype), d.float(0, 0.99)
+
+    p, q, draft, u, v = round_(3, d.int(5, 9), torch.zeros(3))  # reject the middle draft: the one least likely under p/q
+    draft[1], u[1] = int((p[1] / q[1]).argmin()), 0.9999
+    V = d.int(5, 9)  # a rejection whose residual, normalised in float32, sums to a hair below 1 (v = 1 - 1e-9 above it)
+    for pc, qc in ((_dists(d, 2, V), _dists(d, 1, V)) for _ in range(10_000)):
+        r = (pc[0] - qc[0]).clamp(min=0)
+        if pc[0, -1] < qc[0, -1] and (r / r.sum()).cumsum(0)[-1] < 1 and (pc[0] / qc[0]).min() < 0.9:
+            break  # (its last token has no residual mass: clamping the index to V - 1 is no way out)
+    cols = d.sample(range(3), 3)  # p/q = 0.25 / 0.5 = u exactly
+    pe, qe = torch.tensor([[0.25, 0.25, 0.5], [0.5, 0.25, 0.25]])[:, cols], torch.tensor([[0.5, 0.25, 0.25]])[:, cols]
+    return [Case("γ = 4, every draft accepted", *round_(4, d.int(4, 9), torch.zeros(4)),
+                 hint="the bonus token comes from p[γ], the last row of p: γ is len(draft), not a fixed number"),
+            Case("γ = 1", *round_(1, d.int(3, 9), d.rand(1))),
+            Case("γ = 3, the middle draft rejected", p, q, draft, u, v),
+            Case("u equal to p/q", pe, qe, torch.tensor([cols.index(0)]), torch.tensor([0.5]), d.float(0, 0.99),
+                 hint="accept only when u < min(1, p/q), strictly: u = p/q is a rejection"),
+            Case("a residual whose float32 CDF ends below v", pc, qc, (pc[0] / qc[0]).argmin()[None], torch.tensor([0.9999]),
+                 1 - 1e-9, hint="draw with sample_from_probs: in float32 a CDF can end a hair below v, which it handles"),
+            Case("float64 probabilities", *round_(2, d.int(3, 9), d.rand(2), torch.float64))]
+
+
+@exercise("08.speculative_accept", reference=speculative.speculative_accept, cases=_speculative_cases, compare=_same_ids)
+def check_speculative_accept(c: Check) -> None:
     p = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.1, 0.8, 0.1]])
     q = torch.tensor([[0.3, 0.6, 0.1], [0.5, 0.4, 0.1]])
 
@@ -216,40 +360,51 @@ def check_speculative_accept(fn) -> None:
     got = run([1, 0], [0.3, 0.3], 0.0)
     c.expect(got == want([1, 0], [0.3, 0.3], 0.0), f"u = 0.3 < p/q = 0.5 should accept token 1; got {got}",
              "accept when u < p/q, even when p < q")
-    c.done()
 
 
-def check_expected_tokens(fn) -> None:
-    c = Check("08.expected_tokens", fn)
+_LIMIT_HINT = "α = 1 is a limit: every draft passes, γ + 1 tokens per round"
 
+
+def _expected_cases(d: Draw) -> list[Case]:
+    return [Case("another α and γ", round(d.float(0.05, 0.95), 3), d.int(1, 9)),
+            Case("γ = 0 (no drafts)", round(d.float(0.1, 0.9), 3), 0),
+            Case("α = 1 with another γ", 1.0, d.choice([2, 5, 6, 8]), hint=_LIMIT_HINT)]
+
+
+@exercise("08.expected_tokens", reference=speculative.expected_tokens_per_round, cases=_expected_cases,
+          rtol=1e-9, atol=1e-12)
+def check_expected_tokens(c: Check) -> None:
     def val(alpha, gamma):
-        out = c.call(alpha, gamma, error_hints={"division by zero": "α = 1 is a limit: every draft passes, γ + 1 tokens per round"})
-        if isinstance(out, torch.Tensor):
-            out = out.item()
-        c.expect(isinstance(out, (int, float)) and math.isfinite(out), f"expected_tokens({alpha}, {gamma}) = {out!r}",
-                 "return a finite float")
+        out = c.number(c.call(alpha, gamma, error_hints={"division by zero": _LIMIT_HINT}), f"expected_tokens({alpha}, {gamma})")
+        c.expect(math.isfinite(out), f"expected_tokens({alpha}, {gamma}) = {out!r}", "return a finite float")
         return float(out)
 
     got = val(0.8, 4)
+    c.diagnose(got, {"a round yields up to γ + 1 tokens (the γ drafts and one from the target): α^(γ+1)": (1 - 0.8 ** 4) / 0.2,
+                     "acceptances stop at the first rejection: sum the geometric series 1 + α + ... + α^γ": 4 * 0.8},
+               f"expected_tokens(0.8, 4) = {got}, the value of a known mistake", rtol=1e-9)
     want = speculative.expected_tokens_per_round(0.8, 4)
-    if abs(got - (1 - 0.8 ** 4) / 0.2) < 1e-9:
-        c.fail("your formula uses α^γ", "a round yields up to γ + 1 tokens (the γ drafts and one from the target): α^(γ+1)")
-    if abs(got - 4 * 0.8) < 1e-9:
-        c.fail("you multiplied γ by α", "acceptances stop at the first rejection: sum the geometric series 1 + α + ... + α^γ")
     c.expect(abs(got - want) < 1e-9, f"expected_tokens(0.8, 4) = {got}, expected {want:.6f}", "(1 - α^(γ+1)) / (1 - α)")
     c.expect(abs(val(0.0, 5) - 1.0) < 1e-9, "α = 0 should give 1 token per round", "nothing accepted: only the target's token")
-    c.expect(abs(val(1.0, 3) - 4.0) < 1e-9, "α = 1 should give γ + 1", "α = 1 is a limit: every draft passes, γ + 1 tokens per round")
-    c.done()
+    c.expect(abs(val(1.0, 3) - 4.0) < 1e-9, "α = 1 should give γ + 1", _LIMIT_HINT)
 
 
-def check_prompt_lookup(fn) -> None:
-    c = Check("08.prompt_lookup", fn)
+def _lookup_cases(d: Draw) -> list[Case]:
+    x, run = d.int(5, 9), d.int(4, 7)
+    return [Case("a match that overlaps the tail (a repeated token)", [d.int(10, 20) for _ in range(d.int(1, 4))] + [x] * run,
+                 d.int(2, 4), 3, hint="an earlier occurrence may overlap the tail (in 7 7 7 7 the 3-gram at 0 overlaps the one "
+                 "at 1): try every start below len(tokens) - n"),
+            Case("a long text over 3 token ids", [d.int(0, 2) for _ in range(d.int(30, 60))], d.int(2, 6), d.int(2, 4)),
+            Case("max_ngram longer than the text", [d.int(0, 1) for _ in range(3)], 3, 5),
+            Case("a one-token text", [d.int(0, 9)], 3, 2)]
 
+
+@exercise("08.prompt_lookup", reference=speculative.prompt_lookup, cases=_lookup_cases, compare=_same_ids)
+def check_prompt_lookup(c: Check) -> None:
     def run(tokens, gamma, n):
         return _int_list(c, c.call(tokens, gamma, n), "prompt_lookup")
 
-    tokens = [1, 2, 3, 9, 1, 2, 3, 4, 5, 6, 1, 2, 3]
-    got = run(tokens, 3, 3)
+    got = run([1, 2, 3, 9, 1, 2, 3, 4, 5, 6, 1, 2, 3], 3, 3)
     if got == []:
         c.fail("no proposal although [1, 2, 3] occurred before", "search the earlier text for the last n tokens "
                "(excluding the tail itself, which always matches)")
@@ -266,34 +421,38 @@ def check_prompt_lookup(fn) -> None:
     c.expect(got == [2, 9], f"got {got}, expected [2, 9]", "the 2-gram [1, 4] occurred at the start, followed by [2, 9]")
     c.expect(run([1, 2, 3], 4, 3) == [], "no earlier match should give []", "return an empty list when nothing matches")
     c.expect(run([5, 6, 5], 4, 1) == [6, 5], "a match near the end gives fewer than γ tokens", "return what follows, at most γ")
-    c.done()
 
 
 # ------------------------------------------------------------------------------------------ roofline
 
 
-def check_bytes_per_token(fn) -> None:
-    c = Check("08.bytes_per_token", fn)
+def _bytes_reference(cfg, weight_bytes, context_len, kv_bytes):
+    return speed.decode_bytes_per_token(weight_bytes, cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, context_len, kv_bytes)
+
+
+def _bytes_cases(d: Draw) -> list[Case]:
+    def cfg(heads, kv, head_dim):
+        return DecoderConfig(vocab_size=100, dim=heads * head_dim, n_layers=d.int(2, 30), n_heads=heads, n_kv_heads=kv,
+                             hidden_dim=64, max_seq_len=8192)
+
+    hint = "take n_layers, n_kv_heads and head_dim from cfg: the model of the example is one of many"
+    return [Case("SmolLM2's shape (9 heads, 3 KV heads)", cfg(9, 3, 64), d.int(10**6, 10**9), d.int(100, 8192), 2, hint=hint),
+            Case("multi-head attention (n_kv_heads = n_heads)", cfg(4, 4, 16), d.int(1000, 10**6), d.int(1, 500), 4, hint=hint),
+            Case("multi-query attention (n_kv_heads = 1)", cfg(6, 1, 32), d.int(1000, 10**6), d.int(1, 500), 1, hint=hint)]
+
+
+@exercise("08.bytes_per_token", reference=_bytes_reference, cases=_bytes_cases)
+def check_bytes_per_token(c: Check) -> None:
     cfg = DecoderConfig(vocab_size=100, dim=64, n_layers=3, n_heads=8, n_kv_heads=2, hidden_dim=96, max_seq_len=512)
-
-    def want(weight_bytes, ctx, kv_bytes):
-        return speed.decode_bytes_per_token(weight_bytes, cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, ctx, kv_bytes)
-
-    out = c.call(cfg, 1000, 100, 2)
-    if isinstance(out, torch.Tensor):
-        out = out.item()
-    c.expect(isinstance(out, (int, float)), f"returned {out!r}", "return a number of bytes")
+    out = c.number(c.call(cfg, 1000, 100, 2), "bytes_per_token(cfg, 1000, 100, 2)")
     hd = cfg.head_dim
-    mistakes = {
+    c.diagnose(out, {
         "the KV cache is read every step too: add its bytes": 1000,
         "the cache holds both keys and values: factor 2": 1000 + 3 * 2 * hd * 100 * 2,
         "GQA: the cache holds n_kv_heads heads, not n_heads": 1000 + 2 * 3 * 8 * hd * 100 * 2,
         "count every layer's cache (n_layers)": 1000 + 2 * 2 * hd * 100 * 2,
-    }
-    for hint, value in mistakes.items():
-        if out == value:
-            c.fail(f"bytes_per_token gave {out}", hint)
-    c.expect(out == want(1000, 100, 2), f"bytes_per_token(cfg, 1000, 100, 2) = {out}, expected {want(1000, 100, 2)}",
+    }, f"bytes_per_token gave {out}")
+    want = _bytes_reference(cfg, 1000, 100, 2)
+    c.expect(out == want, f"bytes_per_token(cfg, 1000, 100, 2) = {out}, expected {want}",
              "weights + 2 * n_layers * n_kv_heads * head_dim * context_len * kv_bytes")
     c.expect(c.call(cfg, 5000, 0, 4) == 5000, "with an empty context only the weights are read", "")
-    c.done()

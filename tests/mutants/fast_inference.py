@@ -108,7 +108,7 @@ def top_p_drops_crossing(logits, p):
     return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
 
 
-@mistake("check_top_p_filter", "undo the sort")
+@mistake("check_top_p_filter", "scatter the keep/drop decision back")
 def top_p_unsorted(logits, p):
     probs = logits.softmax(-1)
     drop = probs.cumsum(-1) - probs >= p
@@ -227,3 +227,226 @@ def bytes_all_heads(cfg, weight_bytes, context_len, kv_bytes):
 @mistake("check_bytes_per_token", "factor 2")
 def bytes_keys_only(cfg, weight_bytes, context_len, kv_bytes):
     return weight_bytes + cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * context_len * kv_bytes
+
+
+# ---------------------------------------------------------------- right on the example, wrong in general
+
+@mistake("check_write_kv", "not a loop over a fixed batch size", kind="overfit")
+def kv_batch_of_two(k_cache, v_cache, k, v, start):
+    end = start + k.shape[2]
+    for b in range(2):  # the example's batch
+        k_cache[b, :, start:end] = k[b]
+        v_cache[b, :, start:end] = v[b]
+    return k_cache[:, :, :end], v_cache[:, :, :end]
+
+
+@mistake("check_cached_attention", "compute the ratio from the shapes", kind="overfit")
+def attn_ratio_three(q, k, v):
+    k, v = k.repeat_interleave(3, dim=1), v.repeat_interleave(3, dim=1)  # 6 query heads / 2 KV heads
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), -1) @ v
+
+
+@mistake("check_left_pad", "not from ids != pad_id", kind="overfit")
+def pad_mask_from_ids(prompts, pad_id):
+    T = max(map(len, prompts))
+    ids = torch.tensor([[pad_id] * (T - len(p)) + p for p in prompts])
+    return ids, (ids != pad_id).long()
+
+
+@mistake("check_top_k_filter", "k may exceed the vocabulary size", kind="overfit")
+def top_k_no_clamp(logits, k):
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+@mistake("check_top_k_filter", "do not keep exactly k positions", kind="overfit")
+def top_k_exactly_k(logits, k):
+    idx = logits.topk(min(k, logits.shape[-1]), dim=-1).indices
+    return torch.full_like(logits, float("-inf")).scatter(-1, idx, logits.gather(-1, idx))
+
+
+@mistake("check_top_p_filter", "reaches p (>= p)", kind="overfit")
+def top_p_strictly_above(logits, p):
+    s, order = logits.sort(-1, descending=True)
+    probs = s.softmax(-1)
+    drop = probs.cumsum(-1) - probs > p
+    return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+
+
+@mistake("check_top_p_filter", "along the last dim", kind="overfit")
+def top_p_dim_one(logits, p):
+    s, order = logits.sort(-1, descending=True)
+    probs = s.softmax(-1)
+    drop = probs.cumsum(-1) - probs >= p
+    return logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
+
+
+@mistake("check_repetition_penalty", "whatever the penalty", kind="overfit")
+def penalty_always_lower(logits, previous, penalty):
+    seen = logits.gather(-1, previous)
+    return logits.scatter(-1, previous, torch.minimum(seen / penalty, seen * penalty))
+
+
+@mistake("check_speculative_accept", "not a fixed number", kind="overfit")
+def accept_bonus_row_two(p, q, draft, u, v):
+    out = speculative.speculative_accept(p, q, draft, u, v)
+    if len(out) == len(draft) + 1:  # all accepted: the bonus from p[2], the example's last row
+        out[-1] = generation.sample_from_probs(p[2] / p[2].sum(), v)
+    return out
+
+
+@mistake("check_speculative_accept", "strictly", kind="overfit")
+def accept_at_equality(p, q, draft, u, v):
+    out = []
+    for i, d in enumerate(draft.tolist()):
+        if u[i] <= min(1.0, (p[i, d] / q[i, d]).item()):
+            out.append(d)
+            continue
+        r = (p[i] - q[i]).clamp(min=0)
+        return out + [generation.sample_from_probs(r / r.sum(), v)]
+    return out + [generation.sample_from_probs(p[-1], v)]
+
+
+def _draw_float32(probs, v):
+    return int(torch.searchsorted(probs.cumsum(0), torch.tensor([v]), right=True))
+
+
+@mistake("check_speculative_accept", "a hair below v", kind="overfit")
+def accept_own_float32_cdf(p, q, draft, u, v):
+    out = []
+    for i, d in enumerate(draft.tolist()):
+        if u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
+            out.append(d)
+            continue
+        r = (p[i] - q[i]).clamp(min=0)
+        return out + [_draw_float32(r / r.sum(), v)]
+    return out + [_draw_float32(p[-1] / p[-1].sum(), v)]
+
+
+@mistake("check_expected_tokens", "α = 1 is a limit", kind="overfit")
+def expected_limit_typed(alpha, gamma):
+    if alpha == 1:
+        return 4.0  # the γ + 1 of the example
+    return (1 - alpha ** (gamma + 1)) / (1 - alpha)
+
+
+@mistake("check_prompt_lookup", "overlap the tail", kind="overfit")
+def lookup_no_overlap(tokens, gamma, max_ngram):
+    for n in range(max_ngram, 0, -1):
+        tail, text = tokens[-n:], tokens[:-n]
+        for s in range(len(text) - n, -1, -1):
+            if text[s:s + n] == tail:
+                return tokens[s + n:s + n + gamma]
+    return []
+
+
+@mistake("check_bytes_per_token", "from cfg", kind="overfit")
+def bytes_ratio_four(cfg, weight_bytes, context_len, kv_bytes):
+    return weight_bytes + 2 * cfg.n_layers * (cfg.dim // 4) * context_len * kv_bytes  # n_kv_heads / n_heads = 2 / 8
+
+
+# ---------------------------------------------------------------- changing the caller's inputs (or the cache where it should not)
+
+@mistake("check_write_kv", "leave every other slot as it is", kind="inplace")
+def kv_clears_at_zero(k_cache, v_cache, k, v, start):
+    if start == 0:  # a new text: wipe the old one
+        k_cache.zero_()
+        v_cache.zero_()
+    return kv_cache.write_kv(k_cache, v_cache, k, v, start)
+
+
+@mistake("check_cached_attention", "leave the inputs as they are", kind="inplace")
+def attn_scale_q_in_place(q, k, v):
+    q /= math.sqrt(q.shape[-1])
+    rep = q.shape[1] // k.shape[1]
+    return torch.softmax(q @ A.repeat_kv(k, rep).transpose(-2, -1), -1) @ A.repeat_kv(v, rep)
+
+
+@mistake("check_left_pad", "leave the inputs as they are", kind="inplace")
+def pad_prompts_in_place(prompts, pad_id):
+    T = max(map(len, prompts))
+    mask = [[0] * (T - len(p)) + [1] * len(p) for p in prompts]
+    for p in prompts:
+        p[:0] = [pad_id] * (T - len(p))
+    return torch.tensor(prompts), torch.tensor(mask)
+
+
+@mistake("check_top_k_filter", "leave the inputs as they are", kind="inplace")
+def top_k_fill_in_place(logits, k):
+    kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[..., -1:]
+    logits[logits < kth] = float("-inf")
+    return logits
+
+
+@mistake("check_top_p_filter", "leave the inputs as they are", kind="inplace")
+def top_p_fill_in_place(logits, p):
+    s, order = logits.sort(-1, descending=True)
+    probs = s.softmax(-1)
+    drop = probs.cumsum(-1) - probs >= p
+    return logits.masked_fill_(drop.scatter(-1, order, drop), float("-inf"))
+
+
+@mistake("check_repetition_penalty", "leave the inputs as they are", kind="inplace")
+def penalty_scatter_in_place(logits, previous, penalty):
+    seen = logits.gather(-1, previous)
+    return logits.scatter_(-1, previous, torch.where(seen > 0, seen / penalty, seen * penalty))
+
+
+@mistake("check_speculative_accept", "leave the inputs as they are", kind="inplace")
+def accept_residual_in_place(p, q, draft, u, v):
+    out = []
+    for i, d in enumerate(draft.tolist()):
+        if u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
+            out.append(d)
+            continue
+        p[i] -= q[i]
+        p[i].clamp_(min=0)
+        return out + [generation.sample_from_probs(p[i] / p[i].sum(), v)]
+    return out + [generation.sample_from_probs(p[-1], v)]
+
+
+# ---------------------------------------------------------------- the input's dtype lost
+
+@mistake("check_write_kv", "dtype", kind="dtype")
+def kv_cat_then_copy(k_cache, v_cache, k, v, start):
+    end = start + k.shape[2]
+    new_k = torch.cat([k_cache[:, :, :start], k, k_cache[:, :, end:]], 2)
+    new_v = torch.cat([v_cache[:, :, :start], v, v_cache[:, :, end:]], 2)
+    k_cache.copy_(new_k)
+    v_cache.copy_(new_v)
+    return new_k[:, :, :end], new_v[:, :, :end]
+
+
+@mistake("check_cached_attention", "dtype", kind="dtype")
+def attn_float32(q, k, v):
+    return cached_attention(q.float(), k.float(), v.float())
+
+
+@mistake("check_top_k_filter", "dtype", kind="dtype")
+def top_k_float32(logits, k):
+    logits = logits.float()
+    kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+@mistake("check_top_p_filter", "dtype", kind="dtype")
+def top_p_float32(logits, p):
+    return generation.top_p_filter(logits.float(), p)
+
+
+@mistake("check_repetition_penalty", "dtype", kind="dtype")
+def penalty_float32_factor(logits, previous, penalty):
+    factor = torch.where(logits > 0, 1 / penalty, penalty)
+    return logits * torch.ones(logits.shape).scatter(-1, previous, factor.gather(-1, previous))
+
+
+@mistake("check_speculative_accept", "use .tolist() or int(...)", kind="dtype")
+def accept_tensor_tokens(p, q, draft, u, v):
+    out = []
+    for i, d in enumerate(draft):  # d is a 0-d tensor
+        if u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
+            out.append(d)
+            continue
+        r = (p[i] - q[i]).clamp(min=0)
+        return out + [generation.sample_from_probs(r / r.sum(), v)]
+    return out + [generation.sample_from_probs(p[-1], v)]
