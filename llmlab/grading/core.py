@@ -47,6 +47,7 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
 NOT_IMPLEMENTED_HINT = "replace `raise NotImplementedError` with your code, run that cell, then this one"
 HIDDEN_HINT = ("right on the examples shown, wrong in general: look for what you assumed about the inputs "
                "(a size, a batch of 1, sizes that divide evenly, a scale, the order of equal values)")
+SIGNATURE_HINT = "keep the stub's signature: the check passes the arguments by the names and in the order it gives"
 DTYPE_HINT = "return the dtype the input has (create new tensors with dtype=x.dtype, cast back after computing in float32)"
 INPLACE_HINT = ("leave the inputs as they are: build the result in new tensors/containers "
                 "(x = x * 2 or x.clone(), not x *= 2 or x.mul_(2); dict(d), list(l))")
@@ -336,6 +337,8 @@ class Check:
             raise
         except Exception as e:  # the learner's bug: say what and where, in one line
             hint = next((h for frag, h in (error_hints or {}).items() if frag in str(e)), None)
+            if hint is None and isinstance(e, TypeError) and "argument" in str(e) and not learner_frame(e):
+                hint = SIGNATURE_HINT  # raised by the call itself: the parameters differ from the stub's
             self.fail(f"your function raised {type(e).__name__}: {e}", hint or learner_frame(e))
         if copy_args and not inplace:
             names = list(kwargs)

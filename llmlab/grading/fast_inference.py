@@ -153,7 +153,9 @@ def check_left_pad(c: Check) -> None:
     out = c.call([[5, 6, 7], [8], [9, 10]], 0)
     c.expect(isinstance(out, tuple) and len(out) == 2, "expected a pair (ids, attention_mask)", "return ids, mask")
     ids, mask = out
-    c.expect_tensor(ids, shape=(3, 3), dtype=torch.long, name="ids")
+    c.expect_tensor(ids, shape=(3, 3), name="ids")
+    c.expect(ids.dtype == torch.long, f"ids have dtype {ids.dtype}, expected torch.long",
+             "token ids are int64: build the padded ids with dtype=torch.long, as embedding layers expect")
     c.expect_tensor(mask, shape=(3, 3), name="attention_mask")
     if torch.equal(ids, torch.tensor([[5, 6, 7], [8, 0, 0], [9, 10, 0]])):
         c.fail("you padded on the right", "padding goes on the left, so every prompt ends at position T-1 where its "
@@ -345,8 +347,11 @@ def check_speculative_accept(c: Check) -> None:
              "accept d_i when u_i < min(1, p_i(d_i) / q_i(d_i)); after all γ, draw the bonus from p[γ]")
     # draft 1 at step 0: p/q = 0.5, u = 0.7 -> rejected; residual max(0, p0 - q0) = [0.3, 0, 0] -> token 0
     got = run([1, 2], [0.7, 0.1], 0.99)
-    if got[:1] == [1]:
+    if len(got) > 1 and got[0] == 1:
         c.fail("a draft with p/q = 0.5 was accepted with u = 0.7", "accept with probability min(1, p/q): compare u with the ratio")
+    if got == [1]:  # |p - q| = [0.3, 0.3, 0]: v = 0.99 falls on token 1, which max(0, p - q) gives no mass
+        c.fail("after a rejection you drew token 1, which the draft over-proposed",
+               "the residual is max(0, p - q), not |p - q|: tokens with q > p get no mass")
     if got == [2]:
         c.fail("after a rejection you sampled from p", "after a rejection, sample from the residual norm(max(0, p - q))")
     c.expect(got == [0], f"drafts [1, 2] with u = [0.7, 0.1] gave {got}, expected [0]",

@@ -450,3 +450,21 @@ def accept_tensor_tokens(p, q, draft, u, v):
         r = (p[i] - q[i]).clamp(min=0)
         return out + [generation.sample_from_probs(r / r.sum(), v)]
     return out + [generation.sample_from_probs(p[-1], v)]
+
+
+@mistake("check_speculative_accept", "not |p - q|")
+def accept_abs_residual(p, q, draft, u, v):
+    out = []
+    for i, d in enumerate(draft.tolist()):
+        if u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
+            out.append(d)
+            continue
+        residual = (p[i] - q[i]).abs()
+        return out + [speculative.sample_from_probs(residual / residual.sum(), v)]
+    return out + [speculative.sample_from_probs(p[len(out)], v)]
+
+
+@mistake("check_left_pad", "token ids are int64")
+def left_pad_int32(prompts, pad_id):
+    ids, mask = generation.left_pad(prompts, pad_id)
+    return ids.int(), mask
