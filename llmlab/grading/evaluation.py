@@ -167,10 +167,16 @@ def _cm_cases(d: Draw) -> list[Case]:
     K, N = d.int(3, 6), d.int(20, 80)
     y = d.randint(0, K, (N,))
     missing = y.clamp(max=K - 2)  # the last class never occurs
+    K8 = d.int(17, 40)  # (K8 - 1) * K8 + (K8 - 1) > 255: a flat index t * K + p overflows uint8
+    y8, p8 = d.randint(0, K8, (N,)), d.randint(0, K8, (N,))
+    y8[0] = p8[0] = K8 - 1
     return [Case("another class count", y, _noisy(y, K, 0.4, 0, d.gen), K),
             Case("int32 class ids", y.int(), _noisy(y, K, 0.3, 0, d.gen).int(), K,
                  hint="class ids may come as int32: convert with .long() before one_hot or index arithmetic"),
-            Case("a class that is never true nor predicted", missing, _noisy(missing, K - 1, 0.3, 0, d.gen), K)]
+            Case("a class that is never true nor predicted", missing, _noisy(missing, K - 1, 0.3, 0, d.gen), K),
+            Case(f"uint8 class ids, {K8} classes", y8.to(torch.uint8), p8.to(torch.uint8), K8,
+                 hint="y_true * n_classes + y_pred overflows a uint8 tensor (it stops at 255): convert the ids with "
+                      ".long() before any arithmetic")]
 
 
 @exercise("07.confusion_matrix", reference=_cm_reference, cases=_cm_cases)
@@ -235,7 +241,10 @@ def _f1_cases(d: Draw) -> list[Case]:
                  "of both classes: the binary F1 is class 1's alone")] + \
         [Case(f"{K} classes, {average}", cm(K), average) for K, average in
          [(d.int(5, 7), "weighted"), (d.int(5, 7), "micro"), (3, "weighted")]] + \
-        [Case("a class never true nor predicted, weighted", cm(d.int(4, 6), empty=True), "weighted")]
+        [Case("a class never true nor predicted, weighted", cm(d.int(4, 6), empty=True), "weighted"),
+         Case("2 classes of different sizes, weighted", torch.tensor([[d.int(20, 40), d.int(0, 5)], [d.int(3, 10), d.int(0, 5)]]),
+              "weighted", hint="weighted-F1 weights each class's F1 by its support (row sums) whatever the number of "
+                               "classes: with 2 classes of different sizes it is not the macro mean")]
 
 
 @exercise("07.f1_score", reference=_f1_reference, cases=_f1_cases)
@@ -635,3 +644,8 @@ def check_fit_logistic_regression(c: Check) -> None:
     W32, b32 = c.call(X32, y[:30], 3, 0.1, 200, error_hints=no_grad)
     c.expect(isinstance(W32, torch.Tensor) and W32.dtype == torch.float32, "float32 features should give float32 weights",
              "fit in float64 if you like, then return W.to(X.dtype)")
+    W4, b4 = c.call(X, y, 4, l2, 2, error_hints=no_grad)  # two steps: class 3 has no example, no optimum to reach
+    c.expect(tuple(getattr(W4, "shape", ())) == (4, 4) and tuple(getattr(b4, "shape", ())) == (4,),
+             f"with n_classes=4 and labels 0-2 only, W has shape {tuple(getattr(W4, 'shape', ()))}, expected (4, 4)",
+             "size W (D, n_classes) and b (n_classes,) from the argument n_classes, not from the example or from "
+             "y.max() + 1: a class may have no example in y")

@@ -52,7 +52,8 @@ def _count_cases(d: Draw) -> list[Case]:
 @exercise("01.count_ngrams", reference=ngram.count_ngrams, cases=_count_cases, compare=_same_counts)
 def check_count_ngrams(c: Check) -> None:
     toy = [1, 2, 1, 2, 1]
-    out = _as_counter(c, c.call(toy, 2), "count_ngrams([1, 2, 1, 2, 1], 2)")
+    raw = c.call(toy, 2)
+    out = _as_counter(c, raw, "count_ngrams([1, 2, 1, 2, 1], 2)")
     total, want_total = sum(out.values()), len(toy) - 2 + 1
     if total < want_total:
         c.fail(f"you found {total} bigrams in 5 tokens, expected {want_total}",
@@ -60,6 +61,13 @@ def check_count_ngrams(c: Check) -> None:
                else "n-grams overlap: slide the window one token at a time, not n")
     c.expect(out == Counter({(1, 2): 2, (2, 1): 2}), f"count_ngrams([1, 2, 1, 2, 1], 2) gave {dict(out)}",
              "expected {(1, 2): 2, (2, 1): 2}: count each window tokens[i:i+n]")
+    try:
+        missing = raw[(9, 9)]
+    except KeyError:
+        missing = "KeyError"
+    c.expect(missing == 0, f"count_ngrams([1, 2, 1, 2, 1], 2)[(9, 9)] gave {missing}: an n-gram never seen should count 0",
+             "return a Counter, as the exercise asks (Counter(...), or Counter() then +=): a plain dict has no 0 "
+             "for a missing key")
     text = _slice()
     for n in (1, 2, 3, 5):
         got = _as_counter(c, c.call(text, n), f"count_ngrams(text, {n})")
@@ -138,7 +146,10 @@ def _table_cases(d: Draw) -> list[Case]:
         if holes:  # tokens of probability 0 (log p = -inf), never the target
             scores = scores.masked_fill((d.rand(T, V) < 0.5) & (torch.arange(V) != targets[:, None]), float("-inf"))
         return scores.log_softmax(-1).to(dtype), targets
+    T = d.int(1500, 3000)
     return [
+        Case(f"{T} steps of a uniform model over 10 tokens, float64", torch.full((T, 10), math.log(0.1), dtype=torch.float64),
+             d.randint(0, 10, (T,)), hint=f"stay in log space: a product of {T} probabilities (0.1 ** {T}) underflows to 0"),
         Case("another length and vocabulary, float64", *table(d.int(2, 30), d.int(3, 60), torch.float64)),
         Case("tokens of probability 0 (-inf log-probabilities)", *table(d.int(4, 12), d.int(5, 20), torch.float32, True),
              hint="pick log_probs[t, targets[t]] (gather or indexing): a one-hot product turns -inf · 0 into NaN"),
@@ -192,6 +203,8 @@ def check_perplexity(c: Check) -> None:
     targets = torch.arange(8)
     out = c.call(uniform, targets)
     c.expect_tensor(out, shape=(), name="perplexity(log_probs, targets)")
+    c.expect(out.dtype == uniform.dtype, f"float64 log_probs gave a perplexity of dtype {out.dtype}",
+             "keep log_probs' dtype: float64 input gives a float64 perplexity (no .float(), no torch.tensor(math.exp(...)))")
     c.diagnose(out, _perplexity_mistakes(uniform, targets), f"a uniform model over {V} tokens gave {out.item():.4g}, expected {V}",
                correct=torch.tensor(float(V)))
     c.expect(abs(out.item() - V) < 1e-6, f"a uniform model over {V} tokens gave {out.item():.4g}, expected {V}",
@@ -265,6 +278,7 @@ def _sample_cases(d: Draw) -> list[Case]:
     short[-d.int(1, 4):] = 0.0
     short = (short / short.sum()).float()
     short[short.argmax()] -= 1e-5  # float32 rounding: the CDF now ends a hair below 1
+    a, eps = d.choice([0.25, 0.5, 0.75]), d.choice([1e-9, 2e-9, 3e-9])
     below = "if rounding leaves the CDF's last value below u, return the last token with non-zero probability"
     return [
         Case("a float32 distribution over 1,000 tokens", p.float(), (cdf[i] - p[i] / 2).item()),
@@ -274,14 +288,17 @@ def _sample_cases(d: Draw) -> list[Case]:
         Case("leading tokens of probability 0, u = 0", torch.tensor([0.0, 0.0, 0.375, 0.625]), 0.0,
              hint="strictly greater: the first i with CDF[i] > u (a token with probability 0 is never drawn)"),
         Case("a float32 CDF that ends below u", short, 1 - 1e-9, hint=below),
+        Case("float64 probabilities, a token narrower than float32 can resolve",
+             torch.tensor([a, eps, 1 - a - eps], dtype=torch.float64), a + eps / 2,
+             hint="compute the CDF in float64 (probs.double().cumsum(0)): in float32, a + 1e-9 rounds to a and the "
+                  "narrow token's interval vanishes"),
     ]
 
 
 def _as_index(c: Check, out) -> int:
-    if isinstance(out, torch.Tensor) and out.numel() == 1 and not out.is_floating_point():
-        out = int(out.item())
-    if not isinstance(out, int):
-        c.fail(f"you returned {out!r} ({type(out).__name__}), expected an int index", "return a Python int, e.g. int(i)")
+    if isinstance(out, bool) or not isinstance(out, int):
+        c.fail(f"you returned {out!r} ({type(out).__name__}), expected a Python int index",
+               "return a Python int, as the exercise asks: int(i), not a tensor")
     return out
 
 

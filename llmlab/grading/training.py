@@ -250,6 +250,8 @@ def check_clip_grad_norm(c: Check) -> None:
         mine, theirs = _grads(0, scale), _grads(0, scale)
         before = [p.grad.clone() for p in mine[:3]]
         total = c.call(iter(mine), max_norm, error_hints=CLIP_ERRORS, copy_args=False)  # a generator, as model.parameters()
+        c.expect(isinstance(total, torch.Tensor), f"you returned a {type(total).__name__}, expected a tensor",
+                 "return the norm as a torch.Tensor, as the signature says (and clip_grad_norm_ does): total, not total.item()")
         want = torch.nn.utils.clip_grad_norm_(theirs, max_norm)
         true_norm = torch.linalg.vector_norm(torch.cat([g.flatten() for g in before]))
         total = float(c.number(total, "the norm you returned"))
@@ -369,13 +371,18 @@ MASK_HINT = "keep an entry where torch.rand(x.shape, generator=generator) >= p: 
 
 
 def _dropout_cases(d: Draw) -> list[Case]:
+    x, seed = d.randn(d.int(3, 8), d.int(3, 8)), d.int(0, 2**31)
+    draws = torch.rand(x.shape, generator=_gen(seed)).flatten()
+    p = float(draws[(draws - d.float(0.2, 0.5)).abs().argmin()])  # the mask's own draw at one entry: a tie with p
     return [Case("a 3-D input", d.randn(d.int(2, 4), d.int(2, 6), d.int(3, 9)), d.choice([0.1, 0.5]), True,
                  _gen(d.int(0, 2**31)), hint=MASK_HINT),
             Case("float64 input", d.randn(d.int(2, 9), 5, dtype=torch.float64), 0.3, True, _gen(d.int(0, 2**31)),
                  hint=MASK_HINT + ", whatever x's dtype"),
             Case("bfloat16 input", d.randn(3, d.int(2, 9), dtype=torch.bfloat16), 0.2, True, _gen(d.int(0, 2**31)),
                  hint="return x's dtype: a float32 mask times a bfloat16 x gives float32 (use the bool mask, or .to(x.dtype))"),
-            Case("a 1-D input in evaluation mode", d.randn(d.int(1, 9)), 0.5, False, _gen(d.int(0, 2**31)))]
+            Case("a 1-D input in evaluation mode", d.randn(d.int(1, 9)), 0.5, False, _gen(d.int(0, 2**31))),
+            Case("p equal to one of the mask's draws", x, p, True, _gen(seed),
+                 hint=MASK_HINT + " (>=, not >: a draw equal to p is kept)")]
 
 
 @exercise("06.dropout", reference=ref.dropout, cases=_dropout_cases)
@@ -471,6 +478,7 @@ def _lora_weights(d: Draw, out_f: int, in_f: int, r: int, dtype=torch.float32, w
     return draw(out_f, in_f), draw(out_f), draw(r, in_f), draw(out_f, r)
 
 
+INT_DIV_HINT = "alpha / r is a true division: alpha // r floors it (8 // 3 = 2, not 2.67)"
 RANK_HINT = "r is A.shape[0]: the rank changes from layer to layer, scale by alpha / A.shape[0]"
 
 
@@ -491,7 +499,7 @@ def _lora_cases(d: Draw) -> list[Case]:
 def check_lora_linear(c: Check) -> None:
     W, b, A, B = _lora_case(0)
     x = _randn(2, 5, 12, seed=9, dtype=torch.float64)
-    alpha, r = 6.0, A.shape[0]
+    alpha, r = 8.0, A.shape[0]
     shape_hint = "A is (r, in) and B is (out, r): x Aᵀ is (..., r), then times Bᵀ gives (..., out)"
     hints = {"cannot be multiplied": shape_hint, "size of tensor a": shape_hint, "must match the size": shape_hint}
     out = c.call(x, W, b, A, B, alpha, error_hints=hints)
@@ -502,6 +510,8 @@ def check_lora_linear(c: Check) -> None:
         "scale the adapter by alpha / r": base + adapter,
         "the scale is alpha / r, not alpha": base + alpha * adapter,
         "the scale is alpha / r, not r / alpha": base + r / alpha * adapter,
+        "r is A.shape[0] (A is (r, in)), not A.shape[1]": base + alpha / A.shape[1] * adapter,
+        INT_DIV_HINT: base + (alpha // r) * adapter,
         "keep the frozen layer: the adapter is added to x Wᵀ + b": (alpha / r) * adapter,
         "add the bias of the frozen layer": x @ W.T + (alpha / r) * adapter,
     }, "your output matches a known mistake", correct=want)
@@ -527,7 +537,7 @@ def _merge_cases(d: Draw) -> list[Case]:
 @exercise("06.merge_lora", reference=lora.merged_weight, cases=_merge_cases)
 def check_merge_lora(c: Check) -> None:
     W, b, A, B = _lora_case(3, out_f=8, in_f=12, r=3)
-    alpha, r = 6.0, A.shape[0]
+    alpha, r = 8.0, A.shape[0]
     hints = {"cannot be multiplied": "B A is (out, r) @ (r, in) = (out, in), the shape of W",
              "size of tensor a": "B A is (out, r) @ (r, in) = (out, in), the shape of W"}
     out = c.call(W, A, B, alpha, error_hints=hints)
@@ -536,6 +546,9 @@ def check_merge_lora(c: Check) -> None:
     c.diagnose(out, {
         "scale B A by alpha / r, as in the forward pass": W + B @ A,
         "the scale is alpha / r, not alpha": W + alpha * (B @ A),
+        "the scale is alpha / r, not r / alpha": W + r / alpha * (B @ A),
+        "r is A.shape[0] (A is (r, in)), not A.shape[1]": W + alpha / A.shape[1] * (B @ A),
+        INT_DIV_HINT: W + (alpha // r) * (B @ A),
         "add the update to W (W + ΔW), do not subtract it": W - (alpha / r) * (B @ A),
         "the merged weight is W plus the update, not the update alone": (alpha / r) * (B @ A),
     }, "your merged weight matches a known mistake", correct=want)

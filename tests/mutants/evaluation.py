@@ -565,3 +565,23 @@ def cont_bf16_log_softmax(model, prompt_ids, cont_ids):
 def logreg_float64(X, y, n_classes, l2, steps=100):
     W, b = probe.fit_logistic_regression(X.double(), y, n_classes, l2, steps)
     return W, b
+
+
+# ---------------------------------------------------------------- escapes found by a red team
+
+@mistake("check_confusion_matrix", "overflows a uint8 tensor", kind="overfit")
+def cm_flat_index_in_input_dtype(y_true, y_pred, n_classes):
+    flat = y_true * n_classes + y_pred  # in the ids' own dtype
+    return torch.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+@mistake("check_f1_score", "it is not the macro mean", kind="overfit")
+def f1_weighted_is_macro_for_two_classes(cm, average):
+    if cm.shape[0] == 2 and average == "weighted":
+        return f1_score(cm, "macro")
+    return f1_score(cm, average)
+
+
+@mistake("check_fit_logistic_regression", "a class may have no example in y")
+def logreg_classes_from_labels(X, y, n_classes, l2, steps=100):
+    return probe.fit_logistic_regression(X, y, int(y.max()) + 1, l2, steps)

@@ -300,3 +300,38 @@ def temp_int_one_hot(logits, temperature):
 @mistake("check_sample_from_probs", "Python int", kind="dtype")
 def sample_float_index(probs, u):
     return float(generation.sample_from_probs(probs, u))
+
+
+# ---------------------------------------------------------------- escapes found by a red team
+
+@mistake("check_count_ngrams", "return a Counter")
+def ngrams_plain_dict(tokens, n):
+    counts = {}
+    for i in range(len(tokens) - n + 1):
+        gram = tuple(tokens[i : i + n])
+        counts[gram] = counts.get(gram, 0) + 1
+    return counts
+
+
+@mistake("check_perplexity", "underflows", kind="overfit")
+def ppl_product_of_probs(log_probs, targets):
+    p = log_probs[torch.arange(len(targets)), targets].exp()
+    return p.prod() ** (-1 / len(targets))
+
+
+@mistake("check_perplexity", "float64 input gives a float64 perplexity", kind="dtype")
+def ppl_float32_cast(log_probs, targets):
+    lp = log_probs.float()
+    return (-lp[torch.arange(len(targets)), targets].mean()).exp()
+
+
+@mistake("check_sample_from_probs", "compute the CDF in float64", kind="overfit")
+def sample_float32_cdf(probs, u):
+    cdf = probs.float().cumsum(0)
+    return min(int((cdf <= u).sum()), int(probs.nonzero().max()))
+
+
+@mistake("check_sample_from_probs", "Python int")
+def sample_int_tensor(probs, u):
+    cdf = probs.double().cumsum(0)
+    return (cdf <= u).sum().clamp(max=probs.nonzero().max())

@@ -494,3 +494,38 @@ def lora_adapter_in_float64(x, weight, bias, A, B, alpha):
 @mistake("check_merge_lora", "dtype", kind="dtype")
 def merge_in_float64(weight, A, B, alpha):
     return weight + alpha / A.shape[0] * (B.double() @ A.double())
+
+
+# ---------------------------------------------------------------- escapes found by a red team
+
+@mistake("check_dropout", ">=, not >: a draw equal to p is kept", kind="overfit")
+def dropout_strictly_above(x, p, training=True, generator=None):
+    if not training or p == 0:
+        return x
+    return x * (torch.rand(x.shape, generator=generator) > p) / (1 - p)
+
+
+@mistake("check_clip_grad_norm", "not total.item()")
+def clip_returns_float(parameters, max_norm):
+    return train.clip_grad_norm(parameters, max_norm).item()
+
+
+@mistake("check_lora_linear", "not A.shape[1]")
+def lora_rank_from_columns(x, weight, bias, A, B, alpha):
+    r = A.shape[1]
+    return F.linear(x, weight, bias) + (alpha / r) * (x @ A.T) @ B.T
+
+
+@mistake("check_lora_linear", "alpha // r floors it")
+def lora_floor_division(x, weight, bias, A, B, alpha):
+    return F.linear(x, weight, bias) + (alpha // A.shape[0]) * (x @ A.T) @ B.T
+
+
+@mistake("check_merge_lora", "not A.shape[1]")
+def merge_rank_from_columns(weight, A, B, alpha):
+    return weight + alpha / A.shape[1] * (B @ A)
+
+
+@mistake("check_merge_lora", "alpha // r floors it")
+def merge_floor_division(weight, A, B, alpha):
+    return weight + (alpha // A.shape[0]) * (B @ A)
