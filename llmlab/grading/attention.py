@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from llmlab.grading.core import Case, Check, Draw, exercise
+from llmlab.grading.core import Case, Check, Draw, exercise, same
 from llmlab.grading.core import randn as _randn
 from llmlab.nn import attention as A
 
@@ -23,12 +23,20 @@ def _softmax_cases(d: Draw) -> list[Case]:
         Case("softmax over dim 0 of a 3-D tensor", d.randn(d.int(2, 4), 3, 5), 0),
         Case("a positive dim index", d.randn(2, d.int(2, 5), 6), 1),
         Case("rows with several -inf entries", holes, -1),
-        Case("float64 input", d.randn(3, 5, dtype=torch.float64, scale=4.0), -1),
+        Case("float64 input", d.randn(3, 5, dtype=torch.float64, scale=4.0), -1,
+             hint="float64 is compared to 1e-12: compute in the input's dtype and add no epsilon to the sum "
+                  "(for an all -inf row, replace a zero sum by 1 instead)"),
         Case("bfloat16 input", d.randn(2, 3, 8, dtype=torch.bfloat16), -1),
     ]
 
 
-@exercise("04.softmax", reference=A.softmax, cases=_softmax_cases)
+def _softmax_compare(out, want) -> str | None:
+    """float64 strictly (an epsilon added to the sum shows), other dtypes within their tolerances."""
+    strict = isinstance(want, torch.Tensor) and want.dtype == torch.float64
+    return same(out, want, rtol=1e-12 if strict else None, atol=1e-300 if strict else None, reveal=False)
+
+
+@exercise("04.softmax", reference=A.softmax, cases=_softmax_cases, compare=_softmax_compare)
 def check_softmax(c: Check) -> None:
     x = _randn(3, 4, 7)
     out = c.call(x, -1)
@@ -69,8 +77,13 @@ def check_attention_scores(c: Check) -> None:
         "scale by 1/sqrt(d), the square root of the head dimension, not by 1/d": raw / 16,
         "divide by sqrt(d): without it, scores grow with d and the softmax saturates": raw,
         "multiply by 1/sqrt(d), do not multiply by sqrt(d)": raw * 4,
+        "d is the head dimension q.shape[-1], not the number of keys k.shape[-2]": raw / math.sqrt(7),
+        "scale by 1/sqrt(D) with D = q.shape[-1], not a fixed number": raw / 8,
+        "multiply q by k transposed over its last two dims (k.transpose(-2, -1)), not by k.T or k itself":
+            q @ k.transpose(-2, -1).flip(-1),
     }, "your scores match a known mistake", rtol=1e-5)
-    c.close(out, A.attention_scores(q, k), "scores differ from q k^T / sqrt(d)", "transpose the last two dims of k")
+    c.close(out, A.attention_scores(q, k), "scores differ from q k^T / sqrt(d)",
+            "scores = q @ k.transpose(-2, -1) / sqrt(d), with d = q.shape[-1]")
     c.close(c.call(q[0, 0], k[0, 0]), A.attention_scores(q[0, 0], k[0, 0]), "2-D inputs (T, D), (S, D) fail",
             "use k.transpose(-2, -1), which works for any number of leading dims")
 
@@ -126,6 +139,10 @@ def check_padding_mask(c: Check) -> None:
     c.expect(torch.equal(out, want), "the padding mask is wrong", "True where attention_mask is 1")
 
 
+_NO_KEY_HINT = ("fill with -inf, not -1e9 or finfo.min, and use your softmax: a query that sees no key gets all-zero "
+                "weights (not uniform ones, not NaN)")
+
+
 def _weights_reference(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return A.softmax(scores.masked_fill(~mask, _NEG_INF))
 
@@ -142,6 +159,8 @@ def _weights_cases(d: Draw) -> list[Case]:
              hint="use the mask you are given (masked_fill(~mask, -inf)): do not build your own causal mask"),
         Case("a padding mask (B, 1, 1, S)", scores, pad),
         Case("float64 scores", d.randn(B, H, T, T, dtype=torch.float64), A.causal_mask(T)),
+        Case("causal and left padding together (some queries see no key)", scores, A.causal_mask(T) & pad,
+             hint=_NO_KEY_HINT),
     ]
 
 
@@ -239,6 +258,9 @@ def _attention_cases(d: Draw) -> list[Case]:
         Case("a padding mask (B, 1, 1, S)", q, k, v, A.padding_mask((torch.arange(S) >= starts).long())),
         Case("another head dimension, no mask", q, k, v, None),
         Case("float64 input", *(d.randn(B, H, T, 8, dtype=torch.float64) for _ in range(3)), A.causal_mask(T)),
+        Case("a query that sees no key", q, k, v, free & (torch.arange(T)[:, None] != T - 1),
+             hint="a query whose keys are all masked gets a zero output: fill with -inf and use your softmax "
+                  "(torch.softmax gives NaN, -1e9 gives the mean of v)"),
     ]
 
 

@@ -185,7 +185,10 @@ def _assign_cases(d: Draw) -> list[Case]:
     return [Case("a 3-D weight and another codebook size", d.randn(2, 3, d.int(3, 9), scale=1.5), d.randn(k, scale=1.5)),
             Case("weights exactly halfway between two centroids", ties[torch.randperm(6, generator=d.gen)], cb, hint=_TIE),
             Case("a codebook of one centroid", d.randn(7), d.randn(1)),
-            Case("float64 weights", d.randn(5, 8, dtype=torch.float64), d.randn(k, dtype=torch.float64))]
+            Case("float64 weights", d.randn(5, 8, dtype=torch.float64), d.randn(k, dtype=torch.float64)),
+            Case("float64 centroids 2e-9 apart", 1 + torch.tensor([1.5, 0.4, 3.0, -5.0, 1.2, 0.8], dtype=torch.float64)[
+                 torch.randperm(6, generator=d.gen)] * 1e-9, torch.tensor([1.0, 1 + 2.1e-9], dtype=torch.float64),
+                 hint="compute the distances in the weights' dtype: in float32, 1 and 1 + 2e-9 are the same number")]
 
 
 @exercise("11.assign", reference=sharing.assign, cases=_assign_cases)

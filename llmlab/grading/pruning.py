@@ -8,6 +8,8 @@ from llmlab.prune import magnitude, nm, structured
 
 _EXACT_K = ("every row (group) loses exactly k weights, even where scores tie: pick k indices (topk, argsort), "
             "do not compare the scores with a threshold")
+_SIGNED_HINT = ("rank the scores as given, with their sign: the caller passes |W| or Wanda's scores already, "
+                "so do not take .abs() (a score of -5 is the lowest)")
 _ROUND_HINT = "k = round(sparsity * n) with Python's round, which sends halves to even (2.5 -> 2), not int(x + 0.5)"
 
 
@@ -67,6 +69,7 @@ def _prune_cases(d: Draw) -> list[Case]:
         Case("sparsity * K exactly halfway (1.5)", d.rand(N, 6), 0.25, hint=_ROUND_HINT),
         Case("many equal scores", _tied(d, N, 16), 0.5, hint=_EXACT_K),
         Case("float64 scores", d.rand(N, 12, dtype=torch.float64), 0.4),
+        Case("scores with negative values", d.randn(N, 9, scale=3.0), 1 / 3, hint=_SIGNED_HINT),
     ]
 
 
@@ -202,7 +205,8 @@ def _nm_cases(d: Draw) -> list[Case]:
     N = d.int(3, 7)
     return [Case(f"{n}:{m} on another shape", d.rand(N, m * d.int(3, 7)), n, m) for n, m in ((2, 4), (1, 2), (3, 8))] + \
         [Case("2:4 with many equal scores", _tied(d, N, 16), 2, 4, hint=_EXACT_K),
-         Case("4:4 (keep everything)", d.rand(N, 8), 4, 4)]
+         Case("4:4 (keep everything)", d.rand(N, 8), 4, 4),
+         Case("2:4 on scores with negative values", d.randn(N, 12, scale=3.0), 2, 4, hint=_SIGNED_HINT)]
 
 
 @exercise("10.nm_mask", reference=nm.nm_mask, cases=_nm_cases, via=with_scores,
@@ -280,6 +284,8 @@ def check_select_heads(c: Check) -> None:
         out = c.call(imp, n_kv, k)
         c.expect_tensor(out, shape=(n_kv * k,), name="kept heads")
         c.expect(not out.is_floating_point(), f"kept heads have dtype {out.dtype}", "return integer head indices (torch.long)")
+        c.expect(out.dtype == torch.long, f"kept heads have dtype {out.dtype}, expected torch.long",
+                 "return torch.long (int64) indices, as topk and arange give them: not int32")
         want = structured.select_heads(imp, n_kv, k)
         rep = 9 // n_kv
         top_global = imp.topk(n_kv * k).indices

@@ -16,14 +16,17 @@ def _pair(c: Check, out, what: str, n: int = 2) -> tuple:
     return out
 
 
-def _codes_then(*names: str):
-    """compare(): the first item (integer codes) by value whatever its dtype, the others as the reference's."""
+def _codes_then(*names: str, codes: bool = True):
+    """compare(): the first item (integer codes) by value whatever its dtype, the others as the reference's;
+    a "scale" relatively (no absolute tolerance: the 1e-12 floor of a zero range must show)."""
     def compare(actual, expected) -> str | None:
         if not (isinstance(actual, tuple) and len(actual) == len(expected)):
             return f"the result is a {type(actual).__name__}, expected a tuple of {len(expected)}"
-        q = actual[0].double() if isinstance(actual[0], torch.Tensor) else actual[0]
-        return same(q, expected[0].double(), name=names[0], reveal=False) or next(
-            (r for a, e, n in zip(actual[1:], expected[1:], names[1:]) if (r := same(a, e, name=n, reveal=False))), None)
+        if codes:
+            actual, expected = (actual[0].double() if isinstance(actual[0], torch.Tensor) else actual[0],
+                                *actual[1:]), (expected[0].double(), *expected[1:])
+        return next((r for a, e, n in zip(actual, expected, names)
+                     if (r := same(a, e, name=n, reveal=False, atol=1e-300 if n == "scale" else None))), None)
     return compare
 
 
@@ -40,10 +43,13 @@ def _szp_cases(d: Draw) -> list[Case]:
              hint=f"the zero point is -torch.round(lo / s): {_HALF_EVEN}"),
         Case("one range as 0-d tensors", torch.tensor(-d.float(0.1, 2)), torch.tensor(d.float(0.1, 2)), 8),
         Case("float64 ranges", -d.rand(4, dtype=torch.float64), d.rand(4, dtype=torch.float64), 8),
+        Case("tiny ranges (hi - lo down to 1e-9)", torch.zeros(3), torch.tensor([1e-9, 1e-7, 0.0]), 8,
+             hint="s = max((hi - lo) / (2^b - 1), 1e-12): clamp the scale, do not add 1e-12 to it"),
     ]
 
 
-@exercise("09.scale_zero_point", reference=affine.scale_zero_point, cases=_szp_cases)
+@exercise("09.scale_zero_point", reference=affine.scale_zero_point, cases=_szp_cases,
+          compare=_codes_then("scale", "zero", codes=False))
 def check_scale_zero_point(c: Check) -> None:
     lo = torch.tensor([-1.0, -0.2, 0.5, -3.0, -4.0])
     hi = torch.tensor([1.0, 2.0, 1.5, -1.0, 0.0])  # straddling 0, skewed, all positive, all negative, ending at 0
@@ -131,11 +137,14 @@ def _weight_cases(d: Draw, grouped: bool) -> list[Case]:
     g = d.choice([8, 24]) if grouped else None
     N, K = d.int(3, 7), (d.choice([3, 5]) * g if grouped else d.int(5, 31))
     w = d.randn(N, K) * torch.logspace(-2, 1, N)[:, None]
-    w[-1, : (g or K)] = 0  # an all-zero row (group)
     extra = (g,) if grouped else ()
+    zeros = w.clone()
+    zeros[-1, : (g or K)] = 0  # an all-zero row (group)
     return [Case(f"{bits} bits, another shape{', groups of ' + str(g) if grouped else ''}", w, bits, *extra,
                  hint=_BITS_HINT) for bits in (d.choice([2, 3]), d.choice([5, 6]))] + \
-        [Case("float64 weights", d.randn(4, 2 * (g or 8), dtype=torch.float64), 8, *extra)]
+        [Case("float64 weights", d.randn(4, 2 * (g or 8), dtype=torch.float64), 8, *extra),
+         Case(f"an all-zero {'group' if grouped else 'row'}", zeros, 8, *extra,
+              hint="clamp max|w| to at least 1e-12 before dividing by Q: an all-zero row gets the scale 1e-12 / Q, not 0")]
 
 
 @exercise("09.per_channel", reference=_per_channel, cases=lambda d: _weight_cases(d, False),
@@ -438,7 +447,10 @@ def _mixed_cases(d: Draw) -> list[Case]:
     x[d.int(0, T - 1), cols[2]] = -d.float(3.5, 5.5)
     return [Case("threshold 3 instead of 6", x, W, 3.0, hint="use the threshold argument, not a fixed 6"),
             Case("no outlier at all", x.clamp(-2, 2), W, 6.0),
-            Case("float64 inputs", x.double(), W.double(), 6.0)]
+            Case("float64 inputs", x.double(), W.double(), 6.0),
+            Case("values of exactly the threshold", x.clamp(-2, 2).index_put_((torch.tensor([0, T - 1]), torch.tensor(cols[:2])),
+                                                                         torch.tensor([6.0, -6.0])), W, 6.0,
+                 hint="an outlier is |x| > threshold, strictly: a value of exactly the threshold stays in int8")]
 
 
 @exercise("09.mixed_int8", reference=smooth.mixed_int8_linear, cases=_mixed_cases)

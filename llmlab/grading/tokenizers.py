@@ -77,9 +77,9 @@ def _pair_counts_cases(d: Draw) -> list[Case]:
     words = [_word(d, merged, 0, 8) for _ in range(d.int(6, 12))]
     a, w = d.int(0, 255), _word(d, merged, 2, 6)
     runs = [[a] * n for n in range(1, d.int(5, 8))]
-    return [Case("merged symbols with ids above 255", words, [d.int(1, 10**6) for _ in words], hint=_TABLE_HINT),
-            Case("runs of one symbol", runs, [d.int(1, 9) for _ in runs],
+    return [Case("runs of one symbol", runs, [d.int(1, 9) for _ in runs],
                  hint="count overlapping occurrences too: [a, a, a] holds (a, a) twice"),
+            Case("merged symbols with ids above 255", words, [d.int(1, 10**6) for _ in words], hint=_TABLE_HINT),
             Case("the same word listed twice", [w, [a, a], w], [d.int(1, 9) for _ in range(3)])]
 
 
@@ -172,8 +172,13 @@ def _merge_table(d: Draw) -> tuple[list[int], dict, dict]:
 def _apply_cases(d: Draw) -> list[Case]:
     base, ranks, merged = _merge_table(d)
     hint = "use the ranks and merged tables you are given (here not SmolLM2's): merge into merged[pair]"
+    a, b, z = base[:3]
+    x, y = d.sample(range(49_000, 60_000), 2)  # (a, b) -> x is learned after (x, z) -> y: rank order is not creation order
     return [Case("another merge table", _word(d, base, 6, 16), ranks, merged, hint=hint) for _ in range(4)] + \
-        [Case("an empty word", [], ranks, merged), Case("a single symbol", [d.choice(base)], ranks, merged)]
+        [Case("an empty word", [], ranks, merged), Case("a single symbol", [d.choice(base)], ranks, merged),
+         Case("a merge that makes a pair of lower rank", [z, a, b, z, a, b], {(a, b): 1, (x, z): 0}, {(a, b): x, (x, z): y},
+              hint="do not replay the table once in rank order: repeat, each time merging the lowest-rank pair "
+                   "present now (a merge can create a pair of lower rank)")]
 
 
 @exercise("03.apply_merges", reference=bpe.apply_merges, cases=_apply_cases)
@@ -255,7 +260,10 @@ def _chat_cases(d: Draw) -> list[Case]:
             Case("contents with spaces and newlines at the ends",
                  [turn("system"), {"role": "user", "content": f"  {d.choice(said)}\n\n"}], add_generation_prompt=True,
                  hint="copy each content as it is, spaces and newlines included"),
-            Case("only a system message", [turn("system")], add_generation_prompt=d.choice([True, False]))]
+            Case("only a system message", [turn("system")], add_generation_prompt=d.choice([True, False])),
+            Case("no messages at all", [], add_generation_prompt=True,
+                 hint="an empty conversation is allowed: there is no messages[0], so check `if messages` before "
+                      "looking at its role (the result is only the generation prompt)")]
 
 
 @exercise("03.chat_format", reference=bpe.chat_template, cases=_chat_cases)
@@ -292,6 +300,8 @@ def _accents_cases(d: Draw) -> list[Case]:
                       "not only the combining accents U+0300–U+036F"),
             Case("Korean Hangul, which NFD splits into jamo", mix(["한국어", "문장", "café"]),
                  hint="keep the NFD text as it is once the marks are gone: do not recompose it (NFC)"),
+            Case("Devanagari and Tamil, with spacing marks", mix(["हिन्दी", "नमस्कारः", "तमिऴ", "தமிழ்", "கொ"]),
+                 hint="drop only category 'Mn': spacing marks ('Mc', such as the vowel signs of Devanagari ि ी and ः) stay"),
             Case("letters without a decomposition", mix(["ø", "ß", "æ", "ł", "đ", "ħ", "ﬁ"])),
             Case("text already decomposed", unicodedata.normalize("NFD", mix(["résumé", "Ångström", "naïve"])))]
 

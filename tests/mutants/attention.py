@@ -298,3 +298,37 @@ def repeat_into_zeros(x, n_rep):
 @mistake("check_attention", "dtype", kind="dtype")
 def attention_float32(q, k, v, mask=None):
     return A.scaled_dot_product_attention(q.float(), k.float(), v.float(), mask)[0]
+
+
+@mistake("check_softmax", "add no epsilon to the sum")
+def softmax_eps_denominator(x, dim=-1):
+    e = (x - x.amax(dim, keepdim=True).clamp_min(torch.finfo(x.dtype).min)).exp()
+    return e / (e.sum(dim, keepdim=True) + 1e-9)
+
+
+@mistake("check_attention_scores", "not the number of keys")
+def scores_by_sqrt_keys(q, k):
+    return q @ k.transpose(-2, -1) / math.sqrt(k.shape[-2])
+
+
+@mistake("check_attention_scores", "not a fixed number")
+def scores_by_sqrt_64(q, k):
+    return q @ k.transpose(-2, -1) / 8.0
+
+
+@mistake("check_attention_weights", "not -1e9")
+def weights_fill_large_negative(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, -1e9), -1)
+
+
+@mistake("check_attention_weights", "not -1e9 or finfo.min")
+def weights_fill_finfo_min(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), -1)
+
+
+@mistake("check_attention", "gets a zero output")
+def attention_torch_softmax(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, -1) @ v

@@ -365,3 +365,44 @@ def route_sorts_dag_in_place(sentence, dag, dictionary):
         ends.sort(reverse=True)  # longest word first, so that ties go to the larger j
     return zh.best_route(sentence, dag, dictionary)
 
+
+
+@mistake("check_tags_to_words", "the first word starts at position 0")
+def tags_drops_leading_middle(chars, tags):
+    words, begin = [], None
+    for i, t in enumerate(tags):
+        if t == "B":
+            begin = i
+        elif t == "E":
+            words.append(chars[i if begin is None else begin : i + 1])
+            begin = None
+        elif t == "S":
+            words.append(chars[i])
+            begin = None
+    if begin is not None:
+        words.append(chars[begin:])
+    return words
+
+
+@mistake("check_viterbi", "the later letter wins for the previous state too")
+def viterbi_first_previous_on_ties(chars, hmm):
+    score = {y: hmm.start[y] + hmm.emit[y].get(chars[0], zh.MIN_LOG) for y in "BMES"}
+    paths = {y: [y] for y in "BMES"}
+    for c in chars[1:]:
+        new_score, new_paths = {}, {}
+        for y in "BMES":
+            prev = max(zh.PREVIOUS[y], key=lambda y0: score[y0] + hmm.trans[y0].get(y, zh.MIN_LOG))
+            new_score[y] = score[prev] + hmm.trans[prev].get(y, zh.MIN_LOG) + hmm.emit[y].get(c, zh.MIN_LOG)
+            new_paths[y] = paths[prev] + [y]
+        score, paths = new_score, new_paths
+    return paths[max((score[y], y) for y in "ES")[1]]
+
+
+@mistake("check_best_route", "route[j+1][0]")
+def route_adds_route_j(sentence, dag, dictionary):
+    n = len(sentence)
+    route = [(0.0, 0)] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        route[i] = max((math.log(dictionary.freq.get(sentence[i : j + 1]) or 1) - math.log(dictionary.total)
+                        + route[j][0], j) for j in dag[i])
+    return route

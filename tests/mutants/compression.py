@@ -443,3 +443,10 @@ def sr_round_half_up(n_weights, k, weight_bits, codebook_bits):
 def sp_round_half_up(n_weights, density, value_bits, index_bits):
     nnz = int(density * n_weights + 0.5)
     return n_weights * value_bits / (nnz * (value_bits + index_bits))
+
+
+@mistake("check_assign", "in the weights' dtype")
+def assign_in_float32(w, codebook):
+    sorted_c, order = codebook.float().sort()
+    rank = torch.searchsorted((sorted_c[1:] + sorted_c[:-1]) / 2, w.float().flatten())
+    return order[rank].reshape(w.shape)

@@ -429,3 +429,18 @@ def sl_float32(wq, wo, keep, head_dim):
 @mistake("check_slice_neurons", "dtype", kind="dtype")
 def sn_float32(w1, w3, w2, keep):
     return w1[keep].float(), w3[keep].float(), w2[:, keep].float()
+
+
+@mistake("check_prune_mask", "do not take .abs()")
+def prune_mask_ranks_magnitude(scores, sparsity):
+    return magnitude.prune_mask(scores.abs(), sparsity)
+
+
+@mistake("check_nm_mask", "do not take .abs()")
+def nm_mask_ranks_magnitude(scores, n, m):
+    return nm.nm_mask(scores.abs(), n, m)
+
+
+@mistake("check_select_heads", "not int32", kind="dtype")
+def sh_int32_indices(importance, n_kv_heads, keep_per_group):
+    return structured.select_heads(importance, n_kv_heads, keep_per_group).int()

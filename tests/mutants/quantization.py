@@ -504,3 +504,23 @@ def smooth_float32(act, w, alpha):
 @mistake("check_mixed_int8", "dtype", kind="dtype")
 def mixed_float32(x, W, threshold):
     return smooth.mixed_int8_linear(x.float(), W.float(), threshold)
+
+
+@mistake("check_mixed_int8", "strictly")
+def mixed_int8_at_least_threshold(x, W, threshold):
+    out = (x.abs() >= threshold).any(0)
+    return x[:, out] @ W[:, out].T + smooth.w8a8_linear(x[:, ~out], W[:, ~out])
+
+
+@mistake("check_scale_zero_point", "do not add 1e-12")
+def szp_plus_epsilon(lo, hi, bits):
+    qmax = 2 ** bits - 1
+    scale = (hi - lo) / qmax + 1e-12
+    return scale, (-torch.round(lo / scale)).clamp(0, qmax)
+
+
+@mistake("check_per_channel", "not 0")
+def per_channel_no_clamp(w, bits):
+    Q = 2 ** (bits - 1) - 1
+    scale = w.abs().amax(1) / Q
+    return torch.round(w / scale[:, None]).nan_to_num(0.0).clamp(-Q, Q), scale

@@ -402,3 +402,37 @@ def chat_inserts_system(messages, add_generation_prompt=True):
         messages.insert(0, {"role": "system", "content": bpe.SMOLLM2_SYSTEM_PROMPT})
     text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+@mistake("check_pair_counts", "count overlapping occurrences too")
+def counts_skip_overlaps(words, freqs):
+    out = Counter()
+    for w, f in zip(words, freqs):
+        i = 0
+        while i < len(w) - 1:
+            out[w[i], w[i + 1]] += f
+            i += 2 if w[i] == w[i + 1] else 1  # "like merge_pair: (a, a) in [a, a, a] only once"
+    return out
+
+
+@mistake("check_apply_merges", "do not replay the table once in rank order")
+def apply_replay_in_rank_order(ids, ranks, merged):
+    ids = list(ids)
+    for pair in sorted(ranks, key=ranks.get):
+        if pair in zip(ids, ids[1:]):
+            ids = bpe.merge_pair(ids, pair, merged[pair])
+    return ids
+
+
+@mistake("check_chat_format", "check `if messages`")
+def chat_indexes_first_message(messages, add_generation_prompt=True):
+    text = ""
+    if messages[0]["role"] != "system":
+        text += f"<|im_start|>system\n{bpe.SMOLLM2_SYSTEM_PROMPT}<|im_end|>\n"
+    text += "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+@mistake("check_strip_accents", "spacing marks")
+def accents_all_marks(text):
+    return "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.category(ch).startswith("M"))
