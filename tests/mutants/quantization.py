@@ -1,6 +1,7 @@
 """Common mistakes in 09_quantization."""
 import torch
 
+from llmlab.grading.quantization import _per_channel as per_channel
 from llmlab.quant import affine, gguf_blocks, gptq, smooth
 from tests.mutants import mistake
 
@@ -8,12 +9,6 @@ from tests.mutants import mistake
 def quantize_dequantize(x, scale, zero, bits):
     q = affine.quantize(x, scale, zero, bits, symmetric=False)
     return q, affine.dequantize(q, scale, zero)
-
-
-def per_channel(w, bits):
-    Q = 2 ** (bits - 1) - 1
-    scale = w.abs().amax(1).clamp(min=1e-12) / Q
-    return torch.round(w / scale[:, None]).clamp(-Q, Q), scale
 
 
 def per_group(w, bits, group_size):
