@@ -349,7 +349,9 @@ def _slice_neurons_cases(d: Draw) -> list[Case]:
     C, F = d.int(3, 9), d.int(13, 30)
     keep = torch.tensor(sorted(d.sample(range(F), d.int(1, F - 1))))
     return [Case("another width and set of neurons", d.randn(F, C), d.randn(F, C), d.randn(C, F), keep),
-            Case("bfloat16 weights", *(d.randn(*s, dtype=torch.bfloat16) for s in ((F, C), (F, C), (C, F))), keep)]
+            Case("bfloat16 weights", *(d.randn(*s, dtype=torch.bfloat16) for s in ((F, C), (F, C), (C, F))), keep),
+            Case("neurons listed out of order", d.randn(F, C), d.randn(F, C), d.randn(C, F), keep.flip(0),
+                 hint="keep the neurons in the order keep lists them: index with keep as it is, do not sort it")]
 
 
 @exercise("10.slice_neurons", reference=slice_neurons, cases=_slice_neurons_cases)

@@ -416,7 +416,10 @@ def _smooth_cases(d: Draw) -> list[Case]:
     act, wmax = d.rand(K) * 3 + 0.1, d.rand(K) * 0.3 + 0.02
     return [Case(f"another width, alpha = {a:.2f}", act, wmax, a) for a in (d.float(0.05, 0.45), d.float(0.55, 0.95))] + \
         [Case("alpha = 1 (all of the range to the weights)", act, wmax, 1.0),
-         Case("float64 maxima", d.rand(9, dtype=torch.float64) + 0.1, d.rand(9, dtype=torch.float64) + 0.1, 0.5)]
+         Case("float64 maxima", d.rand(9, dtype=torch.float64) + 0.1, d.rand(9, dtype=torch.float64) + 0.1, 0.5),
+         Case("channels whose maximum is 0", act * (torch.arange(K) % 7 != 0), wmax * (torch.arange(K) % 11 != 3),
+              d.float(0.2, 0.8), hint="clamp both maxima to at least 1e-5 before the powers: a channel never active "
+              "has max 0")]
 
 
 @exercise("09.smooth_scales", reference=smooth.smooth_scales, cases=_smooth_cases)

@@ -444,3 +444,9 @@ def nm_mask_ranks_magnitude(scores, n, m):
 @mistake("check_select_heads", "not int32", kind="dtype")
 def sh_int32_indices(importance, n_kv_heads, keep_per_group):
     return structured.select_heads(importance, n_kv_heads, keep_per_group).int()
+
+
+@mistake("check_slice_neurons", "do not sort it", kind="overfit")
+def slice_sorted_keep(w1, w3, w2, keep):
+    keep = keep.sort().values
+    return w1[keep], w3[keep], w2[:, keep]
