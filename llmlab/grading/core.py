@@ -37,6 +37,7 @@ import numbers
 import random
 import traceback
 import zlib
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
@@ -216,6 +217,13 @@ def same(actual: Any, expected: Any, rtol: float | None = None, atol: float | No
     return None if actual == expected else differ(actual, expected)
 
 
+def same_counts(actual: Any, expected: Mapping) -> str | None:
+    """:func:`same` for counts (a dict or Counter), a key counted 0 being the same as a key left out; values hidden."""
+    if not isinstance(actual, Mapping):
+        return f"result is a {type(actual).__name__}, expected a dict or Counter"
+    return same({k: v for k, v in actual.items() if v}, {k: v for k, v in expected.items() if v}, reveal=False)
+
+
 def changed(before: Any, after: Any, depth: int = 0) -> str | None:
     """Where ``after`` (an argument after the call) differs from ``before`` (a copy taken before it)."""
     if before is after or depth > 6:
@@ -376,6 +384,12 @@ class Check:
         if value is None:
             self.fail(f"{what} should be a number, got {type(x).__name__}", "return a Python number (or a 0-d tensor)")
         return value
+
+    def counts(self, x: Any, what: str) -> Counter:
+        """``x`` as a Counter without its zero counts, or fail saying ``what`` should be a dict or Counter."""
+        self.expect(isinstance(x, Mapping), f"{what} returned {type(x).__name__}, expected a dict or Counter",
+                    "collections.Counter is made for counting")
+        return Counter({k: v for k, v in x.items() if v})
 
     def diagnose(self, actual: Any, mistakes: dict[str, Any], what: str, rtol: float = 1e-6,
                  correct: Any = None) -> None:

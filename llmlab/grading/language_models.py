@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from llmlab import generation, ngram
 from llmlab.data import pydoc_bytes
-from llmlab.grading.core import Case, Check, Draw, exercise, randn, same
+from llmlab.grading.core import Case, Check, Draw, exercise, randn, same, same_counts
 from llmlab.metrics import lm
 
 
@@ -19,18 +19,11 @@ def _slice(n_bytes: int = 3000, offset: int = 0) -> list[int]:
 
 
 def _as_counter(c: Check, out, what: str) -> Counter:
-    c.expect(isinstance(out, Mapping), f"{what} returned {type(out).__name__}, expected a dict or Counter",
-             "collections.Counter is made for counting")
+    counts = c.counts(out, what)
     bad = next((key for key in out if not isinstance(key, tuple)), None)
     c.expect(bad is None, f"{what} has the key {bad!r}, expected tuples of token ids",
              "use tuple(tokens[i:i + n]) as the key: lists cannot be dict keys and ints are not n-grams")
-    return Counter({key: v for key, v in out.items() if v})
-
-
-def _same_counts(actual, expected) -> str | None:
-    """Counts compared as dicts, n-grams counted 0 left out."""
-    nonzero = lambda x: {k: v for k, v in x.items() if v} if isinstance(x, Mapping) else x  # noqa: E731
-    return same(nonzero(actual), nonzero(expected), reveal=False)
+    return counts
 
 
 def _bpe_tokens(d: Draw, length: int, vocab: int = 49152) -> list[int]:
@@ -49,7 +42,7 @@ def _count_cases(d: Draw) -> list[Case]:
     ]
 
 
-@exercise("01.count_ngrams", reference=ngram.count_ngrams, cases=_count_cases, compare=_same_counts)
+@exercise("01.count_ngrams", reference=ngram.count_ngrams, cases=_count_cases, compare=same_counts)
 def check_count_ngrams(c: Check) -> None:
     toy = [1, 2, 1, 2, 1]
     raw = c.call(toy, 2)
@@ -338,7 +331,7 @@ def _finetune_cases(d: Draw) -> list[Case]:
     ]
 
 
-@exercise("01.finetune_counts", reference=ngram.finetune_counts, cases=_finetune_cases, compare=_same_counts)
+@exercise("01.finetune_counts", reference=ngram.finetune_counts, cases=_finetune_cases, compare=same_counts)
 def check_finetune_counts(c: Check) -> None:
     base = ngram.count_ngrams(_slice(2000), 2)
     domain = ngram.count_ngrams(list("预训练和微调改变了语言模型。".encode()), 2)
@@ -353,8 +346,8 @@ def check_finetune_counts(c: Check) -> None:
         "weight scales the domain counts, not the pre-training ones":
             Counter({k: weight * base.get(k, 0) + domain.get(k, 0) for k in set(base) | set(domain)}),
     }, "your fine-tuned counts match a known mistake")
-    c.expect(not _same_counts(out, ngram.finetune_counts(base, domain, weight)),
+    c.expect(not same_counts(out, ngram.finetune_counts(base, domain, weight)),
              "the fine-tuned counts differ from base + weight · domain",
              "start from a copy of base and add weight * count for each domain n-gram")
-    c.expect(not _same_counts(c.call(base, Counter(), 2.0), base),
+    c.expect(not same_counts(c.call(base, Counter(), 2.0), base),
              "with no domain data the counts must stay the pre-trained ones", "")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from llmlab.data import pydoc_text
-from llmlab.grading.core import INPLACE_HINT, Case, Check, Draw, exercise, same
+from llmlab.grading.core import INPLACE_HINT, Case, Check, Draw, exercise, same, same_counts
 from llmlab.tokenization import bpe, wordpiece as wp
 
 
@@ -27,19 +27,6 @@ def _pieces(n: int = 1500) -> list[str]:
     """Distinct pre-tokens of some English and Chinese text, in order of appearance."""
     text = pydoc_text("val")[:6000] + "大语言模型的推理要又快又小。分词器把句子切成词元。🙂 naïve café 2024年"
     return list(dict.fromkeys(bpe.pretokenize(text, bpe.SMOLLM2_PATTERN)))[:n]
-
-
-def _counter(c: Check, out, what: str) -> Counter:
-    c.expect(isinstance(out, Mapping), f"{what} returned {type(out).__name__}, expected a dict or Counter",
-             "collections.Counter is made for counting")
-    return Counter({k: v for k, v in out.items() if v})
-
-
-def _same_counts(actual, expected) -> str | None:
-    """Counts compared as dicts, a pair counted 0 being the same as a pair left out."""
-    if not isinstance(actual, Mapping):
-        return f"result is a {type(actual).__name__}, expected a dict or Counter"
-    return same({k: v for k, v in actual.items() if v}, {k: v for k, v in expected.items() if v}, reveal=False)
 
 
 def _word(d: Draw, symbols: list[int], lo: int, hi: int) -> list[int]:
@@ -83,11 +70,11 @@ def _pair_counts_cases(d: Draw) -> list[Case]:
             Case("the same word listed twice", [w, [a, a], w], [d.int(1, 9) for _ in range(3)])]
 
 
-@exercise("03.pair_counts", reference=bpe.pair_counts, cases=_pair_counts_cases, compare=_same_counts,
+@exercise("03.pair_counts", reference=bpe.pair_counts, cases=_pair_counts_cases, compare=same_counts,
           error_hints={"out of range": _TABLE_HINT, "out of bounds": _TABLE_HINT})
 def check_pair_counts(c: Check) -> None:
     words, freqs = [[1, 2, 1, 2], [2, 1]], [3, 5]
-    out = _counter(c, c.call(words, freqs), "pair_counts([[1, 2, 1, 2], [2, 1]], [3, 5])")
+    out = c.counts(c.call(words, freqs), "pair_counts([[1, 2, 1, 2], [2, 1]], [3, 5])")
     want = bpe.pair_counts(words, freqs)
     stream = [t for w, f in zip(words, freqs) for _ in range(f) for t in w]  # the corpus as one sequence
     what = f"you counted {dict(out)}, expected {dict(want)}"
@@ -98,7 +85,7 @@ def check_pair_counts(c: Check) -> None:
             sum((Counter(dict.fromkeys(zip(w, w[1:]), f)) for w, f in zip(words, freqs)), Counter()),
     }, what, correct=want)
     c.expect(out == want, what, "count(x, y) = sum over words of freq × occurrences of (x, y) in the word")
-    c.expect(not _counter(c, c.call([[7], []], [4, 2]), "pair_counts([[7], []], [4, 2])"),
+    c.expect(not c.counts(c.call([[7], []], [4, 2]), "pair_counts([[7], []], [4, 2])"),
              "a word of one symbol (or none) has no pair", "zip(word, word[1:]) is empty for such words")
 
 
@@ -143,10 +130,10 @@ def _change_cases(d: Draw) -> list[Case]:
             Case("a word the merge leaves as it is", plain, list(plain), d.int(1, 99))]
 
 
-@exercise("03.pair_count_change", reference=bpe.pair_count_change, cases=_change_cases, compare=_same_counts)
+@exercise("03.pair_count_change", reference=bpe.pair_count_change, cases=_change_cases, compare=same_counts)
 def check_pair_count_change(c: Check) -> None:
     old, new, freq = [1, 2, 3, 1, 2], [9, 3, 9], 4
-    out = _counter(c, c.call(old, new, freq), "pair_count_change([1, 2, 3, 1, 2], [9, 3, 9], 4)")
+    out = c.counts(c.call(old, new, freq), "pair_count_change([1, 2, 3, 1, 2], [9, 3, 9], 4)")
     want = Counter({k: v for k, v in bpe.pair_count_change(old, new, freq).items() if v})
     what = f"you returned {dict(out)}, expected {dict(want)}"
     c.diagnose(out, {
