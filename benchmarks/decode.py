@@ -38,7 +38,7 @@ them, two ceilings:
   row's layout and kernels (fp32 ``F.linear``, 7 per layer + head, as transformers and Decoder;
   fp32 fused, 4 per layer + head, as FastDecoder; ``_weight_int4pack_mm_for_cpu`` + int8 head with
   bf16 activations, as Fast int4 and, by bytes, llama.cpp's Q4_1 + Q8_0). Decode tok/s (1 / median
-  step) is printed as a % of it. This is the idea of ``shared/bench/roofline.py``, on real weights.
+  step) is printed as a % of it: a roofline measured on the real weights, not computed from peak figures.
 * bandwidth bound: ``measure_bandwidth`` (a large copy) over ``decode_bytes_per_token`` (weights
   + the KV cache at the mean context), i.e. what streaming the bytes alone would allow.
 

@@ -18,8 +18,8 @@ tokens). Rows:
 * fp32; int8 RTN (round-to-nearest) symmetric per output channel;
 * int4 RTN symmetric in groups of 32 and of 64, int4 GPTQ symmetric g64 (``gptq_model``, calibrated
   on 8 x 256 tokens of pydoc *train*), optionally GPTQ g64 with ``act_order``; 3-bit RTN and GPTQ g64.
-  SmolLM2's width is 576 = 4.5 x 128: groups of 128 do not divide it, so where the course's issue says
-  g128 for SmolLM2 this script uses g64 (MiniLM, widths 384 and 1536, takes g128);
+  SmolLM2's width is 576 = 4.5 x 128: groups of 128, the usual int4 setting, do not divide it, so
+  SmolLM2 takes g64 here (MiniLM, widths 384 and 1536, takes g128);
 * llama.cpp's Q8_0 and Q4_0 blocks (``gguf_blocks.fake_quantize``). Q4_1 is not a row: SmolLM2's GGUF
   weights already are Q4_1 groups of 32 (our fp32 model is their dequantization), so Q4_1 is lossless;
 * activations quantized too (``smooth.FakeQuantLinear``): W8A8 per token x per channel; W8A8 after
@@ -88,7 +88,7 @@ from llmlab.tokenization.bpe import chat_template, load_smollm2_tokenizer
 from llmlab.tokenization.wordpiece import load_minilm_tokenizer
 
 QUESTION = "Explain, step by step, how a hash table works and why lookups are fast on average."
-SMOL_GROUP = 64  # "g128" of the issue: 576 = 4.5 x 128, so SmolLM2 takes groups of 64
+SMOL_GROUP = 64  # the usual g128 does not divide SmolLM2's width (576 = 4.5 x 128): groups of 64
 MINI_GROUP = 128
 DASH = "—"
 
@@ -397,7 +397,7 @@ def main() -> None:
             ("fp32", lambda: (model, linear_weight_bytes(model), ""), "fp32", "fp32 (measured)"),
             ("int8 RTN per-channel", weights(rtn(8, None)), "int8 per-channel", "int8 per-channel (measured)"),
             ("int4 RTN g32", weights(rtn(4, 32)), "int4 g32", "int4 g32 (measured)"),
-            (f"int4 RTN g{G} (issue: g128)", weights(rtn(4, G)), f"int4 g{G}", f"int4 g{G} (measured)"),
+            (f"int4 RTN g{G} (for g128)", weights(rtn(4, G)), f"int4 g{G}", f"int4 g{G} (measured)"),
         ]
 
         def gptq_row(bits, act_order=False):
@@ -488,7 +488,7 @@ def main() -> None:
                               f"{fp32_mb / mb:.1f}x", speed, src])
         smol_note = (f"Perplexity: pydoc val, {n_windows} windows x {window} tokens. Linear MB: the blocks' linears "
                      f"as stored; the tied embedding / LM head stays fp32 ({emb_mb:.1f} MB) in every row. g{G} stands "
-                     f"for the issue's g128 (576 = 4.5 x 128). Decode tok/s: FastDecoder, fp32 LM head, "
+                     f"for the usual g128, which does not divide 576 = 4.5 x 128. Decode tok/s: FastDecoder, fp32 LM head, "
                      f"{args.new_tokens} tokens, median of {args.repeats} rounds.")
         rtn3 = next(r[1] for r in results if r[0].startswith("3-bit RTN"))
         gptq3 = next(r[1] for r in results if r[0].startswith("3-bit GPTQ"))

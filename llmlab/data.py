@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from llmlab import validate
+
 Split = Literal["train", "val", "all"]
 
 # One topic in VAL_EVERY (in sorted order, from VAL_OFFSET) is held out: whole topics, so validation
@@ -66,6 +68,7 @@ def chinese_sentences(path: str = FORTUNES_ZH, min_chars: int = 4) -> list[str]:
     dropped; a paragraph's wrapped lines are joined (Chinese wraps without spaces), and paragraphs
     are split after 。！？. Only sentences with at least ``min_chars`` Han characters are kept.
     """
+    path = validate.path("path", path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: install Debian's fortunes-zh (apt-get install fortunes-zh)")
     with open(path, encoding="utf-8") as f:
@@ -89,7 +92,7 @@ def chinese_gold(path: str | None = None) -> list[list[str]]:
     Written for llmlab (``llmlab/resources/zh_gold.txt``; its header states the segmentation
     guideline). Returns a list of sentences, each a list of words.
     """
-    path = path or os.path.join(os.path.dirname(__file__), "resources", "zh_gold.txt")
+    path = validate.path("path", path or os.path.join(os.path.dirname(__file__), "resources", "zh_gold.txt"))
     with open(path, encoding="utf-8") as f:
         text = f.read()
     sentences = []
@@ -131,7 +134,7 @@ def topic_set(lang: str = "all", path: str | None = None) -> list[TopicItem]:
     """
     if lang not in ("en", "zh", "all"):
         raise ValueError(f"lang must be 'en', 'zh' or 'all', got {lang!r}")
-    path = path or os.path.join(os.path.dirname(__file__), "resources", "topics.tsv")
+    path = validate.path("path", path or os.path.join(os.path.dirname(__file__), "resources", "topics.tsv"))
     name = os.path.basename(path)
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
@@ -191,7 +194,7 @@ def glossary(split: Split = "all", path: str | None = None) -> list[str]:
     first), "train" the others."""
     if split not in ("train", "val", "all"):
         raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
-    path = path or os.path.join(os.path.dirname(__file__), "resources", "glossary.txt")
+    path = validate.path("path", path or os.path.join(os.path.dirname(__file__), "resources", "glossary.txt"))
     with open(path, encoding="utf-8") as f:
         lines = [line.strip() for line in f if line.strip()]
     for n, line in enumerate(lines, 1):

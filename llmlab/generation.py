@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from llmlab import _validate, model_device
+from llmlab import model_device, validate
 
 PROB_SUM_TOL = 1e-4
 
@@ -24,7 +24,7 @@ def temperature_softmax(logits: torch.Tensor, temperature: float) -> torch.Tenso
     """softmax(logits / T) over the last dim; T = 0 gives the one-hot argmax. logits: (..., V)."""
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise TypeError("logits must be a float tensor")
-    temperature = _validate.positive_float("temperature", temperature, allow_zero=True)
+    temperature = validate.positive_float("temperature", temperature, allow_zero=True)
     if temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
     # subtracting the max changes nothing mathematically and keeps exp() from overflowing
@@ -66,7 +66,7 @@ def _check_logits(logits) -> None:
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row (and any tied with the k-th), -inf elsewhere. (..., V)."""
     _check_logits(logits)
-    k = _validate.positive_int("k", k)
+    k = validate.positive_int("k", k)
     if k >= logits.shape[-1]:
         return logits
     kth = logits.topk(k, dim=-1).values[..., -1:]
@@ -97,7 +97,7 @@ def repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penalty: fl
 
     logits (B, V), previous (B, S) token ids -> (B, V)."""
     _check_logits(logits)
-    penalty = _validate.positive_float("penalty", penalty)
+    penalty = validate.positive_float("penalty", penalty)
     if not isinstance(previous, torch.Tensor) or previous.dtype != torch.long or previous.shape[:-1] != logits.shape[:-1]:
         raise TypeError(f"previous must be a long tensor of token ids of shape {tuple(logits.shape[:-1])} + (S,)")
     seen = logits.gather(-1, previous)
@@ -118,12 +118,12 @@ class Sampling:
     seed: int | None = None
 
     def __post_init__(self):
-        _validate.positive_float("temperature", self.temperature, allow_zero=True)
+        validate.positive_float("temperature", self.temperature, allow_zero=True)
         if self.top_k is not None:
-            _validate.positive_int("top_k", self.top_k)
+            validate.positive_int("top_k", self.top_k)
         if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        _validate.positive_float("repetition_penalty", self.repetition_penalty)
+        validate.positive_float("repetition_penalty", self.repetition_penalty)
 
     def generator(self, device) -> torch.Generator | None:
         return None if self.seed is None else torch.Generator(device=device).manual_seed(self.seed)
@@ -159,11 +159,12 @@ def _check_budget(model, n_prompt: int, max_new_tokens) -> int:
 
 
 def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Prompts of different lengths -> ids (B, T) and attention_mask (B, T), padded on the *left* so
+    """Prompts of different lengths -> ids (B, T) and attention_mask (B, T), both int64 (the mask 1 for a real
+    token, 0 for padding, as Hugging Face tokenizers return it), padded on the *left* so
     every prompt ends at position T-1, where the next token of every row is read off."""
     if not isinstance(prompts, (list, tuple)) or not prompts:
         raise ValueError("prompts must be a non-empty list of token-id lists")
-    rows = [_validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
+    rows = [validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
     T = max(len(r) for r in rows)
     ids = torch.tensor([[pad_id] * (T - len(r)) + r for r in rows], dtype=torch.long)
     mask = torch.tensor([[0] * (T - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
@@ -231,7 +232,7 @@ def stream(model, ids, max_new_tokens: int, sampling: Sampling = GREEDY, eos_id:
     ``measure_generation`` times this."""
     if isinstance(ids, torch.Tensor) and ids.ndim != 1:
         raise ValueError(f"ids must be one prompt (1-D), got shape {tuple(ids.shape)}")
-    prompt = _validate.token_ids("ids", ids, model.cfg.vocab_size)
+    prompt = validate.token_ids("ids", ids, model.cfg.vocab_size)
     new: list[int] = []
     for nxt in stream_batch(model, [prompt], max_new_tokens, sampling, use_cache=use_cache, cache=cache):
         t = int(nxt[0])

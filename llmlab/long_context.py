@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmlab import _validate, model_device
+from llmlab import model_device, validate
 from llmlab.nn.kv_cache import KVCache, SlidingWindowCache
 
 
@@ -23,8 +23,8 @@ from llmlab.nn.kv_cache import KVCache, SlidingWindowCache
 def chunked_nll(model: nn.Module, ids, chunk: int = 128, cache: KVCache | None = None) -> torch.Tensor:
     """Negative log-likelihood of each token after the first, computed chunk by chunk through
     ``cache`` (a new full ``KVCache`` by default). ids: list or (T,) -> (T - 1,) float32."""
-    ids = torch.tensor(_validate.token_ids("ids", ids, model.cfg.vocab_size), device=model_device(model))
-    chunk = _validate.positive_int("chunk", chunk)
+    ids = torch.tensor(validate.token_ids("ids", ids, model.cfg.vocab_size), device=model_device(model))
+    chunk = validate.positive_int("chunk", chunk)
     if len(ids) < 2:
         raise ValueError("need at least 2 tokens to score")
     cache = cache if cache is not None else KVCache.for_model(model, 1, len(ids))

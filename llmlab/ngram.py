@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from llmlab import _validate
+from llmlab import validate
 
 BOS = 0
 BYTE_VOCAB = 256
@@ -32,8 +32,10 @@ Ngram = tuple[int, ...]
 
 def count_ngrams(tokens: Sequence[int], n: int) -> Counter[Ngram]:
     """Counts of every (overlapping) n-gram of ``tokens``: a length-T sequence has T-n+1 of them."""
-    tokens = _validate.token_ids("tokens", tokens, allow_empty=True)
-    n = _validate.positive_int("n", n)
+    tokens = validate.token_ids("tokens", tokens, allow_empty=True)
+    n = validate.positive_int("n", n)
+    if n > len(tokens):
+        return Counter()  # no n-gram fits (and n shifted copies of the tokens would be n slices to make)
     return Counter(zip(*(tokens[i:] for i in range(n))))
 
 
@@ -52,9 +54,9 @@ def next_token_probs(
 
     ``context`` is the n-1 previous tokens (empty for a unigram model).
     """
-    k = _validate.positive_float("k", k)
-    vocab_size = _validate.positive_int("vocab_size", vocab_size)
-    context = tuple(context)
+    k = validate.positive_float("k", k)
+    vocab_size = validate.size("vocab_size", vocab_size)
+    context = tuple(validate.token_ids("context", context, vocab_size, allow_empty=True))
     counts = torch.tensor([ngram_counts.get(context + (v,), 0) for v in range(vocab_size)], dtype=torch.float64)
     return (counts + k) / (counts.sum() + k * vocab_size)
 
@@ -65,7 +67,7 @@ def finetune_counts(base: Counter[Ngram], domain: Counter[Ngram], weight: float)
     The pre-trained counts stay (that is what keeps general ability); the weight decides how far
     the model moves toward the domain. Replacing them instead is catastrophic forgetting.
     """
-    weight = _validate.positive_float("weight", weight)
+    weight = validate.positive_float("weight", weight)
     out: Counter[Ngram] = Counter(base)
     for gram, c in domain.items():
         out[gram] += weight * c
@@ -83,15 +85,15 @@ class NGramLM:
     ctx_counts: Counter = field(default_factory=Counter, repr=False)
 
     def __post_init__(self):
-        self.n = _validate.positive_int("n", self.n)
-        self.k = _validate.positive_float("k", self.k)
-        self.vocab_size = _validate.positive_int("vocab_size", self.vocab_size)
+        self.n = validate.positive_int("n", self.n)
+        self.k = validate.positive_float("k", self.k)
+        self.vocab_size = validate.positive_int("vocab_size", self.vocab_size)
 
     def pad(self, tokens: Sequence[int]) -> list[int]:
         return [BOS] * (self.n - 1) + list(tokens)
 
     def fit(self, tokens: Sequence[int]) -> "NGramLM":
-        tokens = _validate.token_ids("tokens", tokens, self.vocab_size)
+        tokens = validate.token_ids("tokens", tokens, self.vocab_size)
         return self.fit_counts(count_ngrams(self.pad(tokens), self.n))
 
     def fit_counts(self, counts: Counter[Ngram]) -> "NGramLM":
@@ -114,7 +116,7 @@ class NGramLM:
         """
         if not self.counts:
             raise ValueError("the model is not fitted yet: call fit() first")
-        tokens = _validate.token_ids("tokens", tokens, self.vocab_size)
+        tokens = validate.token_ids("tokens", tokens, self.vocab_size)
         padded = self.pad(tokens)
         kv = self.k * self.vocab_size
         grams = zip(*(padded[i:] for i in range(self.n)))
@@ -136,8 +138,8 @@ class NGramLM:
         """Sample ``max_new_tokens`` bytes after ``prompt``; returns prompt + new tokens."""
         from llmlab.generation import sample, temperature_softmax
 
-        max_new_tokens = _validate.positive_int("max_new_tokens", max_new_tokens, minimum=0)
-        out = _validate.token_ids("prompt", prompt, self.vocab_size, allow_empty=True)
+        max_new_tokens = validate.positive_int("max_new_tokens", max_new_tokens, minimum=0)
+        out = validate.token_ids("prompt", prompt, self.vocab_size, allow_empty=True)
         for _ in range(max_new_tokens):
             probs = temperature_softmax(self.probs(out).log(), temperature)
             out.append(sample(probs, generator))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from llmlab import _validate
+from llmlab import validate
 
 
 def _check_xy(X: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
@@ -58,10 +58,10 @@ def fit_logistic_regression(
     the loss and gradient on all N examples a few times). Returns W and b in X's dtype and device,
     b with mean 0.
     """
-    n_classes = _validate.positive_int("n_classes", n_classes, minimum=2)
+    n_classes = validate.positive_int("n_classes", n_classes, minimum=2)
     _check_xy(X, y, n_classes)
-    l2 = _validate.positive_float("l2", l2, allow_zero=True)
-    steps = _validate.positive_int("steps", steps)
+    l2 = validate.positive_float("l2", l2, allow_zero=True)
+    steps = validate.positive_int("steps", steps)
     X64, y64 = X.double(), y.long()
     W = torch.zeros(X.shape[1], n_classes, dtype=torch.float64, device=X.device, requires_grad=True)
     b = torch.zeros(n_classes, dtype=torch.float64, device=X.device, requires_grad=True)

@@ -32,16 +32,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from llmlab import _validate, model_device
+from llmlab import model_device, validate
 from llmlab.generation import _check_budget, sample_from_probs
 from llmlab.nn.kv_cache import KVCache
 
 
 def expected_tokens_per_round(alpha: float, gamma: int) -> float:
     """(1 - α^(γ+1)) / (1 - α): tokens produced per target pass with acceptance rate α, γ guesses."""
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    gamma = _validate.positive_int("gamma", gamma, minimum=0)
+    alpha = validate.probability("alpha", alpha)
+    gamma = validate.positive_int("gamma", gamma, minimum=0)
     if alpha == 1:
         return float(gamma + 1)
     return (1 - alpha ** (gamma + 1)) / (1 - alpha)
@@ -51,6 +50,14 @@ def speculative_accept(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, u:
     """One round's verdict. p (γ+1, V) target probabilities at each drafted position and after the
     last; q (γ, V) the draft's; draft (γ,) its tokens; u (γ,) uniforms for the accept tests; v a
     uniform for the final draw (by inverse CDF). Returns the accepted drafts and one more token."""
+    validate.tensor("draft", draft, ndim=1)
+    gamma = draft.shape[0]
+    for name, t, ndim in (("p", p, 2), ("q", q, 2), ("u", u, 1)):
+        validate.tensor(name, t, ndim=ndim)
+    if p.shape[0] != gamma + 1 or q.shape != (gamma, p.shape[1]) or u.shape != (gamma,):
+        raise ValueError(f"with γ = {gamma} drafted tokens, p must be (γ+1, V), q (γ, V) and u (γ,); got "
+                         f"{tuple(p.shape)}, {tuple(q.shape)} and {tuple(u.shape)}")
+    v = validate.probability("v", v)
     out: list[int] = []
     for i, d in enumerate(draft.tolist()):
         if u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
@@ -110,7 +117,7 @@ class PromptLookupDraft:
     n-gram (n from ``max_ngram`` down to 1); nothing when there is no match (Saxena, 2023)."""
 
     def __init__(self, max_ngram: int = 3):
-        self.max_ngram = _validate.positive_int("max_ngram", max_ngram)
+        self.max_ngram = validate.positive_int("max_ngram", max_ngram)
 
     def propose(self, tokens: list[int], gamma: int, temperature: float = 0.0, generator=None):
         return prompt_lookup(tokens, gamma, self.max_ngram), None
@@ -118,6 +125,9 @@ class PromptLookupDraft:
 
 def prompt_lookup(tokens: list[int], gamma: int, max_ngram: int = 3) -> list[int]:
     """Up to γ tokens that followed the latest earlier match of the last n tokens (largest n first)."""
+    tokens = validate.token_ids("tokens", tokens, allow_empty=True)
+    gamma = validate.positive_int("gamma", gamma, minimum=0)
+    max_ngram = validate.positive_int("max_ngram", max_ngram)
     for n in range(min(max_ngram, len(tokens) - 1), 0, -1):
         tail = tokens[-n:]
         for start in range(len(tokens) - n - 1, -1, -1):  # latest match first, excluding the tail itself
@@ -129,7 +139,7 @@ def prompt_lookup(tokens: list[int], gamma: int, max_ngram: int = 3) -> list[int
 def layer_draft(model: nn.Module, n_layers: int) -> nn.Module:
     """Self-speculative draft: the same ``Decoder`` stopped after its first ``n_layers`` blocks (the
     final norm and LM head applied there, as early exit does). Shares the weights, costs n/L."""
-    _validate.positive_int("n_layers", n_layers)
+    validate.positive_int("n_layers", n_layers)
     if n_layers > model.cfg.n_layers:
         raise ValueError(f"the model has {model.cfg.n_layers} layers, cannot keep {n_layers}")
     draft = copy.copy(model)
@@ -161,13 +171,13 @@ def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gam
     """New tokens after ``ids`` from ``target``, drafted by ``draft`` (``ModelDraft`` or
     ``PromptLookupDraft``), and the acceptance statistics. Greedy (temperature 0) output equals
     ``generate(target, ids, max_new_tokens)``."""
-    tokens = _validate.token_ids("ids", ids, target.cfg.vocab_size)
-    gamma = _validate.positive_int("gamma", gamma)
+    tokens = validate.token_ids("ids", ids, target.cfg.vocab_size)
+    gamma = validate.positive_int("gamma", gamma)
     _check_budget(target, len(tokens), max_new_tokens)  # checks max_new_tokens itself
     if len(tokens) + max_new_tokens + gamma > target.cfg.max_seq_len:
         raise ValueError(f"prompt ({len(tokens)}) + max_new_tokens ({max_new_tokens}) + gamma ({gamma}) exceed the "
                          f"context of {target.cfg.max_seq_len}: the last round drafts up to gamma tokens past the end")
-    _validate.positive_float("temperature", temperature, allow_zero=True)
+    validate.positive_float("temperature", temperature, allow_zero=True)
     device = model_device(target)
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     cache = KVCache.for_model(target, 1, len(tokens) + max_new_tokens + gamma + 1)

@@ -27,6 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from llmlab import validate
+
 # ------------------------------------------------------------------------------------------ batches
 
 
@@ -68,7 +70,17 @@ def adamw_step(
 
     ``step`` counts updates from 1 (the bias corrections 1 - β^t would divide by zero at 0).
     """
-    beta1, beta2 = betas
+    step = validate.positive_int("step", step)
+    lr = validate.real("lr", lr, minimum=0.0)
+    eps = validate.positive_float("eps", eps)
+    weight_decay = validate.real("weight_decay", weight_decay, minimum=0.0)
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1, beta2 = (validate.probability(f"betas[{i}]", b, allow_one=False) for i, b in enumerate(betas))
+    for name, t in (("param", param), ("grad", grad), ("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)):
+        validate.tensor(name, t, floating=True)
+        if t.shape != param.shape:
+            raise ValueError(f"{name} must have param's shape {tuple(param.shape)}, got {tuple(t.shape)}")
     exp_avg = beta1 * exp_avg + (1 - beta1) * grad
     exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad * grad
     m_hat = exp_avg / (1 - beta1**step)
@@ -94,10 +106,11 @@ def lr_at(step: int, max_lr: float, warmup_steps: int, total_steps: int, min_lr:
     warmup <= step < total:   min_lr + ½ (1 + cos(π p)) (max_lr - min_lr),  p = (step - warmup) / (total - warmup)
     step >= total:            min_lr
     """
-    if not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"need 0 <= warmup_steps <= total_steps, got {warmup_steps} and {total_steps}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
+    step = validate.integer("step", step, minimum=0)
+    warmup_steps = validate.integer("warmup_steps", warmup_steps, minimum=0)
+    total_steps = validate.integer("total_steps", total_steps, minimum=warmup_steps)
+    max_lr = validate.real("max_lr", max_lr, minimum=0.0)
+    min_lr = validate.real("min_lr", min_lr, minimum=0.0, maximum=max_lr)
     if step < warmup_steps:
         return max_lr * (step + 1) / warmup_steps
     if step >= total_steps:
@@ -113,6 +126,9 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch
     ||g|| = sqrt(sum over every parameter of sum(g²)); if ||g|| > max_norm, g ← g · max_norm / (||g|| + 1e-6).
     One global factor keeps the update's direction; clipping each tensor on its own would bend it.
     """
+    max_norm = validate.positive_float("max_norm", max_norm)
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
@@ -129,8 +145,8 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch
 def dropout(x: torch.Tensor, p: float, training: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
     """Inverted dropout: zero each element with probability p and scale the survivors by 1/(1-p), so
     the expected value is unchanged and evaluation (``training=False``) is the identity."""
-    if not 0 <= p < 1:
-        raise ValueError(f"p must be in [0, 1), got {p}")
+    p = validate.probability("p", p, allow_one=False)
+    validate.tensor("x", x)
     if not training or p == 0:
         return x
     keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
@@ -141,8 +157,8 @@ def should_stop(val_losses: Sequence[float], patience: int, min_delta: float = 0
     """Early stopping: True when none of the last ``patience`` evaluations beat the best loss before
     them by more than ``min_delta``, i.e. none is strictly below ``best - min_delta`` (a loss equal to the
     best is no improvement, as in Keras and PyTorch Lightning)."""
-    if patience < 1:
-        raise ValueError(f"patience must be >= 1, got {patience}")
+    patience = validate.positive_int("patience", patience)
+    min_delta = validate.real("min_delta", min_delta, minimum=0.0)
     if len(val_losses) <= patience:
         return False
     best_before = min(val_losses[:-patience])

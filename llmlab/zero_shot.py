@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
-from llmlab import _validate, model_device
+from llmlab import model_device, validate
 
 
 def continuation_log_prob(model, prompt_ids, cont_ids) -> float:
@@ -31,8 +31,8 @@ def continuation_log_prob(model, prompt_ids, cont_ids) -> float:
     logits at position t predict token t + 1, so cont's tokens are predicted at positions
     len(prompt) - 1 ... len(prompt) + len(cont) - 2. The prompt itself is not scored.
     """
-    prompt = _validate.token_ids("prompt_ids", prompt_ids)
-    cont = _validate.token_ids("cont_ids", cont_ids)
+    prompt = validate.token_ids("prompt_ids", prompt_ids)
+    cont = validate.token_ids("cont_ids", cont_ids)
     ids = torch.tensor([prompt + cont], device=model_device(model))
     with torch.inference_mode():
         logits = model(ids)[0, len(prompt) - 1 : -1]  # (len(cont), V)
@@ -56,11 +56,11 @@ def label_log_probs(
     batches of ``batch_size``, sorted by length and left-padded with ``pad_id`` under an
     attention mask (``model(idx, attention_mask)``, as ``llmlab.nn.model.Decoder``).
     """
-    prompts = [_validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
-    labels = [_validate.token_ids(f"labels[{k}]", c) for k, c in enumerate(labels)]
+    prompts = [validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
+    labels = [validate.token_ids(f"labels[{k}]", c) for k, c in enumerate(labels)]
     if not prompts or not labels:
         raise ValueError(f"need at least one prompt and one label, got {len(prompts)} and {len(labels)}")
-    batch_size = _validate.positive_int("batch_size", batch_size)
+    batch_size = validate.positive_int("batch_size", batch_size)
     contexts: dict[tuple[int, ...], int] = {}  # context -> row in the list of unique contexts
     requests = []  # (i, k, context row, first scored position, targets)
     for i, p in enumerate(prompts):

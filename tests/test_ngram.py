@@ -19,7 +19,12 @@ def test_next_token_probs_is_add_k():
     p = ngram.next_token_probs(counts, (0,), k=0.5, vocab_size=3)
     # count(0, .) = [0, 2, 1], count(0) = 3
     assert torch.allclose(p, torch.tensor([0.5, 2.5, 1.5], dtype=torch.float64) / 4.5)
-    assert torch.allclose(ngram.next_token_probs(counts, (9,), 1.0, 3), torch.full((3,), 1 / 3, dtype=torch.float64))
+    # a context never seen: add-k alone, a uniform distribution
+    assert torch.allclose(ngram.next_token_probs(counts, (2,), 1.0, 3), torch.full((3,), 1 / 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="context holds id 9"):
+        ngram.next_token_probs(counts, (9,), 1.0, 3)
+    with pytest.raises(TypeError, match="context"):
+        ngram.next_token_probs(counts, "h", 1.0, 3)
 
 
 def test_model_log_probs_match_the_distributions():

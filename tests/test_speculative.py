@@ -29,9 +29,11 @@ def test_expected_tokens_per_round():
     assert expected_tokens_per_round(0.7, 0) == 1.0
     values = [expected_tokens_per_round(a, 4) for a in (0, 0.2, 0.5, 0.9, 0.999, 1)]
     assert values == sorted(values) and values[-2] == pytest.approx(5, abs=0.01)
-    for alpha in (-0.1, 1.1, float("nan"), True):
+    for alpha in (-0.1, 1.1, float("nan")):
         with pytest.raises(ValueError, match="alpha"):
             expected_tokens_per_round(alpha, 3)
+    with pytest.raises(TypeError, match="alpha"):
+        expected_tokens_per_round(True, 3)
     with pytest.raises(ValueError, match="gamma"):
         expected_tokens_per_round(0.5, -1)
     with pytest.raises(TypeError, match="gamma"):

@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from llmlab import _validate
+from llmlab import validate
 
 
 def _check_logits(name: str, x) -> torch.Tensor:
@@ -54,7 +54,7 @@ def _check_ids(name: str, x) -> torch.Tensor:
 
 
 def _check_temperature(T) -> float:
-    return _validate.positive_float("temperature T", T)
+    return validate.positive_float("temperature T", T)
 
 
 def _check_same_shape(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
@@ -117,7 +117,7 @@ def topk_logits(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
     """The k largest logits of each position and their token ids, largest first:
     logits (..., V) -> (values (..., k), indices (..., k) long)."""
     logits = _check_logits("logits", logits)
-    k = _validate.positive_int("k", k)
+    k = validate.positive_int("k", k)
     if k > logits.shape[-1]:
         raise ValueError(f"k must be <= the vocabulary size V = {logits.shape[-1]}, got {k}")
     values, indices = logits.topk(k, dim=-1)
@@ -167,8 +167,8 @@ def teacher_topk(teacher: nn.Module, ids: torch.Tensor, k: int, batch_size: int 
     """
     if _check_ids("ids", ids).ndim != 2 or ids.numel() == 0:
         raise ValueError(f"ids must have shape (B, T) with B, T >= 1, got {tuple(ids.shape)}")
-    k = _validate.positive_int("k", k)
-    batch_size = _validate.positive_int("batch_size", batch_size)
+    k = validate.positive_int("k", k)
+    batch_size = validate.positive_int("batch_size", batch_size)
     device = next(teacher.parameters()).device
     was_training = teacher.training
     teacher.eval()  # no dropout: the cache must hold the teacher's real predictions

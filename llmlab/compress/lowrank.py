@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from llmlab import _validate
+from llmlab import validate
 
 
 def _check_matrix(w) -> torch.Tensor:
@@ -79,14 +79,14 @@ def rank_for_energy(s: torch.Tensor, energy: float) -> int:
 
 def lowrank_params(n: int, k: int, rank: int) -> int:
     """Weights of a rank-r factorisation of an (N, K) matrix: r (N + K) (biases not counted)."""
-    n, k = _validate.positive_int("n", n), _validate.positive_int("k", k)
+    n, k = validate.positive_int("n", n), validate.positive_int("k", k)
     return _check_rank(rank, n, k) * (n + k)
 
 
 def breakeven_rank(n: int, k: int) -> int:
     """The largest r with r (N + K) < N K, *strictly* fewer weights than the dense (N, K) matrix:
     floor((N K - 1) / (N + K)). 0 when no rank saves anything (e.g. 2 x 2: rank 1 already costs 4)."""
-    n, k = _validate.positive_int("n", n), _validate.positive_int("k", k)
+    n, k = validate.positive_int("n", n), validate.positive_int("k", k)
     return (n * k - 1) // (n + k)
 
 
@@ -99,8 +99,8 @@ class LowRankLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
-        self.in_features = _validate.positive_int("in_features", in_features)
-        self.out_features = _validate.positive_int("out_features", out_features)
+        self.in_features = validate.positive_int("in_features", in_features)
+        self.out_features = validate.positive_int("out_features", out_features)
         self.rank = _check_rank(rank, out_features, in_features)
         self.down = nn.Linear(in_features, rank, bias=False, device=device, dtype=dtype)
         self.up = nn.Linear(rank, out_features, bias=bias, device=device, dtype=dtype)

@@ -13,13 +13,13 @@ matrix must lose more than half its weights before the sparse form is any smalle
 """
 from __future__ import annotations
 
-from llmlab import _validate
+from llmlab import validate
 
 
 def compression_ratio(original_bits: float, compressed_bits: float) -> float:
     """original / compressed: 4.0 means four times smaller."""
-    original_bits = _validate.positive_float("original_bits", original_bits)
-    return original_bits / _validate.positive_float("compressed_bits", compressed_bits)
+    original_bits = validate.positive_float("original_bits", original_bits)
+    return original_bits / validate.positive_float("compressed_bits", compressed_bits)
 
 
 def pruned_bits(n_weights: int, density: float, value_bits: int, index_bits: int) -> int:
@@ -27,10 +27,10 @@ def pruned_bits(n_weights: int, density: float, value_bits: int, index_bits: int
     nnz = round(density · n_weights), each nonzero keeping its value and its column index (CSR's ``values``
     and ``col_indices``). CSR's row pointers, one integer per row, are left out: for an (N, K) matrix
     they are N numbers against nnz, negligible unless almost everything is pruned."""
-    n_weights = _validate.positive_int("n_weights", n_weights)
-    density = _validate.positive_float("density", density, allow_zero=True)
+    n_weights = validate.positive_int("n_weights", n_weights)
+    density = validate.positive_float("density", density, allow_zero=True)
     if density > 1:
         raise ValueError(f"density must be in [0, 1], got {density}")
-    value_bits = _validate.positive_int("value_bits", value_bits)
-    index_bits = _validate.positive_int("index_bits", index_bits, minimum=0)
+    value_bits = validate.positive_int("value_bits", value_bits)
+    index_bits = validate.positive_int("index_bits", index_bits, minimum=0)
     return round(density * n_weights) * (value_bits + index_bits)

@@ -29,7 +29,7 @@ from typing import Literal
 
 import torch
 
-from llmlab import _validate
+from llmlab import validate
 
 
 def _check_weight(w) -> torch.Tensor:
@@ -41,7 +41,7 @@ def _check_weight(w) -> torch.Tensor:
 
 
 def _check_k(k, n_weights: int) -> int:
-    k = _validate.positive_int("k", k)
+    k = validate.positive_int("k", k)
     if k > n_weights:
         raise ValueError(f"k must be between 1 and the number of weights {n_weights}, got {k}")
     return k
@@ -108,8 +108,8 @@ def kmeans(w: torch.Tensor, k: int, iters: int = 20, init: Literal["linear", "qu
     (on CUDA, ``index_add_``'s atomic additions may reorder the float64 sums' last bits)."""
     w = _check_weight(w)
     k = _check_k(k, w.numel())
-    iters = _validate.positive_int("iters", iters, minimum=0)
-    tol = _validate.positive_float("tol", tol, allow_zero=True)
+    iters = validate.positive_int("iters", iters, minimum=0)
+    tol = validate.positive_float("tol", tol, allow_zero=True)
     codebook = init_codebook(w, k, init)
     span = float(w.max() - w.min())
     for _ in range(iters):
@@ -130,7 +130,7 @@ def codebook_bits_per_weight(n_weights: int, k: int, codebook_bits: int = 32) ->
     """Storage per weight of a shared matrix: ceil(log2 k) bits of index + k · codebook_bits / n_weights for
     the codebook (stored once, amortised over the n weights). Indices have a fixed width, so k = 2^b
     wastes nothing; Huffman-coding them (Deep Compression's third stage) would go lower."""
-    n_weights = _validate.positive_int("n_weights", n_weights)
+    n_weights = validate.positive_int("n_weights", n_weights)
     k = _check_k(k, n_weights)
-    codebook_bits = _validate.positive_int("codebook_bits", codebook_bits)
+    codebook_bits = validate.positive_int("codebook_bits", codebook_bits)
     return math.ceil(math.log2(k)) + k * codebook_bits / n_weights

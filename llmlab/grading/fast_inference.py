@@ -36,6 +36,15 @@ def write_kv_state(fn, k_cache, v_cache, k, v, start):
     return fn(k_cache, v_cache, k, v, start), k_cache, v_cache
 
 
+def write_kv_views(fn, k_cache, v_cache, k, v, start):
+    """Harness: ``fn``'s result, and whether it is two views of the caches (tensors that share their memory)."""
+    out = fn(k_cache, v_cache, k, v, start)
+    views = isinstance(out, tuple) and len(out) == 2 and all(
+        isinstance(a, torch.Tensor) and a.untyped_storage().data_ptr() == cache.untyped_storage().data_ptr()
+        for a, cache in zip(out, (k_cache, v_cache)))
+    return out, views
+
+
 def _cache_compare(actual, expected) -> str | None:
     (out, kc, vc), (want, wkc, wvc) = actual, expected
     return same(out, want, name="(k_all, v_all)", reveal=False) or (same((kc, vc), (wkc, wvc), reveal=False) and
@@ -66,7 +75,7 @@ def check_write_kv(c: Check) -> None:
     k_cache, v_cache = _randn(B, Hkv, S, D, seed=1), _randn(B, Hkv, S, D, seed=2)
     k, v = _randn(B, Hkv, T, D, seed=3), _randn(B, Hkv, T, D, seed=4)
     kc, vc = k_cache.clone(), v_cache.clone()
-    out = c.call(kc, vc, k, v, start, copy_args=False)
+    out, views = c.call(kc, vc, k, v, start, copy_args=False, via=write_kv_views)
     c.expect(isinstance(out, tuple) and len(out) == 2, f"expected a pair (k_all, v_all), got {type(out).__name__}",
              "return both the keys and the values")
     k_all, v_all = out
@@ -88,6 +97,9 @@ def check_write_kv(c: Check) -> None:
              "slots outside start .. start+T-1 changed", "write only the T new slots")
     c.expect(torch.equal(k_all, kc[:, :, :start + T]) and torch.equal(v_all, vc[:, :, :start + T]),
              "k_all / v_all are not the cache's first start+T slots", "return k_cache[:, :, :start+T] (and the same for v)")
+    c.expect(views, "k_all / v_all are copies of the cache, not views of it",
+             "return views, k_cache[:, :, :start+T] as it is (no .clone(), no torch.cat): a copy is one more pass over "
+             "the whole cache at every step")
 
 
 def _cached_attention(q, k, v):
@@ -132,13 +144,6 @@ def check_cached_attention(c: Check) -> None:
 # ------------------------------------------------------------------------------------------ batching
 
 
-def _mask_as_long(actual, expected) -> str | None:
-    if isinstance(actual, tuple) and len(actual) == 2 and isinstance(actual[1], torch.Tensor) \
-            and not actual[1].is_floating_point():
-        actual = (actual[0], actual[1].long())  # a bool or int32 mask is as good
-    return same(actual, expected, reveal=False)
-
-
 def _left_pad_cases(d: Draw) -> list[Case]:
     pad, n = d.int(0, 3), d.int(2, 5)
     tricky = [[d.choice([pad, d.int(4, 50)]) for _ in range(d.int(1, 6))] + [pad] for _ in range(d.int(4, 6))]
@@ -148,7 +153,7 @@ def _left_pad_cases(d: Draw) -> list[Case]:
             Case("a single prompt", [[d.int(1, 99) for _ in range(n)]], 0)]
 
 
-@exercise("08.left_pad", reference=generation.left_pad, cases=_left_pad_cases, compare=_mask_as_long)
+@exercise("08.left_pad", reference=generation.left_pad, cases=_left_pad_cases)
 def check_left_pad(c: Check) -> None:
     out = c.call([[5, 6, 7], [8], [9, 10]], 0)
     c.expect(isinstance(out, tuple) and len(out) == 2, "expected a pair (ids, attention_mask)", "return ids, mask")
@@ -157,6 +162,9 @@ def check_left_pad(c: Check) -> None:
     c.expect(ids.dtype == torch.long, f"ids have dtype {ids.dtype}, expected torch.long",
              "token ids are int64: build the padded ids with dtype=torch.long, as embedding layers expect")
     c.expect_tensor(mask, shape=(3, 3), name="attention_mask")
+    c.expect(mask.dtype == torch.long, f"attention_mask has dtype {mask.dtype}, expected torch.long",
+             "the mask is int64 ones and zeros, as Hugging Face tokenizers return it (not bool): models sum it and "
+             "take its cumsum to find positions")
     if torch.equal(ids, torch.tensor([[5, 6, 7], [8, 0, 0], [9, 10, 0]])):
         c.fail("you padded on the right", "padding goes on the left, so every prompt ends at position T-1 where its "
                "next token is read")

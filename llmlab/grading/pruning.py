@@ -181,10 +181,15 @@ def wanda_from_inputs(w, x):
 def _wanda_cases(d: Draw) -> list[Case]:
     N, K, T = d.int(3, 9), d.int(17, 30), d.int(5, 12)
     return [Case("another shape (more features than tokens)", d.randn(N, K), d.randn(T, K) * torch.logspace(-1, 1, K)),
-            Case("float64 inputs", d.randn(N, 6, dtype=torch.float64), d.randn(T, 6, dtype=torch.float64))]
+            Case("float64 inputs", d.randn(N, 6, dtype=torch.float64), d.randn(T, 6, dtype=torch.float64),
+                 hint="compute in the inputs' dtype: float64 activations give float64 norms (no .float() on the way)")]
 
 
-@exercise("10.wanda_scores", reference=wanda_from_inputs, cases=_wanda_cases)
+def _float64_exact(actual, expected) -> str | None:  # float64 all the way agrees to ~1e-16; a float32 norm to ~1e-8
+    return same(actual, expected, rtol=1e-12 if expected.dtype == torch.float64 else None, reveal=False)
+
+
+@exercise("10.wanda_scores", reference=wanda_from_inputs, cases=_wanda_cases, compare=_float64_exact)
 def check_wanda_scores(c: Check) -> None:
     w = randn(10, 16, seed=6)
     x = randn(16, 16, seed=7) * torch.logspace(-1, 1, 16)  # as many tokens as features: a wrong axis still broadcasts
@@ -240,13 +245,31 @@ def _gram_problem(d: Draw, U: int, D: int, C: int, dtype=torch.float64):
     return d.randn(C, U * D, dtype=dtype), torch.einsum("nud,nue->ude", xu, xu)
 
 
+def _blind_units(d: Draw, U: int, D: int, C: int):
+    """Units whose inputs all lie along one direction v_u and whose weights are orthogonal to it: every
+    importance is 0, and the computed trace comes out a tiny negative number."""
+    v = d.randn(U, D, dtype=torch.float64)
+    v = v / v.norm(dim=-1, keepdim=True)
+    xu = d.randn(5 * D, U, 1, dtype=torch.float64) * v
+    w = d.randn(C, U, D, dtype=torch.float64)
+    w = w - (w * v).sum(-1, keepdim=True) * v
+    return w.reshape(C, U * D), torch.einsum("nud,nue->ude", xu, xu)
+
+
 def _importance_cases(d: Draw) -> list[Case]:
     return [Case("another number of units and width", *_gram_problem(d, d.int(6, 9), d.int(2, 5), d.int(4, 9))),
             Case("neurons (D = 1)", *_gram_problem(d, d.int(5, 12), 1, d.int(3, 6))),
-            Case("float32 inputs", *_gram_problem(d, 4, 2, 5, torch.float32))]
+            Case("float32 inputs", *_gram_problem(d, 4, 2, 5, torch.float32)),
+            Case("units whose weights read only directions their inputs never take", *_blind_units(d, d.int(3, 6), 3, 4),
+                 hint="their importance is 0, not NaN: rounding makes the trace a tiny negative number, so clamp it "
+                      "at 0 before the square root")]
 
 
-@exercise("10.unit_importance", reference=structured.unit_importance, cases=_importance_cases)
+def _close_to_zero(actual, expected) -> str | None:  # a trace that is 0 comes out as ±1e-15, its root as 1e-7
+    return same(actual, expected, rtol=1e-5, atol=1e-6, reveal=False)
+
+
+@exercise("10.unit_importance", reference=structured.unit_importance, cases=_importance_cases, compare=_close_to_zero)
 def check_unit_importance(c: Check) -> None:
     U, D, C = 5, 3, 7
     g = torch.Generator().manual_seed(9)

@@ -427,7 +427,10 @@ def _pool_cases(d: Draw) -> list[Case]:
                  hint="weight each position by its mask value (sum of m_t h_t / sum of m_t), wherever the padding is"),
             Case("a bool attention_mask", d.randn(B, T, C), left.flip(-1).bool()),
             Case("bfloat16 hidden states", d.randn(B, T, C, dtype=torch.bfloat16), left.flip(-1)),
-            Case("float64 hidden states", d.randn(B, T, C, dtype=torch.float64), left)]
+            Case("float64 hidden states", d.randn(B, T, C, dtype=torch.float64), left),
+            Case("a row that is all padding", d.randn(B, T, C), torch.cat([left[:-1], torch.zeros_like(left[-1:])]),
+                 hint="a row with no real token gives zeros, not NaN: divide by the count clamped at 1e-9 "
+                      "(max(sum_t m_t, 1e-9)), as sentence-transformers does")]
 
 
 @exercise("05.mean_pool", reference=mean_pool, cases=_pool_cases)

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from llmlab import _validate, model_device
+from llmlab import model_device, validate
 
 PROB_SUM_TOL = 1e-3
 
@@ -92,9 +92,9 @@ def strided_windows(n_tokens: int, window: int, stride: int) -> list[tuple[int, 
     >>> strided_windows(10, window=4, stride=2)
     [(0, 4, 4), (2, 6, 2), (4, 8, 2), (6, 10, 2)]
     """
-    n_tokens = _validate.positive_int("n_tokens", n_tokens)
-    window = _validate.positive_int("window", window, minimum=2)
-    stride = _validate.positive_int("stride", stride)
+    n_tokens = validate.positive_int("n_tokens", n_tokens)
+    window = validate.positive_int("window", window, minimum=2)
+    stride = validate.positive_int("stride", stride)
     if stride > window:
         raise ValueError(f"stride ({stride}) > window ({window}) would skip tokens between windows")
     windows, prev_end = [], 0
@@ -126,7 +126,7 @@ def strided_nll(model, ids, window: int, stride: int, progress: bool = False) ->
             raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
         ids = ids.long()
     else:
-        ids = torch.tensor(_validate.token_ids("ids", ids), dtype=torch.long)
+        ids = torch.tensor(validate.token_ids("ids", ids), dtype=torch.long)
     if len(ids) < 2:
         raise ValueError(f"need at least 2 tokens to score one prediction, got {len(ids)}")
     device = model_device(model)

@@ -20,6 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmlab import validate
+
 
 def _check_rank(name: str, x: torch.Tensor, rank: int, shape: str) -> None:
     if not isinstance(x, torch.Tensor):
@@ -113,7 +115,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, bias: bool = False, fast: bool = True):
         super().__init__()
-        n_kv_heads = n_kv_heads or n_heads
+        dim, n_heads = validate.size("dim", dim), validate.size("n_heads", n_heads)
+        n_kv_heads = n_heads if n_kv_heads is None else validate.size("n_kv_heads", n_kv_heads)
         if dim % n_heads:
             raise ValueError(f"dim {dim} is not divisible by n_heads {n_heads}")
         if n_heads % n_kv_heads:

@@ -29,6 +29,7 @@ import itertools
 import torch
 import torch.nn as nn
 
+from llmlab import validate
 from llmlab.nn.attention import causal_mask
 
 
@@ -48,6 +49,21 @@ def write_kv(
     k_cache, v_cache (B, Hkv, S, D), written in place; k, v (B, Hkv, T, D). Returns the views
     (k_cache[:, :, :start+T], v_cache[:, :, :start+T]), each (B, Hkv, start+T, D).
     """
+    for name, t in (("k_cache", k_cache), ("v_cache", v_cache), ("k", k), ("v", v)):
+        validate.tensor(name, t, ndim=4)
+    if v_cache.shape != k_cache.shape:
+        raise ValueError(f"v_cache must have k_cache's shape {tuple(k_cache.shape)}, got {tuple(v_cache.shape)}")
+    B, Hkv, S, D = k_cache.shape
+    for name, t in (("k", k), ("v", v)):
+        if t.shape[:2] != (B, Hkv) or t.shape[3] != D or t.shape != k.shape:
+            raise ValueError(f"{name} must have shape (B, Hkv, T, D) = ({B}, {Hkv}, T, {D}), the same as k, "
+                             f"got {tuple(t.shape)}")
+    start = validate.integer("start", start, minimum=0, maximum=S - k.shape[2])
+    return _write(k_cache, v_cache, k, v, start)
+
+
+def _write(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: int):
+    """write_kv without the checks: the cache's own step, whose shapes ``KVCache`` already fixed."""
     T = k.shape[2]
     k_cache.narrow(2, start, T).copy_(k)  # = k_cache[:, :, start:start+T] = k, in fewer tensor ops
     v_cache.narrow(2, start, T).copy_(v)
@@ -144,7 +160,7 @@ class KVCache:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``layer``'s new k, v (B, Hkv, T, D) -> all its keys and values (B, Hkv, S, D)."""
-        return write_kv(*self._layers[layer], k, v, self.length)
+        return _write(*self._layers[layer], k, v, self.length)
 
     def end(self, T: int) -> None:
         """The T tokens of ``begin`` went through every layer."""

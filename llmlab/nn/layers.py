@@ -35,6 +35,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmlab import validate
+
 
 def _check_tensor(name: str, x: torch.Tensor, min_rank: int = 1) -> None:
     if not isinstance(x, torch.Tensor):
@@ -62,8 +64,8 @@ class RMSNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = validate.positive_float("eps", eps)
+        self.weight = nn.Parameter(torch.ones(validate.size("dim", dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_width("x", x, self.weight.shape[0])
@@ -166,6 +168,8 @@ def sinusoidal_positions(n_positions: int, dim: int, base: float = 10000.0) -> t
 
 def rope_frequencies(head_dim: int, base: float = 10000.0, device=None) -> torch.Tensor:
     """theta_i = base^(-2i / D) for i = 0 .. D/2 - 1, shape (D/2,), float32: fast rotation first, slow last."""
+    head_dim = validate.size("head_dim", head_dim)
+    base = validate.real("base", base, above=1.0)  # base <= 1 would make the "slow" frequencies fast
     if head_dim % 2:
         raise ValueError(f"RoPE needs an even head dim, got {head_dim}")
     return 1.0 / base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.int64).float() / head_dim)

@@ -18,6 +18,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmlab import validate
+
+
+def _check_adapter(weight: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float) -> None:
+    """weight (out, in), A (r, in), B (out, r) with r >= 1, alpha a finite number."""
+    for name, t in (("weight", weight), ("A", A), ("B", B)):
+        validate.tensor(name, t, ndim=2)
+    out_f, in_f = weight.shape
+    r = A.shape[0]
+    if r < 1 or A.shape[1] != in_f or B.shape != (out_f, r):
+        raise ValueError(f"with weight (out, in) = {tuple(weight.shape)}, A must be (r, {in_f}) with r >= 1 and "
+                         f"B ({out_f}, r); got A {tuple(A.shape)} and B {tuple(B.shape)}")
+    validate.real("alpha", alpha)
+
 
 def lora_linear(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, A: torch.Tensor, B: torch.Tensor, alpha: float
@@ -26,11 +40,13 @@ def lora_linear(
 
     The adapter goes through the rank-r bottleneck, (x Aᵀ) Bᵀ: it never builds the (out, in) matrix B A.
     """
+    _check_adapter(weight, A, B, alpha)
     return F.linear(x, weight, bias) + (alpha / A.shape[0]) * F.linear(F.linear(x, A), B)
 
 
 def merged_weight(weight: torch.Tensor, A: torch.Tensor, B: torch.Tensor, alpha: float) -> torch.Tensor:
     """W + (alpha / r) B A: (out, in), the weight of a plain layer equal to the adapted one."""
+    _check_adapter(weight, A, B, alpha)
     return weight + (alpha / A.shape[0]) * (B @ A)
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmlab import validate
 from llmlab.nn.attention import MultiHeadAttention, causal_mask, padding_mask
 from llmlab.nn.kv_cache import KVCache
 from llmlab.nn.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, rope_cos_sin, rotate_half
@@ -68,13 +69,6 @@ def _check_attention_mask(attention_mask: torch.Tensor, idx: torch.Tensor) -> to
 # ------------------------------------------------------------------------------------------ decoder
 
 
-def _check_positive_ints(cfg, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 @dataclass
 class DecoderConfig:
     """Hyper-parameters of a Llama-style decoder. The defaults are SmolLM2-135M's."""
@@ -92,9 +86,13 @@ class DecoderConfig:
     dropout: float = 0.0  # on the embeddings and on each sub-layer's output, in training mode only
 
     def __post_init__(self):
-        _check_positive_ints(self, ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "max_seq_len"))
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "max_seq_len"):
+            validate.size(name, getattr(self, name))
+        self.dropout = validate.probability("dropout", self.dropout, allow_one=False)
+        self.rope_theta = validate.real("rope_theta", self.rope_theta, above=1.0)
+        self.norm_eps = validate.positive_float("norm_eps", self.norm_eps)
+        if not isinstance(self.tie_embeddings, bool):
+            raise TypeError(f"tie_embeddings must be a bool, got {type(self.tie_embeddings).__name__}")
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -267,7 +265,9 @@ class EncoderConfig:
     norm_eps: float = 1e-12
 
     def __post_init__(self):
-        _check_positive_ints(self, ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_seq_len", "type_vocab_size"))
+        for name in ("vocab_size", "dim", "n_layers", "n_heads", "hidden_dim", "max_seq_len", "type_vocab_size"):
+            validate.size(name, getattr(self, name))
+        self.norm_eps = validate.positive_float("norm_eps", self.norm_eps)
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
 
@@ -341,6 +341,8 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, normalize: boo
             f"attention_mask must have shape (B, T) = {tuple(hidden.shape[:2])}, "
             f"got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}"
         )
+    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        raise ValueError("attention_mask must hold only 1 (a real token) and 0 (padding)")
     m = attention_mask.to(hidden.dtype)[..., None]  # (B, T, 1)
     pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
     return F.normalize(pooled, p=2, dim=-1) if normalize else pooled

@@ -21,7 +21,7 @@ import heapq
 import torch
 import torch.nn as nn
 
-from llmlab._validate import positive_float, positive_int
+from llmlab.validate import positive_float, positive_int
 from llmlab.parallel.data_parallel import make_data, make_model
 
 

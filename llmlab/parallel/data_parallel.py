@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab._validate import positive_int
+from llmlab.validate import positive_int
 
 
 def shard_range(n: int, world_size: int, rank: int) -> range:

@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmlab._validate import positive_int
+from llmlab.validate import MAX_SIZE, positive_int
 from llmlab.nn.attention import causal_mask
 from llmlab.nn.model import Decoder, DecoderConfig, rope_rotary
 
@@ -48,6 +48,9 @@ def gpipe_schedule(stages: int, micro_batches: int) -> list[list[Slot]]:
     backward of micro-batch j on stage s at step (m + p - 1) + (p - 1 - s) + (m - 1 - j). 2 (m + p - 1) steps."""
     p, m = positive_int("stages", stages), positive_int("micro_batches", micro_batches)
     steps = m + p - 1
+    if 2 * steps * p > MAX_SIZE:
+        raise ValueError(f"a timetable of {stages} stages and {micro_batches} micro-batches would hold "
+                         f"{2 * steps * p:,} slots: keep stages x (stages + micro_batches) under {MAX_SIZE // 2:,}")
     table: list[list[Slot]] = [[None] * p for _ in range(2 * steps)]
     for s in range(p):
         for j in range(m):

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab._validate import positive_float, positive_int
+from llmlab.validate import positive_float, positive_int
 from llmlab.parallel.data_parallel import average_gradients, shard_range
 from llmlab.parallel.tensor_parallel import ring_all_reduce_bytes
 

@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmlab._validate import positive_float, positive_int
+from llmlab.validate import positive_float, positive_int
 from llmlab.nn.attention import MultiHeadAttention
 from llmlab.nn.layers import GELUMLP, SwiGLU
 from llmlab.parallel.data_parallel import shard_range

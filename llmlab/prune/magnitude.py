@@ -20,15 +20,14 @@ from typing import Literal
 
 import torch
 
+from llmlab import validate
+
 Scope = Literal["row", "tensor"]
 
 
 def check_sparsity(sparsity) -> float:
-    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)):
-        raise TypeError(f"sparsity must be a number in [0, 1), got {type(sparsity).__name__}")
-    if not 0 <= sparsity < 1:
-        raise ValueError(f"sparsity must be in [0, 1) (the share of weights set to zero), got {sparsity}")
-    return float(sparsity)
+    """The share of weights set to zero: a number in [0, 1)."""
+    return validate.probability("sparsity", sparsity, allow_one=False)
 
 
 def check_scores(name: str, s) -> torch.Tensor:
@@ -43,7 +42,7 @@ def check_scores(name: str, s) -> torch.Tensor:
 
 def n_pruned(n: int, sparsity: float) -> int:
     """How many of n weights a sparsity removes: round(sparsity · n), as torch.nn.utils.prune counts."""
-    return round(check_sparsity(sparsity) * n)
+    return round(check_sparsity(sparsity) * validate.positive_int("n", n, minimum=0))
 
 
 def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from llmlab._validate import positive_int
+from llmlab.validate import positive_int
 from llmlab.prune.magnitude import check_scores
 
 

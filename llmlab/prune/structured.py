@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn as nn
 
-from llmlab._validate import positive_int
+from llmlab.validate import positive_int
 from llmlab.nn.attention import MultiHeadAttention
 from llmlab.nn.layers import SwiGLU
 from llmlab.prune.wanda import InputGrams
@@ -33,7 +33,9 @@ from llmlab.prune.wanda import InputGrams
 def unit_importance(w_out: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
     """w_out (C, U·D) the output projection read by U units of D inputs each (wo: heads, D = head dim;
     w2: neurons, D = 1); gram (U, D, D) the Gram matrix X_uᵀ X_u of each unit's inputs over the
-    calibration tokens -> importance (U,) = ‖X_u W_uᵀ‖_F."""
+    calibration tokens -> importance (U,) = ‖X_u W_uᵀ‖_F = sqrt(tr(W_u G_u W_uᵀ)). The trace is ≥ 0 in exact
+    arithmetic, but where it is 0 (a unit whose weights read only directions its inputs never take) rounding
+    can make it a tiny negative number: it is clamped at 0, or its square root would be NaN."""
     if gram.ndim != 3 or gram.shape[1] != gram.shape[2]:
         raise ValueError(f"gram must have shape (U, D, D), got {tuple(gram.shape)}")
     U, D, _ = gram.shape

@@ -120,6 +120,10 @@ def merge_pair(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
 
     Left to right matters for overlaps: merging (a, a) in [a, a, a] gives [aa, a].
     """
+    if isinstance(new_id, bool) or not isinstance(new_id, int):
+        raise TypeError(f"new_id must be an int, got {type(new_id).__name__}")
+    if not isinstance(pair, tuple) or len(pair) != 2:
+        raise TypeError(f"pair must be a tuple of two ids, got {pair!r:.60}")
     a, b = pair
     out: list[int] = []
     i, n = 0, len(ids)
@@ -154,6 +158,10 @@ def pair_count_change(
     ``into``: a Counter to add the change to (the trainer sums many words' changes; a fresh
     Counter per word would cost it a third of its time).
     """
+    if isinstance(freq, bool) or not isinstance(freq, int):
+        raise TypeError(f"freq must be an int, got {type(freq).__name__}")
+    if freq < 1:
+        raise ValueError(f"freq must be >= 1 (how often the word was seen), got {freq}")
     delta: Counter[Pair] = Counter() if into is None else into
     for pair in zip(old, old[1:]):
         delta[pair] -= freq

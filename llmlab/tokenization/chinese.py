@@ -28,6 +28,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from llmlab import validate
+
 MIN_LOG = -3.14e100  # jieba's stand-in for log(0): an emission or transition never seen
 
 # jieba's block rules: runs of Han characters, ASCII letters/digits and a few symbols are segmented;
@@ -90,7 +92,7 @@ def jieba_dict_path() -> str:
 
 def load_dictionary(path: str | None = None) -> Dictionary:
     """Load a jieba-format dictionary (``word freq [tag]`` per line); default: jieba's ``dict.txt``."""
-    path = path or jieba_dict_path()
+    path = validate.path("path", path or jieba_dict_path())
     with open(path, encoding="utf-8") as f:
         entries = []
         for n, line in enumerate(f, 1):

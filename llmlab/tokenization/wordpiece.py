@@ -36,6 +36,8 @@ from pathlib import Path
 
 import regex
 
+from llmlab import validate
+
 UNK, CLS, SEP, PAD, MASK = "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
 CONTINUATION = "##"
@@ -86,6 +88,9 @@ def basic_tokenize(text: str, do_lower_case: bool = True) -> list[str]:
 
 def wordpiece(word: str, vocab: dict[str, int], unk: str = UNK, max_chars: int = MAX_WORD_CHARS) -> list[str]:
     """Greedy longest-match-first pieces of one word; ``[unk]`` if some part matches nothing."""
+    if not isinstance(word, str):
+        raise TypeError(f"word must be a str, got {type(word).__name__}")
+    max_chars = validate.positive_int("max_chars", max_chars)
     if len(word) > max_chars:
         return [unk]
     pieces = []
@@ -171,7 +176,7 @@ class WordPiece:
 
 def load_vocab(path: str | Path) -> dict[str, int]:
     """``vocab.txt``: one piece per line, the id is the line number (from 0)."""
-    with open(path, encoding="utf-8") as f:
+    with open(validate.path("path", path), encoding="utf-8") as f:
         return {line.rstrip("\n"): i for i, line in enumerate(f)}
 
 

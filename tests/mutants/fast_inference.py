@@ -53,6 +53,12 @@ def kv_cat_not_in_place(k_cache, v_cache, k, v, start):
     return torch.cat([k_cache[:, :, :start], k], 2), torch.cat([v_cache[:, :, :start], v], 2)
 
 
+@mistake("check_write_kv", "return views")
+def kv_returns_copies(k_cache, v_cache, k, v, start):
+    k_all, v_all = kv_cache.write_kv(k_cache, v_cache, k, v, start)
+    return k_all.clone(), v_all.clone()
+
+
 # cached_attention
 @mistake("check_cached_attention", "GQA grouping")
 def attn_tiled_repeat(q, k, v):
@@ -86,6 +92,12 @@ def pad_right(prompts, pad_id):
 def pad_mask_inverted(prompts, pad_id):
     ids, mask = generation.left_pad(prompts, pad_id)
     return ids, 1 - mask
+
+
+@mistake("check_left_pad", "int64 ones and zeros", kind="dtype")
+def pad_bool_mask(prompts, pad_id):
+    ids, mask = generation.left_pad(prompts, pad_id)
+    return ids, mask.bool()
 
 
 # top_k
@@ -408,6 +420,12 @@ def accept_residual_in_place(p, q, draft, u, v):
 # ---------------------------------------------------------------- the input's dtype lost
 
 @mistake("check_write_kv", "dtype", kind="dtype")
+def kv_in_the_keys_dtype(k_cache, v_cache, k, v, start):
+    k_all, v_all = kv_cache.write_kv(k_cache, v_cache, k, v, start)
+    return k_all.to(k.dtype), v_all.to(v.dtype)  # a view while the dtypes agree, a float32 copy of a bfloat16 cache
+
+
+@mistake("check_write_kv", "copies of the cache")
 def kv_cat_then_copy(k_cache, v_cache, k, v, start):
     end = start + k.shape[2]
     new_k = torch.cat([k_cache[:, :, :start], k, k_cache[:, :, end:]], 2)

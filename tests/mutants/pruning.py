@@ -140,7 +140,19 @@ def nm_inverted(scores, n, m):
     return ~nm.nm_mask(scores, n, m)
 
 
+@mistake("check_wanda_scores", "no .float()", kind="dtype")
+def wanda_norm_in_float32(w, x):
+    return w.abs() * x.float().norm(dim=0)
+
+
 # unit_importance
+@mistake("check_unit_importance", "not NaN", kind="overfit")
+def importance_unclamped(w_out, gram):
+    U, D, _ = gram.shape
+    w = w_out.reshape(-1, U, D).transpose(0, 1)
+    return torch.einsum("ucd,ude,uce->u", w, gram, w).sqrt()
+
+
 @mistake("check_unit_importance", "use the Gram matrix")
 def ui_weights_only(w_out, gram):
     U, D, _ = gram.shape

@@ -216,6 +216,12 @@ def pool_not_normalised(hidden, attention_mask):
     return mean_pool(hidden, attention_mask, normalize=False)
 
 
+@mistake("check_mean_pool", "not NaN", kind="overfit")
+def pool_unclamped(hidden, attention_mask):
+    m = attention_mask.to(hidden.dtype).unsqueeze(-1)
+    return F.normalize((hidden * m).sum(1) / m.sum(1), dim=-1)
+
+
 @mistake("check_decoder_block", "a position attends to itself and the past only")
 def block_no_causal_mask(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     return _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, causal=False)

@@ -1,0 +1,124 @@
+"""The arguments' checks of every public function: one vocabulary, one kind of message.
+
+A wrong *type* raises TypeError, a wrong *value* ValueError, and every message names the argument and
+says what was expected: ``k must be an int >= 1, got 0``. Numbers must be finite unless a check says
+otherwise, and sizes have an upper bound (``MAX_SIZE``) so that a typo such as 10**12 fails at once
+instead of allocating until the machine runs out of memory. Public functions call these at their
+boundary, once per call; hot loops (a layer's forward, a decode step) trust what was checked above them.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+MAX_SIZE = 10**8  # counts and lengths that allocate: more than any model here needs, far less than RAM
+
+
+def _type_name(value) -> str:
+    return type(value).__name__
+
+
+def integer(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An int (not a bool) in [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {_type_name(value)}")
+    value = int(value)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        bounds = [f"{op} {b}" for op, b in ((">=", minimum), ("<=", maximum)) if b is not None]
+        raise ValueError(f"{name} must be {' and '.join(bounds)}, got {value}")
+    return value
+
+
+def positive_int(name: str, value, minimum: int = 1) -> int:
+    """A count: an int >= ``minimum`` (1 unless told)."""
+    return integer(name, value, minimum)
+
+
+def size(name: str, value, minimum: int = 1) -> int:
+    """A count that something is allocated or looped over by: an int >= ``minimum``, at most ``MAX_SIZE``."""
+    return integer(name, value, minimum, MAX_SIZE)
+
+
+def real(name: str, value, minimum: float | None = None, maximum: float | None = None,
+         above: float | None = None, below: float | None = None, finite: bool = True) -> float:
+    """A number (int or float, not a bool) as a float: >= ``minimum``, > ``above``, <= ``maximum``,
+    < ``below``; NaN is never accepted, ±inf only with ``finite=False``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {_type_name(value)}")
+    value = float(value)
+    bounds = [f"{op} {b:g}" for op, b in ((">=", minimum), (">", above), ("<=", maximum), ("<", below)) if b is not None]
+    if (math.isnan(value) or (finite and math.isinf(value)) or (minimum is not None and value < minimum)
+            or (above is not None and value <= above) or (maximum is not None and value > maximum)
+            or (below is not None and value >= below)):
+        if math.isnan(value) or (finite and math.isinf(value)):
+            raise ValueError(f"{name} must be a finite number{''.join(' ' + b for b in bounds[:1])}"
+                             f"{''.join(' and ' + b for b in bounds[1:])}, got {value}")
+        raise ValueError(f"{name} must be {' and '.join(bounds)}, got {value}")
+    return value
+
+
+def positive_float(name: str, value, allow_zero: bool = False) -> float:
+    """A finite number > 0 (>= 0 with ``allow_zero``)."""
+    return real(name, value, minimum=0.0) if allow_zero else real(name, value, above=0.0)
+
+
+def probability(name: str, value, allow_zero: bool = True, allow_one: bool = True) -> float:
+    """A number in [0, 1]; ``allow_zero``/``allow_one`` False exclude that end."""
+    return real(name, value, **({"minimum": 0.0} if allow_zero else {"above": 0.0}),
+                **({"maximum": 1.0} if allow_one else {"below": 1.0}))
+
+
+def choice(name: str, value, options: Sequence):
+    """One of ``options`` (compared with ==)."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
+
+
+def tensor(name: str, x, ndim: int | None = None, min_ndim: int = 0, floating: bool = False,
+           finite: bool = False) -> torch.Tensor:
+    """A torch.Tensor with ``ndim`` dimensions (or at least ``min_ndim``), of a floating dtype if
+    ``floating``, without NaN or inf if ``finite``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {_type_name(x)}")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if (ndim is not None and x.ndim != ndim) or x.ndim < min_ndim:
+        want = f"{ndim}" if ndim is not None else f"at least {min_ndim}"
+        raise ValueError(f"{name} must have {want} dimensions, got shape {tuple(x.shape)}")
+    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} holds NaN or inf values")
+    return x
+
+
+def path(name: str, value) -> Path:
+    """A file's path: a str or os.PathLike, not an int (which open() would take as a file descriptor)."""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or pathlib.Path), got {_type_name(value)}")
+    if not str(value):
+        raise ValueError(f"{name} is an empty path")
+    return Path(value)
+
+
+def token_ids(name: str, tokens, vocab_size: int | None = None, allow_empty: bool = False) -> list[int]:
+    """A sequence of non-negative ints (or ``bytes``), each below ``vocab_size`` if given, as a list."""
+    if isinstance(tokens, str):
+        raise TypeError(f"{name} must be a sequence of token ids, got str; encode it first, e.g. list(text.encode())")
+    if not isinstance(tokens, (Sequence, bytes, bytearray)) and not hasattr(tokens, "tolist"):
+        raise TypeError(f"{name} must be a sequence of token ids, got {_type_name(tokens)}")
+    ids = tokens.tolist() if hasattr(tokens, "tolist") else list(tokens)
+    if not isinstance(ids, list):
+        raise TypeError(f"{name} must be a sequence of token ids, got a single {_type_name(ids)}")
+    if not ids and not allow_empty:
+        raise ValueError(f"{name} is empty: need at least one token")
+    for t in ids:
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+            raise TypeError(f"{name} must hold ints, found {_type_name(t)} {t!r}")
+        if t < 0 or (vocab_size is not None and t >= vocab_size):
+            raise ValueError(f"{name} holds id {t}, outside [0, {vocab_size if vocab_size else 'inf'})")
+    return [int(t) for t in ids]
