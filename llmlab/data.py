@@ -167,10 +167,7 @@ def train_test_split_items(
     both parts. Both lists keep the input order. The same items, fraction and seed always give
     the same split.
     """
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
-        raise ValueError(f"test_fraction must be a number strictly between 0 and 1, got {test_fraction!r}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
+    test_fraction = validate.probability("test_fraction", test_fraction, allow_zero=False, allow_one=False)
     rng = random.Random(seed)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, item in enumerate(items):

@@ -22,9 +22,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmlab import validate
 from llmlab.nn.kv_cache import KVCache
 from llmlab.nn.layers import rms_norm, rope_cos_sin
-from llmlab.nn.model import Decoder, _check_ids
+from llmlab.nn.model import Decoder
 
 LinearFactory = Callable[[torch.Tensor], nn.Module]
 
@@ -89,7 +90,7 @@ class FastDecoder(nn.Module):
                 last_only: bool = False) -> torch.Tensor:
         """idx (B, T) continuing the sequences in ``cache`` -> logits (B, T, V) ((B, 1, V) with ``last_only``)."""
         cfg = self.cfg
-        _check_ids("idx", idx, cfg.vocab_size, cfg.max_seq_len)
+        validate.token_batch("idx", idx, cfg.vocab_size, cfg.max_seq_len)
         if not isinstance(cache, KVCache):
             raise TypeError("FastDecoder needs a KVCache (KVCache.for_model(fast_model, batch_size, max_len))")
         B, T = idx.shape

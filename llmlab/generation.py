@@ -78,8 +78,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     probabilities sum to at least p, i.e. a token is kept when the mass of the tokens *before* it
     (in decreasing order of probability) is still below p. The top token is always kept. (..., V)."""
     _check_logits(logits)
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {p!r}")
+    p = validate.probability("top_p", p, allow_zero=False)
     if p == 1:
         return logits
     sorted_logits, order = logits.sort(dim=-1, descending=True)
@@ -121,8 +120,7 @@ class Sampling:
         validate.positive_float("temperature", self.temperature, allow_zero=True)
         if self.top_k is not None:
             validate.positive_int("top_k", self.top_k)
-        if isinstance(self.top_p, bool) or not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        validate.probability("top_p", self.top_p, allow_zero=False)
         validate.positive_float("repetition_penalty", self.repetition_penalty)
 
     def generator(self, device) -> torch.Generator | None:
@@ -145,17 +143,6 @@ GREEDY = Sampling(temperature=0.0)
 
 
 # ------------------------------------------------------------------------------------------ decoding
-
-
-def _check_budget(model, n_prompt: int, max_new_tokens) -> int:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    context = model.cfg.max_seq_len
-    if n_prompt > context:
-        raise ValueError(f"the prompt has {n_prompt} tokens, longer than the model's context of {context}")
-    if n_prompt + max_new_tokens > context:
-        raise ValueError(f"prompt ({n_prompt}) + max_new_tokens ({max_new_tokens}) exceed the context of {context}")
-    return max_new_tokens
 
 
 def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,7 +173,7 @@ def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling:
     if not isinstance(sampling, Sampling):
         raise TypeError(f"sampling must be a llmlab.generation.Sampling, got {type(sampling).__name__}")
     ids, mask = left_pad(prompts, pad_id)
-    _check_budget(model, ids.shape[1], max_new_tokens)
+    validate.token_budget(max_new_tokens, ids.shape[1], model.cfg.max_seq_len)
     device = model_device(model)
     ids, mask = ids.to(device), mask.to(device)
     generator = sampling.generator(device)

@@ -25,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from llmlab.validate import positive_int
+
 TOPICS = ("lm_basics", "pretraining_finetuning", "tokenization", "chinese_segmentation", "attention_transformers",
           "long_context", "evaluation", "inference_speed", "quantization", "pruning", "distillation",
           "mixed_precision", "parallelism", "lora_transfer", "overfitting", "interpretability", "robustness",
@@ -304,8 +306,7 @@ class MockInterview:
 
     def __init__(self, n: int = 5, minutes: float = 10, lang: str | None = None, seed: int | None = None,
                  topics: list[str] | None = None, difficulty: int | None = None):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
+        n = positive_int("n", n)
         if not _is_number(minutes) or minutes <= 0:
             raise ValueError(f"minutes must be a positive number, got {minutes!r}")
         pool = [q for q in select(difficulty=difficulty) if q.kind != "code" and (not topics or q.topic in topics)]

@@ -138,7 +138,7 @@ class NGramLM:
         """Sample ``max_new_tokens`` bytes after ``prompt``; returns prompt + new tokens."""
         from llmlab.generation import sample, temperature_softmax
 
-        max_new_tokens = validate.positive_int("max_new_tokens", max_new_tokens, minimum=0)
+        max_new_tokens = validate.size("max_new_tokens", max_new_tokens, minimum=0)
         out = validate.token_ids("prompt", prompt, self.vocab_size, allow_empty=True)
         for _ in range(max_new_tokens):
             probs = temperature_softmax(self.probs(out).log(), temperature)

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 
 from llmlab import model_device, validate
-from llmlab.generation import _check_budget, sample_from_probs
+from llmlab.generation import sample_from_probs
 from llmlab.nn.kv_cache import KVCache
 
 
@@ -173,7 +173,7 @@ def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gam
     ``generate(target, ids, max_new_tokens)``."""
     tokens = validate.token_ids("ids", ids, target.cfg.vocab_size)
     gamma = validate.positive_int("gamma", gamma)
-    _check_budget(target, len(tokens), max_new_tokens)  # checks max_new_tokens itself
+    validate.token_budget(max_new_tokens, len(tokens), target.cfg.max_seq_len)
     if len(tokens) + max_new_tokens + gamma > target.cfg.max_seq_len:
         raise ValueError(f"prompt ({len(tokens)}) + max_new_tokens ({max_new_tokens}) + gamma ({gamma}) exceed the "
                          f"context of {target.cfg.max_seq_len}: the last round drafts up to gamma tokens past the end")

@@ -42,8 +42,7 @@ def get_batch(
     if not isinstance(data, torch.Tensor) or data.ndim != 1 or data.dtype.is_floating_point:
         raise TypeError(f"data must be a 1-D tensor of token ids, got {getattr(data, 'shape', type(data).__name__)}")
     for name, value in (("batch_size", batch_size), ("block_size", block_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        validate.size(name, value)
     if len(data) < block_size + 1:
         raise ValueError(f"data has {len(data)} tokens: a window of {block_size} needs at least {block_size + 1}")
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator).to(data.device)  # (B,)
@@ -213,6 +212,7 @@ def estimate_loss(
 ) -> float:
     """Mean loss over ``n_batches`` fixed random batches (the same ones every call: comparable over time),
     in eval mode (no dropout)."""
+    n_batches = validate.size("n_batches", n_batches)
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(seed)

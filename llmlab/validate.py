@@ -44,6 +44,14 @@ def size(name: str, value, minimum: int = 1) -> int:
     return integer(name, value, minimum, MAX_SIZE)
 
 
+def divisor(name: str, value, of: int, minimum: int = 1, what: str = "") -> int:
+    """An int >= ``minimum`` that divides ``of`` (a group size of a width, say; ``what`` names ``of``)."""
+    value = integer(name, value, minimum)
+    if of % value:
+        raise ValueError(f"{name} must divide {what or 'the size'} {of}, got {value}")
+    return value
+
+
 def real(name: str, value, minimum: float | None = None, maximum: float | None = None,
          above: float | None = None, below: float | None = None, finite: bool = True) -> float:
     """A number (int or float, not a bool) as a float: >= ``minimum``, > ``above``, <= ``maximum``,
@@ -122,3 +130,32 @@ def token_ids(name: str, tokens, vocab_size: int | None = None, allow_empty: boo
         if t < 0 or (vocab_size is not None and t >= vocab_size):
             raise ValueError(f"{name} holds id {t}, outside [0, {vocab_size if vocab_size else 'inf'})")
     return [int(t) for t in ids]
+
+
+def token_batch(name: str, idx, vocab_size: int, max_len: int) -> torch.Tensor:
+    """A model's input: an integer tensor (B, T) with 1 <= T <= max_len and every id in [0, vocab_size)."""
+    if not isinstance(idx, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {_type_name(idx)}")
+    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {idx.dtype}")
+    if idx.ndim != 2:
+        raise ValueError(f"{name} must have shape (B, T) (2 dims), got {tuple(idx.shape)}; for one sequence use ids[None]")
+    if idx.numel() == 0:
+        raise ValueError(f"{name} is empty, shape {tuple(idx.shape)}: need at least one sequence of one token")
+    if idx.shape[1] > max_len:
+        raise ValueError(f"sequence of {idx.shape[1]} tokens is longer than max_seq_len={max_len}")
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"{name} holds ids outside [0, {vocab_size}): min {lo}, max {hi}")
+    return idx
+
+
+def token_budget(max_new_tokens, n_prompt: int, context: int) -> int:
+    """``max_new_tokens``: an int >= 0 such that the prompt's ``n_prompt`` tokens plus the new ones fit the
+    model's ``context``."""
+    max_new_tokens = integer("max_new_tokens", max_new_tokens, minimum=0)
+    if n_prompt > context:
+        raise ValueError(f"the prompt has {n_prompt} tokens, longer than the model's context of {context}")
+    if n_prompt + max_new_tokens > context:
+        raise ValueError(f"prompt ({n_prompt}) + max_new_tokens ({max_new_tokens}) exceed the context of {context}")
+    return max_new_tokens

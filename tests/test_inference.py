@@ -94,8 +94,8 @@ def test_cache_size_and_overflow(tiny):
         assert cache.length == 6  # a refused write changes nothing
         with pytest.raises(ValueError, match="batch size 2"):
             tiny(torch.tensor([_ids(1)]), cache=cache)
-    for bad in (dict(max_len=0), dict(batch_size=0), dict(max_len=2.5)):
-        with pytest.raises(ValueError):
+    for bad, exc in ((dict(max_len=0), ValueError), (dict(batch_size=0), ValueError), (dict(max_len=2.5), TypeError)):
+        with pytest.raises(exc, match=next(iter(bad))):
             KVCache(**{**dict(n_layers=1, batch_size=1, n_kv_heads=1, head_dim=2, max_len=4), **bad})
     with pytest.raises(ValueError, match="attention_mask"):
         KVCache(1, 2, 1, 2, 8).begin(3, torch.ones(2, 4))
@@ -357,8 +357,8 @@ def tiny16():
     "kwargs,exc,match",
     [
         (dict(max_new_tokens=-1), ValueError, "max_new_tokens"),
-        (dict(max_new_tokens=2.0), ValueError, "max_new_tokens"),
-        (dict(max_new_tokens=True), ValueError, "max_new_tokens"),
+        (dict(max_new_tokens=2.0), TypeError, "max_new_tokens"),
+        (dict(max_new_tokens=True), TypeError, "max_new_tokens"),
         (dict(ids=list(range(17))), ValueError, "longer than the model's context of 16"),
         (dict(ids=list(range(10)), max_new_tokens=7), ValueError, r"prompt \(10\) \+ max_new_tokens \(7\) exceed"),
         (dict(ids=[]), ValueError, "empty"),
@@ -406,9 +406,11 @@ def test_sampling_bad_parameters(kwargs, exc, match):
 
 def test_filters_bad_input():
     logits = torch.randn(2, 5)
-    for p in (0, 1.5, -0.1, True):
+    for p in (0, 1.5, -0.1, float("nan")):
         with pytest.raises(ValueError, match="top_p"):
             top_p_filter(logits, p)
+    with pytest.raises(TypeError, match="top_p"):
+        top_p_filter(logits, True)
     with pytest.raises(ValueError, match="k"):
         top_k_filter(logits, 0)
     with pytest.raises(TypeError, match="float tensor"):
@@ -544,10 +546,10 @@ def test_decode_bytes_per_token_and_bandwidth_bound():
     assert decode_bytes_per_token(1, 30, 3, 64, 100) - 1 == KVCache(30, 1, 3, 64, 100).nbytes
     assert bandwidth_bound(2e6, 1e9) == pytest.approx(500.0)
     assert measure_bandwidth(n_bytes=2**20, repeats=1) > 0
-    for bad in (dict(weight_bytes=0), dict(n_layers=-1), dict(context_len=-1), dict(head_dim=2.0),
-                dict(kv_bytes_per_element=True)):
+    for bad, exc in ((dict(weight_bytes=0), ValueError), (dict(n_layers=-1), ValueError), (dict(context_len=-1), ValueError),
+                     (dict(head_dim=2.0), TypeError), (dict(kv_bytes_per_element=True), TypeError)):
         args = {**dict(weight_bytes=10, n_layers=1, n_kv_heads=1, head_dim=2, context_len=3), **bad}
-        with pytest.raises(ValueError):
+        with pytest.raises(exc, match=next(iter(bad))):
             decode_bytes_per_token(**args)
     with pytest.raises(ValueError):
         bandwidth_bound(0, 1e9)

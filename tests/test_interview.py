@@ -95,7 +95,7 @@ def test_answer_prints_the_verdict(capsys):
     (lambda: interview.evaluate(interview.select(kind="code")[0], 3), TypeError, "answered with your function"),
     (lambda: interview.select(topic="cooking"), ValueError, "unknown topic"),
     (lambda: interview.set_language("fr"), ValueError, "'en' or 'zh'"),
-    (lambda: interview.MockInterview(n=0), ValueError, "positive int"),
+    (lambda: interview.MockInterview(n=0), ValueError, "n must be >= 1"),
     (lambda: interview.MockInterview(n=10**6), ValueError, "only"),
 ])
 def test_bad_input_is_rejected_clearly(call, exc, msg):

@@ -56,9 +56,10 @@ def test_single_token_runs_have_no_per_token_latency():
     assert r.n_tokens == 1 and math.isnan(r.latency_median_s)
 
 
-@pytest.mark.parametrize("kw", [dict(repeats=0), dict(warmup=-1), dict(repeats=True)])
-def test_measure_generation_rejects_bad_arguments(kw):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("kw,exc", [(dict(repeats=0), ValueError), (dict(warmup=-1), ValueError),
+                                    (dict(repeats=True), TypeError)])
+def test_measure_generation_rejects_bad_arguments(kw, exc):
+    with pytest.raises(exc, match=next(iter(kw))):
         speed.measure_generation(lambda: iter([1]), **kw)
 
 

@@ -12,10 +12,10 @@ import llmlab
 from llmlab.data import chinese_gold, pydoc_text
 from llmlab.models import load_minilm, load_smollm2, minilm_dir, smollm2_gguf_path
 from llmlab.models.minilm import embed
-from llmlab.nn.layers import permute_for_interleaved
 from llmlab.nn.model import Decoder, DecoderConfig, Encoder, EncoderConfig, generate_greedy, mean_pool
 from llmlab.tokenization.bpe import chat_template, load_smollm2_tokenizer
 from llmlab.tokenization.wordpiece import load_minilm_tokenizer
+from tests.oracles import finish_gguf, llama_gguf_writer
 
 gguf = pytest.importorskip("gguf")
 
@@ -136,45 +136,18 @@ def test_encoder_padding_and_mean_pool():
 
 
 def _write_gguf(path, model: Decoder | None, arch="llama", drop=(), reshape=()):
-    """A llama GGUF holding ``model``'s weights as F32, with q/k rows permuted for interleaved RoPE as
-    llama.cpp's converter does."""
-    writer = gguf.GGUFWriter(str(path), arch)
+    """A llama GGUF holding ``model``'s weights as F32 (``drop``: names left out; ``reshape``: names
+    written one row short); with no model, a 2-block header and a stray embedding."""
     if model is not None:
-        cfg = model.cfg
-        writer.add_block_count(cfg.n_layers)
-        writer.add_context_length(cfg.max_seq_len)
-        writer.add_embedding_length(cfg.dim)
-        writer.add_feed_forward_length(cfg.hidden_dim)
-        writer.add_head_count(cfg.n_heads)
-        writer.add_head_count_kv(cfg.n_kv_heads)
-        writer.add_rope_freq_base(cfg.rope_theta)
-        writer.add_layer_norm_rms_eps(cfg.norm_eps)
-        writer.add_vocab_size(cfg.vocab_size)
-        tensors = {"token_embd.weight": model.tok_embeddings.weight, "output_norm.weight": model.norm.weight}
-        for i, layer in enumerate(model.layers):
-            att, ffn = layer.attention, layer.feed_forward
-            tensors |= {
-                f"blk.{i}.attn_norm.weight": layer.attention_norm.weight,
-                f"blk.{i}.attn_q.weight": permute_for_interleaved(att.wq.weight, cfg.n_heads),
-                f"blk.{i}.attn_k.weight": permute_for_interleaved(att.wk.weight, cfg.n_kv_heads),
-                f"blk.{i}.attn_v.weight": att.wv.weight,
-                f"blk.{i}.attn_output.weight": att.wo.weight,
-                f"blk.{i}.ffn_norm.weight": layer.ffn_norm.weight,
-                f"blk.{i}.ffn_gate.weight": ffn.w1.weight,
-                f"blk.{i}.ffn_down.weight": ffn.w2.weight,
-                f"blk.{i}.ffn_up.weight": ffn.w3.weight,
-            }
-        for name, t in tensors.items():
+        writer, tensors = llama_gguf_writer(path, model, arch)
+        for name, array in tensors.items():
             if name not in drop:
-                array = t.detach().numpy().astype(np.float32)
                 writer.add_tensor(name, array[:-1] if name in reshape else array)
     else:
+        writer = gguf.GGUFWriter(str(path), arch)
         writer.add_block_count(2)
         writer.add_tensor("token_embd.weight", np.zeros((10, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish_gguf(writer)
     return path
 
 

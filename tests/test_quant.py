@@ -461,7 +461,7 @@ BAD_INPUTS = [
     ("gptq_group_not_dividing", lambda: gptq.gptq_quantize(_w(), torch.eye(64), group_size=48), ValueError,
      "group_size"),
     ("gptq_group_zero", lambda: gptq.gptq_quantize(_w(), torch.eye(64), group_size=0), ValueError, "group_size"),
-    ("gptq_group_float", lambda: gptq.gptq_quantize(_w(), torch.eye(64), group_size=32.0), ValueError, "group_size"),
+    ("gptq_group_float", lambda: gptq.gptq_quantize(_w(), torch.eye(64), group_size=32.0), TypeError, "group_size"),
     ("gptq_damp_1", lambda: gptq.gptq_quantize(_w(), torch.eye(64), damp=1.0), ValueError, "damp"),
     ("gptq_damp_negative", lambda: gptq.gptq_quantize(_w(), torch.eye(64), damp=-0.1), ValueError, "damp"),
     ("gptq_bits_9", lambda: gptq.gptq_quantize(_w(), torch.eye(64), 9), ValueError, "bits"),

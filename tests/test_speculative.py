@@ -183,7 +183,7 @@ def test_speculative_sampling_is_reproducible(target):
         (dict(gamma=1.5), TypeError, "gamma"),
         (dict(gamma="4"), TypeError, "gamma"),
         (dict(max_new_tokens=-1), ValueError, "max_new_tokens"),
-        (dict(max_new_tokens=1.5), ValueError, "max_new_tokens"),
+        (dict(max_new_tokens=1.5), TypeError, "max_new_tokens"),
         (dict(temperature=-1.0), ValueError, "temperature"),
         (dict(ids=list(range(17))), ValueError, "context of 16"),
         (dict(ids=list(range(10)), max_new_tokens=7), ValueError, "exceed the context"),

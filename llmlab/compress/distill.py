@@ -28,7 +28,6 @@ k = V it is ``kd_loss``.
 """
 from __future__ import annotations
 
-import numbers
 
 import torch
 import torch.nn as nn
@@ -98,10 +97,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     distillation, alpha = 0 ordinary training.
     """
     student_logits = _check_logits("student_logits", student_logits)
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real):
-        raise TypeError(f"alpha must be a number, got {type(alpha).__name__}")
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    alpha = validate.probability("alpha", alpha)
     if _check_ids("targets", targets).shape != student_logits.shape[:-1]:
         raise ValueError(f"targets must have shape {tuple(student_logits.shape[:-1])} (the logits' without V), "
                          f"got {tuple(targets.shape)}")

@@ -38,11 +38,7 @@ def _check_matrix(w) -> torch.Tensor:
 
 
 def _check_rank(rank, n: int, k: int) -> int:
-    if isinstance(rank, bool) or not isinstance(rank, int):
-        raise TypeError(f"rank must be an int, got {type(rank).__name__}")
-    if not 1 <= rank <= min(n, k):
-        raise ValueError(f"rank r must be between 1 and min(N, K) = {min(n, k)}, got {rank}")
-    return rank
+    return validate.integer("rank", rank, 1, min(n, k))  # at most min(N, K)
 
 
 def truncated_svd(w: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,8 +65,7 @@ def rank_for_energy(s: torch.Tensor, energy: float) -> int:
     if not isinstance(s, torch.Tensor) or not s.is_floating_point() or s.ndim != 1 or s.numel() == 0:
         raise ValueError("s must be a non-empty 1-D float tensor of singular values, "
                          f"got {getattr(s, 'shape', type(s).__name__)}")
-    if isinstance(energy, bool) or not isinstance(energy, (int, float)) or not 0 < energy <= 1:
-        raise ValueError(f"energy must be in (0, 1], got {energy!r}")
+    energy = validate.probability("energy", energy, allow_zero=False)
     e = s.detach().double().sort(descending=True).values.square()  # svdvals is already sorted; anything else too
     kept = e.cumsum(0) / e.sum()  # (m,) fraction kept by ranks 1..m
     # the last entry may round to 0.9999999999999998: energy = 1 must still give a rank <= m

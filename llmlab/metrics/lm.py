@@ -92,7 +92,7 @@ def strided_windows(n_tokens: int, window: int, stride: int) -> list[tuple[int, 
     >>> strided_windows(10, window=4, stride=2)
     [(0, 4, 4), (2, 6, 2), (4, 8, 2), (6, 10, 2)]
     """
-    n_tokens = validate.positive_int("n_tokens", n_tokens)
+    n_tokens = validate.size("n_tokens", n_tokens)
     window = validate.positive_int("window", window, minimum=2)
     stride = validate.positive_int("stride", stride)
     if stride > window:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from llmlab import validate
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0 <= q <= 100) with linear interpolation between order statistics, as
@@ -80,9 +82,7 @@ def measure_generation(
     Peak memory is ``torch.cuda.max_memory_allocated`` on CUDA (reset before the timed runs) and the
     process's peak RSS on the CPU.
     """
-    for name, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    warmup, repeats = validate.size("warmup", warmup, minimum=0), validate.size("repeats", repeats)
     if not callable(generate):
         raise TypeError(f"generate must be a callable that returns an iterator of tokens, got {type(generate).__name__}")
     cuda = device is not None and torch.device(device).type == "cuda"
@@ -131,10 +131,8 @@ def decode_bytes_per_token(weight_bytes: int, n_layers: int, n_kv_heads: int, he
     context, 2 (K and V) * n_layers * n_kv_heads * head_dim * context_len elements."""
     for name, value in (("weight_bytes", weight_bytes), ("n_layers", n_layers), ("n_kv_heads", n_kv_heads),
                         ("head_dim", head_dim), ("kv_bytes_per_element", kv_bytes_per_element)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if isinstance(context_len, bool) or not isinstance(context_len, int) or context_len < 0:
-        raise ValueError(f"context_len must be an int >= 0, got {context_len!r}")
+        validate.positive_int(name, value)
+    validate.positive_int("context_len", context_len, minimum=0)
     return weight_bytes + 2 * n_layers * n_kv_heads * head_dim * context_len * kv_bytes_per_element
 
 
@@ -149,6 +147,8 @@ def bandwidth_bound(bytes_per_token: float, bandwidth: float) -> float:
 def measure_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 5, device: torch.device | str = "cpu") -> float:
     """Memory bandwidth in bytes/s, from the best of ``repeats`` copies of an ``n_bytes`` buffer (a
     copy reads and writes each byte: 2 n_bytes moved). Far larger than the caches, so it is DRAM."""
+    n_bytes = validate.integer("n_bytes", n_bytes, minimum=4, maximum=2**36)
+    repeats = validate.size("repeats", repeats)
     src = torch.ones(n_bytes // 4, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
     best = math.inf

@@ -30,6 +30,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from llmlab import validate
+
 MAX_ORDER = 4  # BLEU uses 1- to 4-grams
 SMOOTH_METHODS = ("exp", "none", "floor", "add-k")
 FLOOR_VALUE = 0.1  # sacrebleu's defaults for "floor" and "add-k" (Chen & Cherry, 2014)
@@ -145,6 +147,7 @@ class BleuScore:
 
 def ngram_counts(tokens: list[str], max_order: int = MAX_ORDER) -> Counter:
     """All n-grams of ``tokens`` for n = 1..max_order, as a Counter of tuples."""
+    max_order = min(validate.positive_int("max_order", max_order), len(tokens))  # no longer n-gram fits
     return Counter(tuple(tokens[i : i + n]) for n in range(1, max_order + 1) for i in range(len(tokens) - n + 1))
 
 
@@ -181,8 +184,7 @@ def modified_precision(hyp: list[str], refs: list[list[str]], n: int) -> tuple[i
     Summed over a corpus these are sacrebleu's ``counts[n-1]`` and ``totals[n-1]``; BLEU's p_n is
     their ratio.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = validate.positive_int("n", n)
     if not isinstance(refs, (list, tuple)) or not refs or not all(isinstance(r, (list, tuple)) for r in refs):
         raise ValueError("refs must be a non-empty list of token lists (one per reference)")
     max_ref = Counter()
@@ -372,8 +374,7 @@ def rouge_n(target: str, prediction: str, n: int = 1) -> RougeScore:
     A side with no n-grams gives 0 (rouge-score divides by max(count, 1)).
     """
     _check_texts(target, prediction)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = validate.positive_int("n", n)
     target_ngrams = Counter(_ngrams(tokenize_rouge(target), n))
     pred_ngrams = Counter(_ngrams(tokenize_rouge(prediction), n))
     overlap = sum((target_ngrams & pred_ngrams).values())  # & keeps the minimum count

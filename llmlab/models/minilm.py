@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from llmlab import validate
 from llmlab.nn.model import Encoder, EncoderConfig, mean_pool
 
 MAX_SEQ_LEN = 256  # sentence-transformers' max_seq_length for this model (sentence_bert_config.json)
@@ -77,6 +78,7 @@ def bert_to_llmlab(tensors: dict[str, torch.Tensor], n_layers: int) -> dict[str,
 
     Raises ValueError listing missing or unexpected tensors.
     """
+    n_layers = validate.size("n_layers", n_layers)
     tensors = {k.removeprefix("bert."): v for k, v in tensors.items()}
     rename = dict(_TOP)
     for i in range(n_layers):

@@ -86,8 +86,7 @@ class KVCache:
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
         for name, value in (("n_layers", n_layers), ("batch_size", batch_size), ("n_kv_heads", n_kv_heads),
                             ("head_dim", head_dim), ("max_len", max_len)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            validate.size(name, value)
         shape = (n_layers, batch_size, n_kv_heads, max_len, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
@@ -194,10 +193,7 @@ class SlidingWindowCache(KVCache):
 
     def __init__(self, n_layers: int, batch_size: int, n_kv_heads: int, head_dim: int, window: int, sink: int = 4,
                  dtype: torch.dtype = torch.float32, device: torch.device | str | None = None):
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive int, got {window!r}")
-        if isinstance(sink, bool) or not isinstance(sink, int) or sink < 0:
-            raise ValueError(f"sink must be an int >= 0, got {sink!r}")
+        window, sink = validate.size("window", window), validate.size("sink", sink, minimum=0)
         super().__init__(n_layers, batch_size, n_kv_heads, head_dim, sink + window, dtype=dtype, device=device)
         self.window, self.sink = window, sink
 

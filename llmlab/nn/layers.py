@@ -113,11 +113,6 @@ def gelu(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
-def silu(x: torch.Tensor) -> torch.Tensor:
-    """SiLU (swish), x * sigmoid(x)."""
-    return x * torch.sigmoid(x)
-
-
 class GELUMLP(nn.Module):
     """BERT's feed-forward network: w2(gelu(w1 x)); x (B, T, C) -> (B, T, C), with F hidden units."""
 

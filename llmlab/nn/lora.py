@@ -57,9 +57,8 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"LoRA wraps an nn.Linear, got {type(base).__name__}")
-        if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= min(base.in_features, base.out_features):
-            raise ValueError(f"rank must be an int in [1, {min(base.in_features, base.out_features)}], got {rank!r}")
-        self.base, self.rank, self.alpha = base, rank, float(alpha)
+        rank = validate.integer("rank", rank, 1, min(base.in_features, base.out_features))
+        self.base, self.rank, self.alpha = base, rank, validate.real("alpha", alpha)
         base.weight.requires_grad_(False)
         if base.bias is not None:
             base.bias.requires_grad_(False)

@@ -34,24 +34,6 @@ from llmlab.nn.kv_cache import KVCache
 from llmlab.nn.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, rope_cos_sin, rotate_half
 
 
-def _check_ids(name: str, idx: torch.Tensor, vocab_size: int, max_len: int) -> None:
-    if not isinstance(idx, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
-    if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer token ids (torch.long), got dtype {idx.dtype}")
-    if idx.ndim != 2:
-        raise ValueError(
-            f"{name} must have shape (B, T) (2 dims), got {tuple(idx.shape)}; for one sequence use ids[None]"
-        )
-    if idx.shape[1] == 0:
-        raise ValueError(f"{name} is empty: need at least one token")
-    if idx.shape[1] > max_len:
-        raise ValueError(f"sequence of {idx.shape[1]} tokens is longer than max_seq_len={max_len}")
-    lo, hi = int(idx.min()), int(idx.max())
-    if lo < 0 or hi >= vocab_size:
-        raise ValueError(f"{name} holds ids outside [0, {vocab_size}): min {lo}, max {hi}")
-
-
 def _check_attention_mask(attention_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     if not isinstance(attention_mask, torch.Tensor):
         raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
@@ -195,7 +177,7 @@ class Decoder(nn.Module):
         ``last_only`` computes the LM head for the last position only (prefill needs no more).
         """
         cfg = self.cfg
-        _check_ids("idx", idx, cfg.vocab_size, cfg.max_seq_len)
+        validate.token_batch("idx", idx, cfg.vocab_size, cfg.max_seq_len)
         B, T = idx.shape
         if attention_mask is not None:
             keep = _check_attention_mask(attention_mask, idx)
@@ -233,8 +215,7 @@ def generate_greedy(model: Decoder, ids, max_new_tokens: int, eos_id: int | None
     ids = [int(t) for t in ids]
     if not ids:
         raise ValueError("ids is empty: need at least one prompt token")
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    max_new_tokens = validate.integer("max_new_tokens", max_new_tokens, minimum=0)
     device = next(model.parameters()).device
     seq = torch.tensor([ids], dtype=torch.long, device=device)
     new: list[int] = []
@@ -312,7 +293,7 @@ class Encoder(nn.Module):
         mask has a key and their (unused) outputs stay finite.
         """
         cfg = self.cfg
-        _check_ids("input_ids", input_ids, cfg.vocab_size, cfg.max_seq_len)
+        validate.token_batch("input_ids", input_ids, cfg.vocab_size, cfg.max_seq_len)
         B, T = input_ids.shape
         mask = None if attention_mask is None else padding_mask(_check_attention_mask(attention_mask, input_ids))
         if token_type_ids is None:

@@ -21,7 +21,7 @@ import heapq
 import torch
 import torch.nn as nn
 
-from llmlab.validate import positive_float, positive_int
+from llmlab.validate import positive_float, positive_int, size
 from llmlab.parallel.data_parallel import make_data, make_model
 
 
@@ -33,7 +33,7 @@ def parameter_server(workers: int, updates: int, lr: float = 0.05, batch_size: i
     (``jitter`` = 0: equal workers). Returns ``loss`` (the full-data loss after each update) and
     ``staleness`` (τ of each update). ``workers`` = 1 is plain SGD.
     """
-    workers, updates = positive_int("workers", workers), positive_int("updates", updates)
+    workers, updates = size("workers", workers), size("updates", updates)
     lr, batch_size = positive_float("lr", lr), positive_int("batch_size", batch_size)
     jitter = positive_float("jitter", jitter, allow_zero=True)
     gen = torch.Generator().manual_seed(seed)

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab.validate import positive_int
+from llmlab.validate import positive_int, size
 
 
 def shard_range(n: int, world_size: int, rank: int) -> range:
@@ -63,6 +63,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_
           lr: float = 0.05, rank: int = 0, world_size: int = 1, ddp: bool = False) -> nn.Module:
     """``steps`` SGD steps on consecutive batches of x, y; with world_size > 1 each rank uses its shard of
     every batch and averages gradients (by hand, or with DistributedDataParallel when ``ddp``)."""
+    steps = size("steps", steps, minimum=0)
     net = nn.parallel.DistributedDataParallel(model) if ddp else model
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     for step in range(steps):

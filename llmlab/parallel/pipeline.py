@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmlab.validate import MAX_SIZE, positive_int
+from llmlab.validate import MAX_SIZE, integer, positive_int
 from llmlab.nn.attention import causal_mask
 from llmlab.nn.model import Decoder, DecoderConfig, rope_rotary
 
@@ -109,6 +109,12 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 def gpipe_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, world_size: int) -> dict:
     """One GPipe forward/backward pass of a batch ``ids`` (B, T) on this rank's stage: gradients accumulate in
     the stage's parameters. Returns the batch loss (last stage, else None) and this rank's busy intervals."""
+    world_size = positive_int("world_size", world_size)
+    rank = integer("rank", rank, minimum=0, maximum=world_size - 1)
+    if dist.is_initialized() and (world_size, rank) != (dist.get_world_size(), dist.get_rank()):
+        raise ValueError(f"rank {rank} of world_size {world_size} is not this process's place in its group "
+                         f"(rank {dist.get_rank()} of {dist.get_world_size()})")
+    micro_batches = positive_int("micro_batches", micro_batches)
     chunks = ids.chunk(micro_batches)
     if len(chunks) != micro_batches or len({len(c) for c in chunks}) != 1:
         raise ValueError(f"a batch of {len(ids)} does not split into {micro_batches} equal micro-batches")
@@ -145,6 +151,8 @@ def gpipe_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, w
 
 
 def _stage_of(rank: int, world_size: int, cfg_kwargs: dict, seed: int) -> tuple[Decoder, Stage]:
+    world_size = positive_int("world_size", world_size)
+    rank = integer("rank", rank, minimum=0, maximum=world_size - 1)
     torch.manual_seed(seed)
     cfg = DecoderConfig(**cfg_kwargs)
     if cfg.tie_embeddings and world_size > 1:

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab.validate import positive_float, positive_int
+from llmlab.validate import positive_float, positive_int, size
 from llmlab.parallel.data_parallel import average_gradients, shard_range
 from llmlab.parallel.tensor_parallel import ring_all_reduce_bytes
 
@@ -55,6 +55,7 @@ def worker_step_times(rank: int, world_size: int, width: int = 256, batch_size: 
     """Worker for ``launch.run``: data-parallel SGD steps of an MLP on a fixed global batch, one thread per
     rank (one core each). Returns the median step time and the median time of its gradient all-reduce (s),
     and the bytes all-reduced per step."""
+    steps = size("steps", steps)
     torch.set_num_threads(1)
     model = make_mlp(width)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
@@ -89,6 +90,7 @@ def measure(world_sizes: list[int], width: int = 256, batch_size: int = 512, ste
 
     from llmlab.parallel.launch import run
 
+    steps = size("steps", steps)
     rows = []
     for n in tqdm(world_sizes, desc="world sizes", disable=not progress):
         ranks = run(worker_step_times, n, width, batch_size, steps, timeout=timeout)

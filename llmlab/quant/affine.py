@@ -29,15 +29,14 @@ from typing import Literal
 
 import torch
 
+from llmlab import validate
+
 Granularity = Literal["tensor", "channel", "group"]
 
 
 def check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, int):
-        raise TypeError(f"bits must be an int, got {type(bits).__name__}")
-    if not 2 <= bits <= 8:
-        raise ValueError(f"bits must be between 2 and 8, got {bits}")
-    return bits
+    """A code width this module handles: 2 to 8 bits."""
+    return validate.integer("bits", bits, 2, 8)
 
 
 def check_float_tensor(name: str, x) -> torch.Tensor:
@@ -138,9 +137,9 @@ def quantize_weight(w: torch.Tensor, bits: int = 8, *, symmetric: bool = True, g
             raise ValueError(f"per-{granularity} quantization needs a 2-D weight (N, K), got shape {tuple(w.shape)}")
         g = w.shape[1]
         if granularity == "group":
-            if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1 or w.shape[1] % group_size:
-                raise ValueError(f"group_size must be a positive int dividing the width K={w.shape[1]}, got {group_size!r}")
-            g = group_size
+            if group_size is None:
+                raise ValueError("granularity='group' needs a group_size")
+            g = validate.divisor("group_size", group_size, w.shape[1], what="the width K")
     else:
         raise ValueError(f"granularity must be 'tensor', 'channel' or 'group', got {granularity!r}")
     groups = w.detach().float().reshape(-1, g)

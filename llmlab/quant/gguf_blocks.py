@@ -40,11 +40,6 @@ def _reciprocal(d: torch.Tensor) -> torch.Tensor:
     return torch.where(d == 0, torch.zeros_like(d), 1 / d)  # an all-zero block gets codes 0 (Q8_0) or 8 (Q4_0)
 
 
-def _fp16_bytes(d: torch.Tensor) -> torch.Tensor:
-    """(n, 1) float32 -> (n, 2) uint8: the fp16 value, little-endian."""
-    return d.to(torch.float16).view(torch.uint8)
-
-
 def _fp16_from_bytes(b: torch.Tensor) -> torch.Tensor:
     """(n, 2) uint8 -> (n, 1) float32."""
     return b.contiguous().view(torch.float16).float()

@@ -31,6 +31,7 @@ from typing import Callable, Iterable
 import torch
 import torch.nn as nn
 
+from llmlab import validate
 from llmlab.quant.affine import affine_grid, check_bits, check_float_tensor, dequantize, quantize, symmetric_scale
 from llmlab.quant.apply import block_linears
 
@@ -135,8 +136,7 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size
         raise ValueError(f"expected W (N, K) and H (K, K), got {tuple(W.shape)} and {tuple(getattr(H, 'shape', ()))}")
     N, K = W.shape[-2:]
     g = K if group_size is None else group_size
-    if isinstance(g, bool) or not isinstance(g, int) or g < 1 or K % g:
-        raise ValueError(f"group_size must be a positive int dividing K={K}, got {group_size!r}")
+    g = validate.divisor("group_size", g, K, what="K")
     if not 0 <= damp < 1:
         raise ValueError(f"damp must be in [0, 1), got {damp}")
     block_size = max(block_size // g, 1) * g if g < K else block_size  # a group never straddles two blocks

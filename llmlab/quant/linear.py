@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from llmlab import validate
 from llmlab.quant.affine import quantize_weight
 
 
@@ -92,8 +93,7 @@ class Int4WeightOnlyLinear(nn.Module):
     def from_float(cls, weight: torch.Tensor, group_size: int = 32) -> "Int4WeightOnlyLinear":
         _check_weight(weight)
         N, K = weight.shape
-        if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2 or K % group_size:
-            raise ValueError(f"group_size must be an int >= 2 that divides in_features={K}, got {group_size!r}")
+        group_size = validate.divisor("group_size", group_size, K, minimum=2, what="in_features")
         w = weight.detach().float().reshape(N, K // group_size, group_size)
         lo, hi = w.amin(-1), w.amax(-1)
         scale = ((hi - lo) / 15).clamp(min=1e-12)  # the group's range spread over the 16 codes

@@ -46,6 +46,8 @@ from pathlib import Path
 
 import regex
 
+from llmlab import validate
+
 # GPT-2's pre-tokeniser: contractions, optional space + letters, optional space + numbers,
 # optional space + other symbols, then whitespace. "\s+(?!\S)" keeps the last space of a run for
 # the next word, so " world" stays one piece: "hello   world" -> "hello", "  ", " world".
@@ -199,13 +201,7 @@ def _check_training_args(text, vocab_size, special_tokens) -> tuple[int, list[st
         raise TypeError(f"special tokens must be non-empty strings, got {specials!r}")
     if len(set(specials)) != len(specials):
         raise ValueError(f"special tokens must be distinct, got {specials!r}")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
-        raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
-    if vocab_size < 256 + len(specials):
-        raise ValueError(
-            f"vocab_size must be >= 256 + {len(specials)} special tokens = {256 + len(specials)} "
-            f"(every byte has a token), got {vocab_size}"
-        )
+    vocab_size = validate.size("vocab_size", vocab_size, minimum=256 + len(specials))  # every byte, every special
     if _SURROGATE.search(text):
         _reject_surrogate(text)
     return vocab_size - 256 - len(specials), specials

@@ -117,7 +117,8 @@ def _check_text(text) -> str:
 def forward_max_match(text: str, dictionary: Dictionary, max_len: int | None = None) -> list[str]:
     """Left to right, take the longest dictionary word (at most ``max_len`` chars) at each position;
     a character that starts no word is a word by itself."""
-    text, max_len = _check_text(text), max_len or dictionary.max_len
+    text = _check_text(text)
+    max_len = dictionary.max_len if max_len is None else validate.positive_int("max_len", max_len)
     words, i = [], 0
     while i < len(text):
         for j in range(min(len(text), i + max_len), i, -1):
@@ -130,7 +131,8 @@ def forward_max_match(text: str, dictionary: Dictionary, max_len: int | None = N
 
 def backward_max_match(text: str, dictionary: Dictionary, max_len: int | None = None) -> list[str]:
     """Right to left, take the longest dictionary word ending at each position."""
-    text, max_len = _check_text(text), max_len or dictionary.max_len
+    text = _check_text(text)
+    max_len = dictionary.max_len if max_len is None else validate.positive_int("max_len", max_len)
     words, j = [], len(text)
     while j > 0:
         for i in range(max(0, j - max_len), j):

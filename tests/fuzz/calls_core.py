@@ -1,0 +1,28 @@
+"""Valid calls: the package itself (``llmlab``) and its argument checks (``llmlab.validate``).
+
+The checks are called with ``name`` equal to the argument's own name (``value``, ``x``, ``tokens``), so
+that a message naming the checked value names the argument.
+"""
+from __future__ import annotations
+
+from tests.fuzz import fixtures as F
+
+VALID = {
+    "llmlab.device": lambda: {},
+    "llmlab.model_device": lambda: dict(model=F.decoder()),
+    "llmlab.validate.integer": lambda: dict(name="value", value=3, minimum=1, maximum=10),
+    "llmlab.validate.positive_int": lambda: dict(name="value", value=3, minimum=1),
+    "llmlab.validate.size": lambda: dict(name="value", value=3, minimum=1),
+    "llmlab.validate.divisor": lambda: dict(name="value", value=4, of=12, minimum=1, what="the width"),
+    "llmlab.validate.real": lambda: dict(name="value", value=0.5, minimum=0.0, maximum=1.0, finite=True),
+    "llmlab.validate.positive_float": lambda: dict(name="value", value=0.5, allow_zero=False),
+    "llmlab.validate.probability": lambda: dict(name="value", value=0.5, allow_zero=True, allow_one=True),
+    "llmlab.validate.choice": lambda: dict(name="value", value="a", options=["a", "b"]),
+    "llmlab.validate.tensor": lambda: dict(name="x", x=F.randn(2, 3), ndim=2, min_ndim=1, floating=True, finite=True),
+    "llmlab.validate.path": lambda: dict(name="value", value="folder/file.txt"),
+    "llmlab.validate.token_ids": lambda: dict(name="tokens", tokens=[1, 2, 3], vocab_size=10, allow_empty=False),
+    "llmlab.validate.token_batch": lambda: dict(name="idx", idx=F.ids(2, 5), vocab_size=F.VOCAB, max_len=8),
+    "llmlab.validate.token_budget": lambda: dict(max_new_tokens=3, n_prompt=4, context=16),
+}
+
+SKIP: dict[str, str] = {}
