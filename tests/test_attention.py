@@ -83,3 +83,10 @@ def test_module_explicit_and_fast_paths_agree():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_padded_positions_count_real_tokens_and_give_a_pad_the_next_ones():
+    real = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1], [1, 0, 1, 0]], dtype=torch.bool)
+    assert A.padded_positions(real).tolist() == [[0, 0, 0, 1], [0, 1, 2, 3], [0, 1, 1, 2]]
+    # continuing cached rows: every position shifts by what the row already holds
+    assert A.padded_positions(real, torch.tensor([5, 0, 2])).tolist() == [[5, 5, 5, 6], [0, 1, 2, 3], [2, 3, 3, 4]]

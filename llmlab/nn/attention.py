@@ -54,6 +54,16 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.bool()[:, None, None, :]
 
 
+def padded_positions(real: torch.Tensor, start: torch.Tensor | int = 0) -> torch.Tensor:
+    """RoPE positions of a padded batch: real (B, T) bool, True for real tokens; start (B,) or an int, the
+    positions the rows have reached already (their cached tokens) -> (B, T) long. A real token's position
+    counts the real tokens before it in its row (0 for a row's first, as transformers does); a pad token
+    takes the position of the next real one (it is never attended to, so any position would do)."""
+    real = real.long()
+    start = start[:, None] if isinstance(start, torch.Tensor) else start
+    return start + real.cumsum(1) - real
+
+
 def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """q (..., T, D), k (..., S, D) -> (..., T, S) = q k^T / sqrt(D)."""
     return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])

@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 
 from llmlab import validate
-from llmlab.nn.attention import causal_mask
+from llmlab.nn.attention import causal_mask, padded_positions
 
 
 def _float_tensor(model: nn.Module) -> torch.Tensor:
@@ -144,8 +144,7 @@ class KVCache:
             positions = self.next_pos[:, None] + torch.arange(T, device=device)
         else:
             new = attention_mask.to(device=device, dtype=torch.bool)
-            # a pad token takes the position of the next real one; it is never attended to
-            positions = self.next_pos[:, None] + (new.long().cumsum(1) - new.long()).clamp(min=0)
+            positions = padded_positions(new, self.next_pos)
             self.padded = self.padded or not bool(new.all())
         self.real[:, start:start + T] = new
         self.next_pos = self.next_pos + new.long().sum(1)

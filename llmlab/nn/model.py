@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmlab import validate
-from llmlab.nn.attention import MultiHeadAttention, causal_mask, padding_mask
+from llmlab.nn.attention import MultiHeadAttention, causal_mask, padded_positions, padding_mask
 from llmlab.nn.kv_cache import KVCache
 from llmlab.nn.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, rope_cos_sin, rotate_half
 
@@ -186,7 +186,7 @@ class Decoder(nn.Module):
         elif attention_mask is None:
             positions, mask = torch.arange(T, device=idx.device), causal_mask(T, device=idx.device)  # (T,), (T, T)
         else:
-            positions = (keep.long().cumsum(1) - 1).clamp(min=0)  # (B, T)
+            positions = padded_positions(keep)  # (B, T)
             mask = causal_mask(T, device=idx.device) & padding_mask(keep)  # (B, 1, T, T)
             mask = mask | torch.eye(T, dtype=torch.bool, device=idx.device)
         rotary = rope_rotary(positions, cfg.head_dim, cfg.rope_theta, self.norm.weight.dtype)
