@@ -1,7 +1,7 @@
 """The arguments' checks of every public function: one vocabulary, one kind of message.
 
 A wrong *type* raises TypeError, a wrong *value* ValueError, and every message names the argument and
-says what was expected: ``k must be an int >= 1, got 0``. Numbers must be finite unless a check says
+says what was expected: ``k must be >= 1, got 0``. Numbers must be finite unless a check says
 otherwise, and sizes have an upper bound (``MAX_SIZE``) so that a typo such as 10**12 fails at once
 instead of allocating until the machine runs out of memory. Public functions call these at their
 boundary, once per call; hot loops (a layer's forward, a decode step) trust what was checked above them.
@@ -59,14 +59,13 @@ def real(name: str, value, minimum: float | None = None, maximum: float | None =
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {_type_name(value)}")
     value = float(value)
-    bounds = [f"{op} {b:g}" for op, b in ((">=", minimum), (">", above), ("<=", maximum), ("<", below)) if b is not None]
-    if (math.isnan(value) or (finite and math.isinf(value)) or (minimum is not None and value < minimum)
-            or (above is not None and value <= above) or (maximum is not None and value > maximum)
-            or (below is not None and value >= below)):
-        if math.isnan(value) or (finite and math.isinf(value)):
-            raise ValueError(f"{name} must be a finite number{''.join(' ' + b for b in bounds[:1])}"
-                             f"{''.join(' and ' + b for b in bounds[1:])}, got {value}")
-        raise ValueError(f"{name} must be {' and '.join(bounds)}, got {value}")
+    bounds = " and ".join(f"{op} {b:g}" for op, b in ((">=", minimum), (">", above), ("<=", maximum), ("<", below))
+                          if b is not None)
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, got {value}")
+    if ((minimum is not None and value < minimum) or (above is not None and value <= above)
+            or (maximum is not None and value > maximum) or (below is not None and value >= below)):
+        raise ValueError(f"{name} must be {bounds}, got {value}")
     return value
 
 
