@@ -59,8 +59,18 @@ def padded_positions(real: torch.Tensor, start: torch.Tensor | int = 0) -> torch
     positions the rows have reached already (their cached tokens) -> (B, T) long. A real token's position
     counts the real tokens before it in its row (0 for a row's first, as transformers does); a pad token
     takes the position of the next real one (it is never attended to, so any position would do)."""
+    _check_rank("real", real, 2, "(B, T)")
+    if real.dtype != torch.bool:
+        raise TypeError(f"real must be a bool tensor (True for a real token), got dtype {real.dtype}")
+    if isinstance(start, torch.Tensor):
+        if start.dtype.is_floating_point or start.dtype == torch.bool:
+            raise TypeError(f"start must hold integer positions, got dtype {start.dtype}")
+        if start.shape != real.shape[:1]:
+            raise ValueError(f"start must have shape (B,) = ({real.shape[0]},), got {tuple(start.shape)}")
+        start = start[:, None]
+    else:
+        start = validate.integer("start", start, minimum=0)
     real = real.long()
-    start = start[:, None] if isinstance(start, torch.Tensor) else start
     return start + real.cumsum(1) - real
 
 

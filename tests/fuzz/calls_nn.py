@@ -129,6 +129,8 @@ VALID = {
     "llmlab.nn.attention.softmax": lambda: dict(x=F.randn(2, 5), dim=-1),
     "llmlab.nn.attention.causal_mask": lambda: dict(T=4, S=6, device="cpu"),
     "llmlab.nn.attention.padding_mask": lambda: dict(attention_mask=torch.tensor([[0, 1, 1], [1, 1, 1]])),
+    "llmlab.nn.attention.padded_positions": lambda: dict(real=torch.tensor([[0, 1, 1], [1, 1, 1]]).bool(),
+                                                         start=torch.tensor([2, 0])),
     "llmlab.nn.attention.attention_scores": lambda: dict(q=F.randn(1, 2, 3, 4), k=F.randn(1, 2, 5, 4, seed=1)),
     "llmlab.nn.attention.scaled_dot_product_attention": lambda: dict(
         **_attention_inputs(), mask=torch.ones(3, 5, dtype=torch.bool).tril(2)),
