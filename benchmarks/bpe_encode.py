@@ -26,6 +26,7 @@ import time
 from llmlab.data import pydoc_text, pydoc_topics
 from llmlab.models import smollm2_gguf_path
 from llmlab.tokenization import bpe
+from llmlab.tokenization.smollm2 import SMOLLM2_PATTERN, gguf_tokenizer_fields, load_smollm2_tokenizer
 from timing import best_time  # noqa: E402 (also puts the repository on sys.path)
 
 from tests.oracles import hf_smollm2_tokenizer  # noqa: E402
@@ -37,7 +38,7 @@ def tiktoken_encoding(tok: bpe.ByteBPE):
     special_ids = set(tok.special_tokens.values())
     ranks = {b: i for i, b in tok.vocab.items() if i not in special_ids}
     return tiktoken.Encoding(
-        "smollm2", pat_str=bpe.SMOLLM2_PATTERN, mergeable_ranks=ranks, special_tokens=tok.special_tokens
+        "smollm2", pat_str=SMOLLM2_PATTERN, mergeable_ranks=ranks, special_tokens=tok.special_tokens
     )
 
 
@@ -58,9 +59,9 @@ def main() -> None:
     mb = len(text.encode("utf-8")) / 1e6
 
     t0 = time.perf_counter()
-    ours = bpe.load_smollm2_tokenizer()
+    ours = load_smollm2_tokenizer()
     t_load = time.perf_counter() - t0
-    fields = bpe._gguf_tokenizer_fields(str(smollm2_gguf_path()))
+    fields = gguf_tokenizer_fields(str(smollm2_gguf_path()))
     hf = hf_smollm2_tokenizer(fields)
     enc = tiktoken_encoding(ours)
 

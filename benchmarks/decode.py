@@ -12,7 +12,7 @@ row decodes the same prompt (the chat template around one question) for ``--new-
   never stops early; tokens are streamed out of it (a ``BaseStreamer`` and a thread) so TTFT is seen.
 * transformers fwd loop: the model's forward in a hand-written loop with ``past_key_values`` and
   argmax (no ``generate`` machinery: the fastest transformers path).
-* llmlab Decoder+KVCache: ``llmlab.generation.stream`` on the course's ``Decoder`` (what
+* llmlab Decoder+KVCache: ``llmlab.inference.generation.stream`` on the course's ``Decoder`` (what
   ``generate`` does).
 * llmlab Fast fp32: the same loop on ``FastDecoder`` (fused qkv / gate-up matmuls, fewer ops).
 * llmlab Fast int4: ``FastDecoder`` with ``Int4WeightOnlyLinear`` (groups of 32, = the GGUF's Q4_1
@@ -69,14 +69,14 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.data import pydoc_text
-from llmlab.fast_decoder import FastDecoder
-from llmlab.generation import stream
-from llmlab.long_context import chunked_nll
+from llmlab.inference.fast_decoder import FastDecoder
+from llmlab.inference.generation import stream
+from llmlab.inference.long_context import chunked_nll
 from llmlab.metrics.speed import (bandwidth_bound, decode_bytes_per_token, measure_bandwidth,
                                   measure_generation, speed_table)
 from llmlab.models import load_smollm2, smollm2_gguf_path
 from llmlab.quant.linear import Int4WeightOnlyLinear, Int8WeightOnlyLinear
-from llmlab.tokenization.bpe import chat_template, load_smollm2_tokenizer
+from llmlab.tokenization.smollm2 import chat_template, load_smollm2_tokenizer
 
 QUESTION = "Explain, step by step, how a hash table works and why lookups are fast on average."
 

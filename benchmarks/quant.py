@@ -73,8 +73,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmlab.data import pydoc_text
-from llmlab.fast_decoder import FastDecoder, dense_linear
-from llmlab.generation import stream
+from llmlab.inference.fast_decoder import FastDecoder, dense_linear
+from llmlab.inference.generation import stream
 from llmlab.metrics.speed import measure_generation
 from llmlab.models import load_minilm, load_smollm2
 from llmlab.models.minilm import embed
@@ -84,7 +84,7 @@ from llmlab.quant.apply import block_linears, linear_weight_bytes, map_weights, 
 from llmlab.quant.gptq import gptq_model
 from llmlab.quant.linear import Int4WeightOnlyLinear, Int8WeightOnlyLinear
 from llmlab.quant.smooth import FakeQuantLinear, linear_inputs, smooth_scales
-from llmlab.tokenization.bpe import chat_template, load_smollm2_tokenizer
+from llmlab.tokenization.smollm2 import chat_template, load_smollm2_tokenizer
 from llmlab.tokenization.wordpiece import load_minilm_tokenizer
 
 QUESTION = "Explain, step by step, how a hash table works and why lookups are fast on average."

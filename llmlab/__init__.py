@@ -40,16 +40,30 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _first_tensor(model, floating: bool = False):
+    """The model's first parameter, else its first buffer (a model of quantized buffers only), that is
+    floating-point if asked; None for a callable without any (a plain function of token ids)."""
+    import itertools
+
+    tensors = itertools.chain(getattr(model, "parameters", tuple)(), getattr(model, "buffers", tuple)())
+    return next((t for t in tensors if t.is_floating_point() or not floating), None)
+
+
 def model_device(model):
     """The device of ``model``'s parameters (or buffers, for a model of quantized buffers only), where
     its inputs must go; None for a callable without either (a plain function of token ids), whose
     inputs can stay where they are."""
-    for tensors in ("parameters", "buffers"):
-        try:
-            return next(getattr(model, tensors)()).device
-        except (AttributeError, StopIteration):
-            continue
-    return None
+    t = _first_tensor(model)
+    return None if t is None else t.device
 
 
-__all__ = ["device", "model_device", "__version__"]
+def model_dtype(model):
+    """The floating dtype of ``model``'s parameters (or buffers): what its activations, and a KV cache
+    built for it, are computed in. ValueError for a model without a floating tensor."""
+    t = _first_tensor(model, floating=True)
+    if t is None:
+        raise ValueError("the model has no floating-point parameter or buffer to take a dtype from")
+    return t.dtype
+
+
+__all__ = ["device", "model_device", "model_dtype", "__version__"]

@@ -136,7 +136,7 @@ class NGramLM:
         generator: torch.Generator | None = None,
     ) -> list[int]:
         """Sample ``max_new_tokens`` bytes after ``prompt``; returns prompt + new tokens."""
-        from llmlab.generation import sample, temperature_softmax
+        from llmlab.inference.generation import sample, temperature_softmax
 
         max_new_tokens = validate.size("max_new_tokens", max_new_tokens, minimum=0)
         out = validate.token_ids("prompt", prompt, self.vocab_size, allow_empty=True)

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from llmlab import validate
+from llmlab import model_device, validate
 
 # ------------------------------------------------------------------------------------------ batches
 
@@ -216,7 +216,7 @@ def estimate_loss(
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(seed)
-    device = next(model.parameters()).device
+    device = model_device(model)
     losses = []
     for _ in range(n_batches):
         x, y = get_batch(data, batch_size, block_size, g)
@@ -270,7 +270,7 @@ def train(
 ) -> History:
     """Train ``model`` in place with AdamW, a warm-up + cosine schedule and clipping; evaluate every
     ``cfg.eval_every`` steps; with ``cfg.patience``, stop early and restore the best weights."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     torch.manual_seed(cfg.seed)  # dropout masks
     g = torch.Generator().manual_seed(cfg.seed)  # batches
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.max_lr, betas=cfg.betas)

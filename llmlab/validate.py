@@ -34,6 +34,11 @@ def integer(name: str, value, minimum: int | None = None, maximum: int | None = 
     return value
 
 
+def bits(name: str, value) -> int:
+    """A code width in bits that the quantizers here handle: an int from 2 to 8."""
+    return integer(name, value, 2, 8)
+
+
 def positive_int(name: str, value, minimum: int = 1) -> int:
     """A count: an int >= ``minimum`` (1 unless told)."""
     return integer(name, value, minimum)

@@ -60,9 +60,14 @@ def test_module_explicit_and_fast_paths_agree():
     mha = A.MultiHeadAttention(32, 8, 2, fast=False)
     x = torch.randn(2, 6, 32)
     explicit = mha(x, A.causal_mask(6))
-    assert mha.weights.shape == (2, 8, 6, 6)
+    with_weights, weights = mha(x, A.causal_mask(6), need_weights=True)
+    assert weights.shape == (2, 8, 6, 6) and torch.equal(with_weights, explicit)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 8, 6))
+    assert bool((weights.triu(1) == 0).all())  # causal: no weight on a later key
     mha.fast = True
     assert torch.allclose(explicit, mha(x, A.causal_mask(6)), atol=1e-6)
+    fast_out, fast_weights = mha(x, A.causal_mask(6), need_weights=True)  # weights force the explicit path
+    assert torch.equal(fast_out, with_weights) and torch.equal(fast_weights, weights)
 
 
 @pytest.mark.parametrize(

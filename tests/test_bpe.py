@@ -14,6 +14,7 @@ import pytest
 from llmlab.data import FORTUNES_ZH, chinese_sentences, pydoc_text, pydoc_topics
 from llmlab.models import smollm2_gguf_path
 from llmlab.tokenization import bpe
+from llmlab.tokenization.smollm2 import SMOLLM2_PATTERN, gguf_tokenizer_fields, chat_template, load_smollm2_tokenizer
 
 tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import pre_tokenizers  # noqa: E402
@@ -93,12 +94,12 @@ def gguf_fields():
         path = smollm2_gguf_path()
     except FileNotFoundError as e:
         pytest.skip(str(e))
-    return bpe._gguf_tokenizer_fields(str(path))
+    return gguf_tokenizer_fields(str(path))
 
 
 @pytest.fixture(scope="module")
 def smollm2(gguf_fields):
-    return bpe.load_smollm2_tokenizer()
+    return load_smollm2_tokenizer()
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +166,9 @@ def test_smollm2_pattern_equals_hf_digits_then_bytelevel():
         ]
     )
     text = pydoc_text()[:60_000] + "\n".join(EDGE_CASES + CHINESE)
-    assert bpe.pretokenize(text, bpe.SMOLLM2_PATTERN) == hf_pieces(hf, text)
+    assert bpe.pretokenize(text, SMOLLM2_PATTERN) == hf_pieces(hf, text)
     sweep = "".join(f"a{c}{c}b {c}1  {c} 2" for c in old_characters()[::3])
-    assert bpe.pretokenize(sweep, bpe.SMOLLM2_PATTERN) == hf_pieces(hf, sweep)
+    assert bpe.pretokenize(sweep, SMOLLM2_PATTERN) == hf_pieces(hf, sweep)
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -355,12 +356,12 @@ def test_chat_template_matches_the_gguf_template(gguf_fields, smollm2, oracle):
     ]
     for messages in conversations:
         for gen in (True, False):
-            text = bpe.chat_template(messages, add_generation_prompt=gen)
+            text = chat_template(messages, add_generation_prompt=gen)
             assert text == template.render(messages=messages, add_generation_prompt=gen)
             assert smollm2.encode(text) == oracle.encode(text).ids
-    first = smollm2.encode(bpe.chat_template([{"role": "user", "content": "Hi"}]))
+    first = smollm2.encode(chat_template([{"role": "user", "content": "Hi"}]))
     assert first[0] == 1 and first.count(2) == 2  # <|im_start|> first; system and user turns closed
     with pytest.raises(TypeError, match="list of"):
-        bpe.chat_template("Hi")
+        chat_template("Hi")
     with pytest.raises(TypeError, match="message 0"):
-        bpe.chat_template([{"role": "user"}])
+        chat_template([{"role": "user"}])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmlab import probe, zero_shot
+from llmlab.evaluation import probe, zero_shot
 from llmlab.metrics import lm
 from llmlab.nn.model import Decoder, DecoderConfig
 

@@ -1,6 +1,6 @@
 """Inference: the KV cache, the decoding loop, sampling filters, FastDecoder and weight-only quantization, long
 context, early exit and the decode roofline. Small random decoders for the mechanics; the real SmolLM2 for the
-identities that matter (cached == uncached == ``generate_greedy``, batched == alone, chunked == one pass), and
+identities that matter (cached == uncached == argmax of a full forward each step, batched == alone, chunked == one pass), and
 transformers' logits processors as the oracle of the filters. Speculative decoding: tests/test_speculative.py."""
 import dataclasses
 import math
@@ -10,14 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmlab.early_exit import exit_predictions, exit_tradeoff
-from llmlab.fast_decoder import FastDecoder
-from llmlab.generation import (GREEDY, Sampling, generate, generate_batch, left_pad, repetition_penalty,
+from llmlab.inference.early_exit import exit_predictions, exit_tradeoff
+from llmlab.inference.fast_decoder import FastDecoder
+from llmlab.inference.generation import (GREEDY, Sampling, generate, generate_batch, left_pad, repetition_penalty,
                                stop_strings, stream, top_k_filter, top_p_filter)
-from llmlab.long_context import chunked_nll, window_perplexity
+from llmlab.inference.long_context import chunked_nll, window_perplexity
 from llmlab.metrics.speed import bandwidth_bound, decode_bytes_per_token, measure_bandwidth
 from llmlab.nn.kv_cache import KVCache, SlidingWindowCache, write_kv
-from llmlab.nn.model import Decoder, DecoderConfig, generate_greedy
+from llmlab.nn.model import Decoder, DecoderConfig
 from llmlab.quant.linear import Int4WeightOnlyLinear, Int8WeightOnlyLinear
 
 V = 50
@@ -317,7 +317,7 @@ def test_sampling_with_a_seed_is_reproducible(tiny):
     greedy = generate(tiny, prompt, 8)
     assert generate(tiny, prompt, 8, Sampling(top_k=1, seed=1)) == greedy  # top-k 1 is greedy
     assert generate(tiny, prompt, 8, Sampling(temperature=1.0, top_p=1e-6, seed=1)) == greedy
-    assert greedy == generate_greedy(tiny, prompt, 8)
+    assert greedy == generate(tiny, prompt, 8, use_cache=False)
 
 
 def test_stop_strings_and_eos_stop_generation(tiny):
@@ -568,18 +568,22 @@ def smollm2():
 
 @pytest.fixture(scope="module")
 def tok():
-    from llmlab.tokenization.bpe import load_smollm2_tokenizer
+    from llmlab.tokenization.smollm2 import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer()
 
 
-def test_smollm2_cached_generation_equals_uncached_and_generate_greedy(smollm2, tok):
+def test_smollm2_cached_generation_equals_uncached_and_plain_argmax(smollm2, tok):
     ids = tok.encode("Once upon a time,")
     cached = generate(smollm2, ids, 6)
     print(repr(tok.decode(cached)))
     assert len(cached) == 6
     assert cached == generate(smollm2, ids, 6, use_cache=False)
-    assert cached == generate_greedy(smollm2, ids, 6)
+    seq = list(ids)
+    with torch.no_grad():  # the definition: the whole sequence through the model, argmax of the last position
+        for _ in range(6):
+            seq.append(int(smollm2(torch.tensor([seq]))[0, -1].argmax()))
+    assert cached == seq[len(ids):]
 
 
 def test_smollm2_batch_equals_each_prompt_alone(smollm2, tok):
@@ -621,7 +625,7 @@ def test_smollm2_fast_decoder_logits_equal_decoder(smollm2, tok):
 
 
 def test_bad_input_to_the_inference_helpers(tiny):
-    from llmlab.speculative import expected_tokens_per_round
+    from llmlab.inference.speculative import expected_tokens_per_round
 
     with pytest.raises(TypeError, match="2-D float"):
         Int4WeightOnlyLinear.from_float(torch.ones(64))

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmlab import generation
+from llmlab.inference import generation
 from llmlab.metrics import lm
 
 
@@ -19,6 +19,28 @@ def test_metrics_match_torch_cross_entropy():
     assert torch.allclose(lm.cross_entropy(log_probs, targets), ce)
     assert torch.allclose(lm.perplexity(log_probs, targets), ce.exp())
     assert torch.allclose(lm.sequence_log_prob(log_probs, targets), -ce * len(targets))
+
+
+def test_model_perplexity_is_exp_of_the_mean_next_token_cross_entropy():
+    from llmlab.nn.model import Decoder, DecoderConfig
+
+    torch.manual_seed(0)
+    model = Decoder(DecoderConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, n_kv_heads=1, hidden_dim=32,
+                                  max_seq_len=16)).train()
+    ids = torch.randint(50, (5, 9))
+    with torch.no_grad():
+        want = math.exp(F.cross_entropy(model.eval()(ids[:, :-1]).flatten(0, 1), ids[:, 1:].flatten()).item())
+    model.train()
+    for batch_size in (1, 2, 5, 8):
+        assert lm.model_perplexity(model, ids, batch_size) == pytest.approx(want, rel=1e-6)
+    assert model.training  # its mode is restored
+    assert lm.model_perplexity(model, ids[0]) == pytest.approx(lm.model_perplexity(model, ids[:1]), rel=1e-9)
+    for bad, exc in [(ids.float(), TypeError), (ids[:, :1], ValueError), (ids[None], ValueError),
+                     (ids.tolist(), TypeError)]:
+        with pytest.raises(exc, match="ids"):
+            lm.model_perplexity(model, bad)
+    with pytest.raises(ValueError, match="batch_size"):
+        lm.model_perplexity(model, ids, 0)
 
 
 def test_uniform_perplexity_is_vocab_size():

@@ -10,10 +10,11 @@ import torch
 
 import llmlab
 from llmlab.data import chinese_gold, pydoc_text
+from llmlab.inference.generation import generate
 from llmlab.models import load_minilm, load_smollm2, minilm_dir, smollm2_gguf_path
-from llmlab.models.minilm import embed
-from llmlab.nn.model import Decoder, DecoderConfig, Encoder, EncoderConfig, generate_greedy, mean_pool
-from llmlab.tokenization.bpe import chat_template, load_smollm2_tokenizer
+from llmlab.models.minilm import embed, mean_pool
+from llmlab.nn.model import Decoder, DecoderConfig, Encoder, EncoderConfig
+from llmlab.tokenization.smollm2 import chat_template, load_smollm2_tokenizer
 from llmlab.tokenization.wordpiece import load_minilm_tokenizer
 from tests.oracles import finish_gguf, llama_gguf_writer
 
@@ -70,17 +71,29 @@ def test_decoder_left_padding_gives_the_unpadded_logits():
         assert not torch.allclose(model(batch)[1, 4:], model(b)[0], atol=1e-3)
 
 
-def test_generate_greedy_is_argmax_and_stops_at_eos():
+def test_decoder_returns_each_layers_attention_weights_on_request():
+    model = _tiny_decoder().eval()
+    ids = _ids(2, 6, seed=3)
+    with torch.no_grad():
+        logits, weights = model(ids, need_weights=True)
+        torch.testing.assert_close(logits, model(ids), atol=1e-5, rtol=1e-5)
+    cfg = model.cfg
+    assert weights.shape == (cfg.n_layers, 2, cfg.n_heads, 6, 6)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(cfg.n_layers, 2, cfg.n_heads, 6))
+    assert bool((weights.triu(1) == 0).all())
+
+
+def test_uncached_greedy_generation_is_argmax_and_stops_at_eos():
     model = _tiny_decoder()
     prompt = [3, 1, 4, 1, 5]
     seq = list(prompt)
     with torch.no_grad():
         for _ in range(6):
             seq.append(int(model(torch.tensor([seq]))[0, -1].argmax()))
-    new = generate_greedy(model, prompt, 6)
+    new = generate(model, prompt, 6, use_cache=False)
     assert new == seq[len(prompt):]
-    assert generate_greedy(model, torch.tensor(prompt), 6, eos_id=new[2]) == new[: new.index(new[2]) + 1]
-    assert generate_greedy(model, prompt, 0) == []
+    assert generate(model, torch.tensor(prompt), 6, eos_id=new[2], use_cache=False) == new[: new.index(new[2]) + 1]
+    assert generate(model, prompt, 0, use_cache=False) == []
 
 
 @pytest.mark.parametrize(
@@ -95,8 +108,8 @@ def test_generate_greedy_is_argmax_and_stops_at_eos():
         (lambda m: m(torch.tensor([[1, 50]])), ValueError, r"outside \[0, 50\)"),
         (lambda m: m(torch.ones(2, 3, dtype=torch.long), torch.ones(2, 4)), ValueError, "shape of the ids"),
         (lambda m: m(torch.ones(2, 3, dtype=torch.long), torch.tensor([[1, 1, 1], [0, 0, 0]])), ValueError, r"rows \[1\]"),
-        (lambda m: generate_greedy(m, [], 3), ValueError, "empty"),
-        (lambda m: generate_greedy(m, [1, 2], 20), ValueError, "longer than max_seq_len"),
+        (lambda m: generate(m, [], 3, use_cache=False), ValueError, "empty"),
+        (lambda m: generate(m, [1, 2], 20, use_cache=False), ValueError, "exceed the context of 16"),
         (lambda m: DecoderConfig(dim=30, n_heads=4), ValueError, "not divisible by n_heads 4"),
         (lambda m: DecoderConfig(n_heads=9, n_kv_heads=2), ValueError, "not a multiple of n_kv_heads"),
         (lambda m: DecoderConfig(dim=30, n_heads=10, n_kv_heads=5), ValueError, "even for RoPE"),
@@ -269,7 +282,7 @@ def test_smollm2_left_padded_batch(smollm2, smollm2_tokenizer):
 def test_smollm2_answers_paris(smollm2, smollm2_tokenizer):
     tok = smollm2_tokenizer
     ids = tok.encode(chat_template([{"role": "user", "content": "What is the capital of France?"}]))
-    new = generate_greedy(smollm2, ids, max_new_tokens=16, eos_id=tok.special_tokens["<|im_end|>"])
+    new = generate(smollm2, ids, max_new_tokens=16, eos_id=tok.special_tokens["<|im_end|>"], use_cache=False)
     text = tok.decode(new)
     print(repr(text))
     assert "Paris" in text

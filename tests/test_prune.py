@@ -162,7 +162,7 @@ def test_removing_heads_equals_zeroing_their_output_and_shrinks_the_matrices(tin
 
 
 def test_removing_neurons_equals_zeroing_them_and_cached_generation_still_works(tiny):
-    from llmlab.generation import generate
+    from llmlab.inference.generation import generate
 
     ids = _ids()
     small = copy.deepcopy(tiny)
@@ -219,7 +219,7 @@ def test_wanda_beats_magnitude_on_smollm2():
     pytest.importorskip("gguf")
     from llmlab import data
     from llmlab.models import load_smollm2
-    from llmlab.tokenization.bpe import load_smollm2_tokenizer
+    from llmlab.tokenization.smollm2 import load_smollm2_tokenizer
 
     tok, model = load_smollm2_tokenizer(), load_smollm2(device="cpu")
     ids = torch.tensor(tok.encode(data.pydoc_text("val")[:4000])[:256])[None]

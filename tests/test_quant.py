@@ -763,7 +763,7 @@ def test_gptq_model_beats_rtn_on_smollm2_perplexity():
     2 x 256 pydoc-val tokens than RTN of the same blocks, and both are worse than fp32."""
     from llmlab.data import pydoc_text
     from llmlab.models import load_smollm2
-    from llmlab.tokenization.bpe import load_smollm2_tokenizer
+    from llmlab.tokenization.smollm2 import load_smollm2_tokenizer
 
     model, tok = load_smollm2(device="cpu"), load_smollm2_tokenizer()
     calib = torch.tensor(tok.encode(pydoc_text("train")[:20000])[:512]).reshape(4, 128)

@@ -4,11 +4,11 @@ decoders, and on the real SmolLM2 the identity that makes it safe: greedy specul
 import pytest
 import torch
 
-from llmlab.early_exit import exit_predictions
-from llmlab.fast_decoder import FastDecoder
-from llmlab.generation import generate, sample_from_probs
+from llmlab.inference.early_exit import exit_predictions
+from llmlab.inference.fast_decoder import FastDecoder
+from llmlab.inference.generation import generate, sample_from_probs
 from llmlab.quant.linear import Int4WeightOnlyLinear, Int8WeightOnlyLinear
-from llmlab.speculative import (ModelDraft, PromptLookupDraft, expected_tokens_per_round, greedy_accept, layer_draft,
+from llmlab.inference.speculative import (ModelDraft, PromptLookupDraft, expected_tokens_per_round, greedy_accept, layer_draft,
                                 prompt_lookup, speculative_accept, speculative_generate)
 from tests.test_inference import V, _ids, _threads_per_worker, _tiny  # noqa: F401 (an autouse fixture)
 
@@ -211,7 +211,7 @@ def smollm2():
 
 @pytest.fixture(scope="module")
 def repetitive(smollm2):
-    from llmlab.tokenization.bpe import load_smollm2_tokenizer
+    from llmlab.tokenization.smollm2 import load_smollm2_tokenizer
 
     ids = load_smollm2_tokenizer().encode("Numbers: 1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2,")
     return ids, generate(smollm2, ids, 8)

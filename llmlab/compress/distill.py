@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from llmlab import validate
+from llmlab import model_device, validate
 
 
 def _check_logits(name: str, x) -> torch.Tensor:
@@ -165,7 +165,7 @@ def teacher_topk(teacher: nn.Module, ids: torch.Tensor, k: int, batch_size: int 
         raise ValueError(f"ids must have shape (B, T) with B, T >= 1, got {tuple(ids.shape)}")
     k = validate.positive_int("k", k)
     batch_size = validate.positive_int("batch_size", batch_size)
-    device = next(teacher.parameters()).device
+    device = model_device(teacher)
     was_training = teacher.training
     teacher.eval()  # no dropout: the cache must hold the teacher's real predictions
     values, indices = [], []

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llmlab import probe, zero_shot
+from llmlab.evaluation import probe, zero_shot
 from llmlab.grading.core import Case, Check, Draw, exercise, same
 from llmlab.metrics import classification as C
 from llmlab.metrics import lm

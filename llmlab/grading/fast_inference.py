@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from llmlab import generation, speculative
+from llmlab.inference import generation, speculative
 from llmlab.grading.core import Case, Check, Draw, exercise, same
 from llmlab.grading.core import randn as _randn
 from llmlab.metrics import speed

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from llmlab import interview
 from llmlab.grading.core import Case, Check, Draw, exercise
 from llmlab.parallel.pipeline import bubble_fraction
-from llmlab.speculative import expected_tokens_per_round
+from llmlab.inference.speculative import expected_tokens_per_round
 
 _EXACT = {"rtol": 1e-9, "atol": 0.0}  # a formula, not an estimate: a rounded constant must not pass
 

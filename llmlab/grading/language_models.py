@@ -8,7 +8,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from llmlab import generation, ngram
+from llmlab import ngram
+from llmlab.inference import generation
 from llmlab.data import pydoc_bytes
 from llmlab.grading.core import Case, Check, Draw, exercise, randn, same, same_counts
 from llmlab.metrics import lm

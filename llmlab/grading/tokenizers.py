@@ -9,11 +9,12 @@ from functools import lru_cache
 from llmlab.data import pydoc_text
 from llmlab.grading.core import INPLACE_HINT, Case, Check, Draw, exercise, same, same_counts
 from llmlab.tokenization import bpe, wordpiece as wp
+from llmlab.tokenization.smollm2 import SMOLLM2_PATTERN, SMOLLM2_SYSTEM_PROMPT, chat_template, load_smollm2_tokenizer
 
 
 @lru_cache(maxsize=1)
 def _smollm2() -> bpe.ByteBPE:
-    return bpe.load_smollm2_tokenizer()
+    return load_smollm2_tokenizer()
 
 
 @lru_cache(maxsize=1)
@@ -26,7 +27,7 @@ def _minilm_vocab() -> dict[str, int]:
 def _pieces(n: int = 1500) -> list[str]:
     """Distinct pre-tokens of some English and Chinese text, in order of appearance."""
     text = pydoc_text("val")[:6000] + "大语言模型的推理要又快又小。分词器把句子切成词元。🙂 naïve café 2024年"
-    return list(dict.fromkeys(bpe.pretokenize(text, bpe.SMOLLM2_PATTERN)))[:n]
+    return list(dict.fromkeys(bpe.pretokenize(text, SMOLLM2_PATTERN)))[:n]
 
 
 def _word(d: Draw, symbols: list[int], lo: int, hi: int) -> list[int]:
@@ -253,7 +254,7 @@ def _chat_cases(d: Draw) -> list[Case]:
                       "looking at its role (the result is only the generation prompt)")]
 
 
-@exercise("03.chat_format", reference=bpe.chat_template, cases=_chat_cases)
+@exercise("03.chat_format", reference=chat_template, cases=_chat_cases)
 def check_chat_format(c: Check) -> None:
     conversations = [
         [{"role": "user", "content": "What is the capital of France?"}],
@@ -264,12 +265,12 @@ def check_chat_format(c: Check) -> None:
     for messages in conversations:
         for gen in (True, False):
             out = c.call(messages, add_generation_prompt=gen)
-            want = bpe.chat_template(messages, add_generation_prompt=gen)
+            want = chat_template(messages, add_generation_prompt=gen)
             what = f"for {[m['role'] for m in messages]} (add_generation_prompt={gen}) you wrote {out!r}"
             if out != want and isinstance(out, str):
-                c.expect(bpe.SMOLLM2_SYSTEM_PROMPT in out or messages[0]["role"] == "system", what,
+                c.expect(SMOLLM2_SYSTEM_PROMPT in out or messages[0]["role"] == "system", what,
                          "when the first message is not a system message, the template first adds the default "
-                         "system prompt (bpe.SMOLLM2_SYSTEM_PROMPT)")
+                         "system prompt (SMOLLM2_SYSTEM_PROMPT)")
                 c.expect(out.endswith("<|im_start|>assistant\n") == gen, what,
                          "with add_generation_prompt, end with '<|im_start|>assistant\\n': the model writes its answer after it"
                          if gen else "add the assistant header only when add_generation_prompt is True")

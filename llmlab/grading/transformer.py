@@ -9,9 +9,10 @@ import torch.nn.functional as F
 
 from llmlab.grading.core import Case, Check, Draw, exercise
 from llmlab.grading.core import randn as _randn
+from llmlab.models.minilm import mean_pool
 from llmlab.nn import layers as L
 from llmlab.nn.attention import causal_mask, merge_heads, repeat_kv, split_heads
-from llmlab.nn.model import DecoderBlock, DecoderConfig, mean_pool
+from llmlab.nn.model import DecoderBlock, DecoderConfig
 
 _LEADING_DIMS = {"values to unpack": "x may be (T, C) or (B, T, C): work on the last dim only, whatever the leading dims"}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from llmlab import model_device, validate
 
@@ -79,6 +80,40 @@ def perplexity(log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 # ones are context only. Every token is then scored exactly once, with at least
 # ``window - stride`` tokens of context (except near the start). Smaller strides give more context
 # and a lower perplexity, at the cost of about ``window / stride`` times more forward passes.
+
+
+def model_perplexity(model, ids: torch.Tensor, batch_size: int = 4) -> float:
+    """exp(mean next-token cross-entropy) of ``model`` over the rows of ``ids``: token ids (N, T), or one
+    sequence (T,), T >= 2. In each row every position but the last predicts the next token; all N (T - 1)
+    predictions count equally. Rows run ``batch_size`` at a time (SmolLM2's logits are 49,152 wide: 4,096
+    positions at once take 800 MB), without gradients, in eval mode (the model's mode is restored after).
+    ``model(idx)`` maps (B, T) ids to logits (B, T, V): an llmlab ``Decoder`` or any such callable."""
+    if not callable(model):
+        raise TypeError(f"model must map token ids to logits (a Decoder or a function), got {type(model).__name__}")
+    validate.tensor("ids", ids, min_ndim=1)
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(f"ids must hold integer token ids, got dtype {ids.dtype}")
+    if ids.ndim > 2:
+        raise ValueError(f"ids must have shape (N, T) or (T,), got {tuple(ids.shape)}")
+    rows = ids.reshape(-1, ids.shape[-1])
+    if rows.shape[1] < 2 or rows.shape[0] == 0:
+        raise ValueError(f"ids must hold at least one row of 2 or more tokens, got shape {tuple(ids.shape)}")
+    batch_size = validate.size("batch_size", batch_size)
+    device = model_device(model)
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()
+    total = torch.zeros((), dtype=torch.float64)
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(rows), batch_size):
+                x = rows[start:start + batch_size].to(device or rows.device)
+                logits = model(x[:, :-1])  # (B, T - 1, V): position t predicts token t + 1
+                total += F.cross_entropy(logits.flatten(0, 1).float(), x[:, 1:].flatten(), reduction="sum").double().cpu()
+    finally:
+        if was_training is not None:
+            model.train(was_training)
+    return math.exp(total.item() / (rows.shape[0] * (rows.shape[1] - 1)))
 
 
 def strided_windows(n_tokens: int, window: int, stride: int) -> list[tuple[int, int, int]]:

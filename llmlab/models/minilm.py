@@ -26,9 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from llmlab import validate
-from llmlab.nn.model import Encoder, EncoderConfig, mean_pool
+from llmlab import model_device, validate
+from llmlab.nn.model import Encoder, EncoderConfig
 
 MAX_SEQ_LEN = 256  # sentence-transformers' max_seq_length for this model (sentence_bert_config.json)
 IGNORED = ("pooler.", "embeddings.position_ids")
@@ -94,6 +95,28 @@ def bert_to_llmlab(tensors: dict[str, torch.Tensor], n_layers: int) -> dict[str,
     return {ours: tensors[theirs] for theirs, ours in rename.items()}
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Sentence embeddings as sentence-transformers makes them: hidden (B, T, C), attention_mask (B, T)
+    -> (B, C) = sum_t m_t h_t / max(sum_t m_t, 1e-9), then (``normalize``) divided by its L2 norm
+    (max(||e||, 1e-12), like F.normalize), so a dot product is a cosine similarity."""
+    validate.tensor("hidden", hidden, ndim=3, floating=True, finite=True)
+    if hidden.shape[0] == 0 or hidden.shape[1] == 0:
+        raise ValueError(f"hidden must hold at least one sentence of one position, got shape {tuple(hidden.shape)}")
+    validate.tensor("attention_mask", attention_mask)
+    if attention_mask.shape != hidden.shape[:2]:
+        raise ValueError(
+            f"attention_mask must have shape (B, T) = {tuple(hidden.shape[:2])}, got {tuple(attention_mask.shape)}"
+        )
+    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        raise ValueError("attention_mask must hold only 1 (a real token) and 0 (padding)")
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be True or False, got {type(normalize).__name__}")
+    m = attention_mask.to(hidden.dtype)[..., None]  # (B, T, 1)
+    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    return F.normalize(pooled, p=2, dim=-1) if normalize else pooled
+
+
+
 def load_minilm(path: str | Path | None = None, device: torch.device | str | None = None) -> Encoder:
     """all-MiniLM-L6-v2 (or another BERT folder with ``config.json`` + ``model.safetensors``) as an
     ``Encoder`` in eval mode, float32, on ``device`` (default ``llmlab.device()``)."""
@@ -140,7 +163,7 @@ def embed(
         raise TypeError(f"sentences must be a list of str, got {type(sentences).__name__}")
     if not all(isinstance(s, str) for s in sentences):
         raise TypeError("sentences must hold str only")
-    device = next(model.parameters()).device
+    device = model_device(model)
     encoded = []
     for s in sentences:
         ids = tokenizer.encode(s)

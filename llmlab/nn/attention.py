@@ -130,7 +130,8 @@ class MultiHeadAttention(nn.Module):
 
     ``rotary``: a function (q, k) -> (q, k) applied to the split heads (RoPE), or None.
     ``fast``: use ``F.scaled_dot_product_attention`` (the same maths in one fused kernel) instead of
-    the explicit version; the explicit one also returns the attention weights for plotting.
+    the explicit version. ``forward(..., need_weights=True)`` takes the explicit path and also returns
+    the attention weights, for plotting.
     """
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, bias: bool = False, fast: bool = True):
@@ -146,10 +147,11 @@ class MultiHeadAttention(nn.Module):
         self.wk = nn.Linear(dim, n_kv_heads * self.head_dim, bias=bias)
         self.wv = nn.Linear(dim, n_kv_heads * self.head_dim, bias=bias)
         self.wo = nn.Linear(dim, dim, bias=bias)
-        self.weights: torch.Tensor | None = None  # the last attention weights (explicit path only)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, rotary=None, kv_cache=None) -> torch.Tensor:
-        """x (B, T, C), mask broadcastable to (B, H, T, S) with True = attend -> (B, T, C).
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, rotary=None, kv_cache=None,
+                need_weights: bool = False):
+        """x (B, T, C), mask broadcastable to (B, H, T, S) with True = attend -> (B, T, C); with
+        ``need_weights`` (as ``torch.nn.MultiheadAttention``) the pair (output, weights (B, H, T, S)).
 
         ``kv_cache``: a function (k, v) -> (k_all, v_all) that stores this call's keys and values
         (B, Hkv, T, D) and returns all of them so far (B, Hkv, S, D) (``KVCache.update`` of one
@@ -163,10 +165,11 @@ class MultiHeadAttention(nn.Module):
             q, k = rotary(q, k)
         if kv_cache is not None:
             k, v = kv_cache(k, v)
-        if self.fast:
+        if self.fast and not need_weights:
             # the fused kernel maps query head h to KV head h // (H / Hkv) itself: no copy of K and V
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=self.n_kv_heads != self.n_heads)
-        else:
-            rep = self.n_heads // self.n_kv_heads
-            out, self.weights = scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask)
-        return self.wo(merge_heads(out))
+            return self.wo(merge_heads(out))
+        rep = self.n_heads // self.n_kv_heads
+        out, weights = scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), mask)
+        out = self.wo(merge_heads(out))
+        return (out, weights) if need_weights else out

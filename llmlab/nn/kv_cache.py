@@ -24,21 +24,11 @@ Shapes: L layers, B batch, Hkv key/value heads, S slots, D head dim, T new token
 """
 from __future__ import annotations
 
-import itertools
-
 import torch
 import torch.nn as nn
 
-from llmlab import validate
+from llmlab import model_device, model_dtype, validate
 from llmlab.nn.attention import causal_mask, padded_positions
-
-
-def _float_tensor(model: nn.Module) -> torch.Tensor:
-    """The model's first floating parameter or buffer: the cache takes its dtype and device."""
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        if t.is_floating_point():
-            return t
-    raise ValueError("the model has no floating-point parameter or buffer to take a dtype from")
 
 
 def write_kv(
@@ -100,9 +90,9 @@ class KVCache:
     def for_model(cls, model: nn.Module, batch_size: int = 1, max_len: int | None = None, **kwargs) -> "KVCache":
         """A cache shaped for a ``Decoder`` (its config, dtype and device); ``max_len`` defaults to the
         model's context length."""
-        cfg, p = model.cfg, _float_tensor(model)
+        cfg, dtype, device = model.cfg, model_dtype(model), model_device(model)
         return cls(cfg.n_layers, batch_size, cfg.n_kv_heads, cfg.head_dim, max_len or cfg.max_seq_len,
-                   dtype=p.dtype, device=p.device, **kwargs)
+                   dtype=dtype, device=device, **kwargs)
 
     @property
     def batch_size(self) -> int:
@@ -198,8 +188,8 @@ class SlidingWindowCache(KVCache):
 
     @classmethod
     def for_model(cls, model: nn.Module, batch_size: int = 1, window: int = 256, sink: int = 4) -> "SlidingWindowCache":
-        cfg, p = model.cfg, _float_tensor(model)
-        return cls(cfg.n_layers, batch_size, cfg.n_kv_heads, cfg.head_dim, window, sink, dtype=p.dtype, device=p.device)
+        cfg, dtype, device = model.cfg, model_dtype(model), model_device(model)
+        return cls(cfg.n_layers, batch_size, cfg.n_kv_heads, cfg.head_dim, window, sink, dtype=dtype, device=device)
 
     def _room(self, T: int) -> None:
         if T > self.window:

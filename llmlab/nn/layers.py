@@ -45,10 +45,14 @@ def _check_tensor(name: str, x: torch.Tensor, min_rank: int = 1) -> None:
         raise ValueError(f"{name} must have at least {min_rank} dims, got shape {tuple(x.shape)}")
 
 
-def _check_width(name: str, x: torch.Tensor, width: int) -> None:
-    _check_tensor(name, x)
-    if x.shape[-1] != width:
-        raise ValueError(f"{name} has width {x.shape[-1]} in its last dim, the layer expects {width}")
+def _explain_width(x, width: int, error: Exception) -> None:
+    """Called when a layer's computation on ``x`` failed: raise an error that names the argument and what
+    was wrong with it (instead of torch's message about matrices), if that was the cause. Nothing is checked
+    on success: these layers run 91 times per SmolLM2 forward, whose input ``Decoder.forward`` has checked."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}") from error
+    if x.ndim == 0 or x.shape[-1] != width:
+        raise ValueError(f"x must have width {width} in its last dim, got shape {tuple(x.shape)}") from error
 
 
 # ------------------------------------------------------------------------------------------ norms
@@ -68,8 +72,11 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(validate.size("dim", dim)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_width("x", x, self.weight.shape[0])
-        return rms_norm(x, self.weight, self.eps)
+        try:
+            return rms_norm(x, self.weight, self.eps)
+        except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
+            _explain_width(x, self.weight.shape[0], error)
+            raise
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
@@ -96,10 +103,13 @@ class LayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_width("x", x, self.weight.shape[0])
-        mean = x.mean(-1, keepdim=True)
-        var = (x - mean).pow(2).mean(-1, keepdim=True)
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        try:
+            mean = x.mean(-1, keepdim=True)
+            var = (x - mean).pow(2).mean(-1, keepdim=True)
+            return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
+            _explain_width(x, self.weight.shape[0], error)
+            raise
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
@@ -122,8 +132,11 @@ class GELUMLP(nn.Module):
         self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_width("x", x, self.w1.in_features)
-        return self.w2(gelu(self.w1(x)))
+        try:
+            return self.w2(gelu(self.w1(x)))
+        except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
+            _explain_width(x, self.w1.in_features, error)
+            raise
 
 
 class SwiGLU(nn.Module):
@@ -141,8 +154,11 @@ class SwiGLU(nn.Module):
         self.w3 = nn.Linear(dim, hidden_dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_width("x", x, self.w1.in_features)
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        try:
+            return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
+            _explain_width(x, self.w1.in_features, error)
+            raise
 
 
 # -------------------------------------------------------------------------------------- positions

@@ -15,7 +15,7 @@ Encoder (post-norm, as BERT):
     for each block:
         x = LayerNorm(x + attention(x, padding mask))        bidirectional, with biases
         x = LayerNorm(x + GELU-MLP(x))
-    sentence embedding = normalise(mean of x over the real tokens)   (sentence-transformers)
+    sentence embedding = normalise(mean of x over the real tokens)   (llmlab.models.minilm.mean_pool)
 
 Shapes: B batch, T positions, C width, V vocabulary, H heads, D = C / H head dim.
 """
@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from llmlab import validate
 from llmlab.nn.attention import MultiHeadAttention, causal_mask, padded_positions, padding_mask
@@ -102,9 +101,13 @@ class DecoderBlock(nn.Module):
         self.feed_forward = SwiGLU(cfg.dim, cfg.hidden_dim)
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rotary, kv_cache=None) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.attention_norm(x), mask, rotary, kv_cache))
-        return x + self.dropout(self.feed_forward(self.ffn_norm(x)))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rotary, kv_cache=None, need_weights: bool = False):
+        """x (B, T, C) -> (B, T, C); with ``need_weights`` also the attention weights (B, H, T, S)."""
+        attended = self.attention(self.attention_norm(x), mask, rotary, kv_cache, need_weights=need_weights)
+        attended, weights = attended if need_weights else (attended, None)
+        x = x + self.dropout(attended)
+        x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
+        return (x, weights) if need_weights else x
 
 
 def rope_rotary(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
@@ -162,7 +165,7 @@ class Decoder(nn.Module):
             self.output.weight = self.tok_embeddings.weight
 
     def forward(self, idx: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None,
-                last_only: bool = False) -> torch.Tensor:
+                last_only: bool = False, need_weights: bool = False):
         """idx (B, T) token ids -> logits (B, T, V), float; (B, 1, V) with ``last_only``.
 
         ``attention_mask`` (B, T), 1 = real token, 0 = padding, for a batch of *left*-padded prompts
@@ -175,6 +178,8 @@ class Decoder(nn.Module):
         ``cache``: a ``KVCache``; the T tokens continue the sequences it holds (their keys and values
         are appended), so a decode step is ``model(next_ids (B, 1), cache=cache)``.
         ``last_only`` computes the LM head for the last position only (prefill needs no more).
+        ``need_weights`` returns (logits, weights): weights (L, B, H, T, S), every layer's attention
+        weights, computed by the explicit (unfused) attention, for plotting.
         """
         cfg = self.cfg
         validate.token_batch("idx", idx, cfg.vocab_size, cfg.max_seq_len)
@@ -191,42 +196,20 @@ class Decoder(nn.Module):
             mask = mask | torch.eye(T, dtype=torch.bool, device=idx.device)
         rotary = rope_rotary(positions, cfg.head_dim, cfg.rope_theta, self.norm.weight.dtype)
         x = self.dropout(self.tok_embeddings(idx))
+        weights = []
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, rotary, None if cache is None else functools.partial(cache.update, i))
+            kv_cache = None if cache is None else functools.partial(cache.update, i)
+            if need_weights:
+                x, w = layer(x, mask, rotary, kv_cache, need_weights=True)
+                weights.append(w)
+            else:
+                x = layer(x, mask, rotary, kv_cache)
         if cache is not None:
             cache.end(T)
         if last_only:
             x = x[:, -1:]
-        return self.output(self.norm(x))
-
-
-@torch.no_grad()
-def generate_greedy(model: Decoder, ids, max_new_tokens: int, eos_id: int | None = None) -> list[int]:
-    """Greedy decoding without a KV cache: append argmax(logits of the last position) and run the whole
-    sequence again, ``max_new_tokens`` times or until ``eos_id`` comes out (it is included).
-
-    ``ids``: the prompt, a list of ints or a 1-D tensor. Returns only the new tokens. Every step
-    recomputes all T positions, so step t costs O(T) forward work: the KV cache removes that.
-    """
-    if isinstance(ids, torch.Tensor):
-        if ids.ndim != 1:
-            raise ValueError(f"ids must be one prompt (1-D), got shape {tuple(ids.shape)}")
-        ids = ids.tolist()
-    ids = [int(t) for t in ids]
-    if not ids:
-        raise ValueError("ids is empty: need at least one prompt token")
-    max_new_tokens = validate.integer("max_new_tokens", max_new_tokens, minimum=0)
-    device = next(model.parameters()).device
-    seq = torch.tensor([ids], dtype=torch.long, device=device)
-    new: list[int] = []
-    for _ in range(max_new_tokens):
-        logits = model(seq)[0, -1]
-        nxt = int(logits.argmax())
-        new.append(nxt)
-        if eos_id is not None and nxt == eos_id:
-            break
-        seq = torch.cat([seq, seq.new_tensor([[nxt]])], dim=1)
-    return new
+        logits = self.output(self.norm(x))
+        return (logits, torch.stack(weights)) if need_weights else logits
 
 
 # ------------------------------------------------------------------------------------------ encoder
@@ -309,21 +292,3 @@ class Encoder(nn.Module):
         for layer in self.layers:
             x = layer(x, mask)
         return x
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """Sentence embeddings as sentence-transformers makes them: hidden (B, T, C), attention_mask (B, T)
-    -> (B, C) = sum_t m_t h_t / max(sum_t m_t, 1e-9), then (``normalize``) divided by its L2 norm
-    (max(||e||, 1e-12), like F.normalize), so a dot product is a cosine similarity."""
-    if not isinstance(hidden, torch.Tensor) or hidden.ndim != 3:
-        raise ValueError(f"hidden must have shape (B, T, C), got {getattr(hidden, 'shape', type(hidden).__name__)}")
-    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != hidden.shape[:2]:
-        raise ValueError(
-            f"attention_mask must have shape (B, T) = {tuple(hidden.shape[:2])}, "
-            f"got {getattr(attention_mask, 'shape', type(attention_mask).__name__)}"
-        )
-    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
-        raise ValueError("attention_mask must hold only 1 (a real token) and 0 (padding)")
-    m = attention_mask.to(hidden.dtype)[..., None]  # (B, T, 1)
-    pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-    return F.normalize(pooled, p=2, dim=-1) if normalize else pooled

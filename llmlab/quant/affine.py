@@ -34,22 +34,9 @@ from llmlab import validate
 Granularity = Literal["tensor", "channel", "group"]
 
 
-def check_bits(bits) -> int:
-    """A code width this module handles: 2 to 8 bits."""
-    return validate.integer("bits", bits, 2, 8)
-
-
-def check_float_tensor(name: str, x) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"{name} must be a float torch.Tensor, got {getattr(x, 'dtype', type(x).__name__)}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} holds NaN or inf values: quantization needs finite numbers")
-    return x
-
-
 def qrange(bits: int, symmetric: bool) -> tuple[int, int]:
     """The codes a b-bit scheme uses: (-(2^(b-1) - 1), 2^(b-1) - 1) symmetric, (0, 2^b - 1) affine."""
-    check_bits(bits)
+    validate.bits("bits", bits)
     return (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1) if symmetric else (0, 2 ** bits - 1)
 
 
@@ -128,8 +115,8 @@ def quantize_weight(w: torch.Tensor, bits: int = 8, *, symmetric: bool = True, g
 
     granularity "tensor": one grid for everything; "channel": one per output row; "group": one per
     ``group_size`` consecutive inputs of a row (group_size must divide K)."""
-    check_float_tensor("w", w)
-    check_bits(bits)
+    validate.tensor("w", w, floating=True, finite=True)
+    validate.bits("bits", bits)
     if granularity == "tensor":
         g = w.numel()
     elif granularity in ("channel", "group"):

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from llmlab.quant.affine import check_float_tensor, round_half_away
+from llmlab import validate
+from llmlab.quant.affine import round_half_away
 
 BLOCK = 32
 BLOCK_BYTES = {"Q8_0": 2 + BLOCK, "Q4_0": 2 + BLOCK // 2, "Q4_1": 4 + BLOCK // 2}
@@ -30,7 +31,7 @@ BLOCK_BYTES = {"Q8_0": 2 + BLOCK, "Q4_0": 2 + BLOCK // 2, "Q4_1": 4 + BLOCK // 2
 
 def to_blocks(x: torch.Tensor) -> torch.Tensor:
     """(..., K) float -> (n_blocks, 32) float32, K a multiple of 32."""
-    check_float_tensor("x", x)
+    validate.tensor("x", x, floating=True, finite=True)
     if x.ndim == 0 or x.shape[-1] % BLOCK:
         raise ValueError(f"the last dimension must be a multiple of {BLOCK}, got shape {tuple(x.shape)}")
     return x.detach().float().reshape(-1, BLOCK)

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 
 from llmlab import validate
-from llmlab.quant.affine import affine_grid, check_bits, check_float_tensor, dequantize, quantize, symmetric_scale
+from llmlab.quant.affine import affine_grid, dequantize, quantize, symmetric_scale
 from llmlab.quant.apply import block_linears
 
 
@@ -130,8 +130,8 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size
 
     ``update`` is the per-column step (``gptq_column_update``; the notebook passes the learner's).
     ``factor``: ``inverse_hessian_factor(H, damp)`` if already computed (not with act_order, which reorders H)."""
-    check_float_tensor("W", W)
-    check_bits(bits)
+    validate.tensor("W", W, floating=True, finite=True)
+    validate.bits("bits", bits)
     if W.ndim not in (2, 3) or not isinstance(H, torch.Tensor) or H.shape != (*W.shape[:-2], W.shape[-1], W.shape[-1]):
         raise ValueError(f"expected W (N, K) and H (K, K), got {tuple(W.shape)} and {tuple(getattr(H, 'shape', ()))}")
     N, K = W.shape[-2:]

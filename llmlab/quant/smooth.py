@@ -24,7 +24,8 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
-from llmlab.quant.affine import check_float_tensor, dequantize, quantize, symmetric_scale
+from llmlab import validate
+from llmlab.quant.affine import dequantize, quantize, symmetric_scale
 
 
 def absmax_fake_quantize(x: torch.Tensor, dim: int = -1, bits: int = 8) -> torch.Tensor:
@@ -34,8 +35,8 @@ def absmax_fake_quantize(x: torch.Tensor, dim: int = -1, bits: int = 8) -> torch
 
 
 def _check_linear_args(x, weight) -> None:
-    check_float_tensor("x", x)
-    check_float_tensor("weight", weight)
+    validate.tensor("x", x, floating=True, finite=True)
+    validate.tensor("weight", weight, floating=True, finite=True)
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"expected x (..., K) and weight (N, K), got {tuple(x.shape)} and {tuple(weight.shape)}")
 
@@ -104,7 +105,7 @@ class FakeQuantLinear(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, *, smooth: torch.Tensor | None = None,
                  outlier_threshold: float | None = None, bits: int = 8):
         super().__init__()
-        check_float_tensor("weight", weight)
+        validate.tensor("weight", weight, floating=True, finite=True)
         self.threshold, self.bits = outlier_threshold, bits
         # buffers, so that .to(device) and state_dict() carry them
         self.register_buffer("weight", weight.detach() * (1 if smooth is None else smooth))

@@ -40,29 +40,29 @@ ACCEPTED: dict[str, str] = {
         "the result has idx's shape, any shape: any number of leading dims, none of them required to be non-empty",
     "llmlab.compress.sharing.reconstruct(idx=<missing_dim>)":
         "the result has idx's shape, any shape: any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.Sampling(temperature=<zero>)": "temperature=0 is greedy (documented)",
-    "llmlab.generation.generate(eos_id=<zero>)": "0 is a token id like any other",
-    "llmlab.generation.generate_batch(eos_id=<zero>)": "0 is a token id like any other",
-    "llmlab.generation.sample_from_probs(u=<zero>)": "u in [0, 1) (documented)",
-    "llmlab.generation.stream(eos_id=<zero>)": "0 is a token id like any other",
-    "llmlab.generation.temperature_softmax(logits=<empty>)":
+    "llmlab.inference.generation.Sampling(temperature=<zero>)": "temperature=0 is greedy (documented)",
+    "llmlab.inference.generation.generate(eos_id=<zero>)": "0 is a token id like any other",
+    "llmlab.inference.generation.generate_batch(eos_id=<zero>)": "0 is a token id like any other",
+    "llmlab.inference.generation.sample_from_probs(u=<zero>)": "u in [0, 1) (documented)",
+    "llmlab.inference.generation.stream(eos_id=<zero>)": "0 is a token id like any other",
+    "llmlab.inference.generation.temperature_softmax(logits=<empty>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.temperature_softmax(logits=<extra_dim>)":
+    "llmlab.inference.generation.temperature_softmax(logits=<extra_dim>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.temperature_softmax(logits=<missing_dim>)":
+    "llmlab.inference.generation.temperature_softmax(logits=<missing_dim>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.temperature_softmax(temperature=<zero>)": "T = 0 gives the one-hot argmax (documented)",
-    "llmlab.generation.top_k_filter(logits=<empty>)":
+    "llmlab.inference.generation.temperature_softmax(temperature=<zero>)": "T = 0 gives the one-hot argmax (documented)",
+    "llmlab.inference.generation.top_k_filter(logits=<empty>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.top_k_filter(logits=<extra_dim>)":
+    "llmlab.inference.generation.top_k_filter(logits=<extra_dim>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.top_k_filter(logits=<missing_dim>)":
+    "llmlab.inference.generation.top_k_filter(logits=<missing_dim>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.top_p_filter(logits=<empty>)":
+    "llmlab.inference.generation.top_p_filter(logits=<empty>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.top_p_filter(logits=<extra_dim>)":
+    "llmlab.inference.generation.top_p_filter(logits=<extra_dim>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
-    "llmlab.generation.top_p_filter(logits=<missing_dim>)":
+    "llmlab.inference.generation.top_p_filter(logits=<missing_dim>)":
         "logits (..., V): any number of leading dims, none of them required to be non-empty",
     "llmlab.interview.MockInterview.submit(value=<int>)": "any value is an answer to judge: a wrong one gets a verdict",
     "llmlab.interview.answer(value=<-inf>)": "any value is an answer to judge: a wrong one gets a verdict",
@@ -75,8 +75,8 @@ ACCEPTED: dict[str, str] = {
     "llmlab.interview.evaluate(value=<nan>)": "any value is an answer to judge: a wrong one gets a verdict",
     "llmlab.interview.evaluate(value=<negative>)": "any value is an answer to judge: a wrong one gets a verdict",
     "llmlab.interview.evaluate(value=<zero>)": "any value is an answer to judge: a wrong one gets a verdict",
-    "llmlab.long_context.chunked_nll(ids=<list>)": "ids: list or (T,) (documented)",
-    "llmlab.long_context.window_perplexity(sink=<zero>)":
+    "llmlab.inference.long_context.chunked_nll(ids=<list>)": "ids: list or (T,) (documented)",
+    "llmlab.inference.long_context.window_perplexity(sink=<zero>)":
         "no sink tokens: a plain sliding window (the tests use sink=0)",
     "llmlab.metrics.classification.accuracy(y_pred=<negative_item>)":
         "class labels are arbitrary values; -1 is a label",
@@ -182,7 +182,6 @@ ACCEPTED: dict[str, str] = {
     "llmlab.nn.lora.lora_linear(x=<missing_dim>)":
         "x (..., in): any number of leading dims, none of them required to be non-empty",
     "llmlab.nn.model.DecoderConfig(dropout=<zero>)": "dropout 0 is the default (no dropout)",
-    "llmlab.nn.model.generate_greedy(eos_id=<zero>)": "0 is a token id like any other",
     "llmlab.nn.model.rope_rotary(positions=<extra_dim>)":
         "positions (T,) or (B, T): a batch of one row of positions is allowed",
     "llmlab.parallel.async_sgd.parameter_server(jitter=<zero>)": "jitter = 0: equal workers (documented)",
@@ -279,11 +278,11 @@ ACCEPTED: dict[str, str] = {
         "x (..., K): any number of leading dims, none of them required to be non-empty",
     "llmlab.quant.smooth.w8a8_linear(x=<missing_dim>)":
         "x (..., K): any number of leading dims, none of them required to be non-empty",
-    "llmlab.speculative.ModelDraft.propose(temperature=<zero>)": "temperature 0 is greedy, as in speculative_generate",
-    "llmlab.speculative.expected_tokens_per_round(alpha=<zero>)":
+    "llmlab.inference.speculative.ModelDraft.propose(temperature=<zero>)": "temperature 0 is greedy, as in speculative_generate",
+    "llmlab.inference.speculative.expected_tokens_per_round(alpha=<zero>)":
         "an acceptance rate in [0, 1): 0 gives one token per round",
-    "llmlab.speculative.speculative_accept(v=<zero>)": "v is a uniform in [0, 1)",
-    "llmlab.speculative.speculative_generate(eos_id=<zero>)": "0 is a token id like any other",
+    "llmlab.inference.speculative.speculative_accept(v=<zero>)": "v is a uniform in [0, 1)",
+    "llmlab.inference.speculative.speculative_generate(eos_id=<zero>)": "0 is a token id like any other",
     "llmlab.tokenization.bpe.ByteBPE(special_tokens=<empty>)": "no special tokens is the default",
     "llmlab.tokenization.bpe.ByteBPE.decode(ids=<empty>)": "no ids decode to the empty text",
     "llmlab.tokenization.bpe.ByteBPE.encode(text=<empty>)": "an empty text is a text: it has no tokens",
@@ -311,6 +310,10 @@ ACCEPTED: dict[str, str] = {
     "llmlab.train.lr_at(min_lr=<zero>)": "min_lr 0 is the default",
     "llmlab.train.lr_at(step=<zero>)": "step 0 is the first step of the warm-up (documented)",
     "llmlab.train.should_stop(min_delta=<zero>)": "min_delta 0 is the default",
+    "llmlab.models.minilm.mean_pool(attention_mask=<float_dtype>)": "a mask of 0.0 and 1.0 means what 0 and 1 do",
+    "llmlab.metrics.lm.model_perplexity(ids=<missing_dim>)": "ids (T,) is one sequence (documented)",
+    "llmlab.inference.speculative.PromptLookupDraft.propose(tokens=<negative_item>)":
+        "the ids are not checked again each round (documented): speculative_generate checked them",
     "llmlab.validate.divisor(minimum=<negative>)": "any int is a lower bound",
     "llmlab.validate.divisor(minimum=<zero>)": "any int is a lower bound",
     "llmlab.validate.integer(minimum=<negative>)": "any int is a lower bound",
@@ -322,5 +325,5 @@ ACCEPTED: dict[str, str] = {
     "llmlab.validate.size(minimum=<zero>)": "a count may start at 0 (minimum is 1 unless told)",
     "llmlab.validate.tensor(min_ndim=<zero>)": "at least 0 dimensions: any tensor",
     "llmlab.validate.token_budget(max_new_tokens=<zero>)": "max_new_tokens: an int >= 0 (documented)",
-    "llmlab.zero_shot.calibrate(content_free=<extra_dim>)": "content_free (K,) or (1, K)",
+    "llmlab.evaluation.zero_shot.calibrate(content_free=<extra_dim>)": "content_free (K,) or (1, K)",
 }

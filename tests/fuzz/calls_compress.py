@@ -194,8 +194,6 @@ VALID = {
     "llmlab.prune.wanda.InputGrams": lambda: dict(linears={"a": (F.linear(), 1), "b": (F.linear(8, 8), 2)}),
     "llmlab.prune.wanda.input_norms": _input_norms_call,
     # ---------------------------------------------------------------------------- quant.affine
-    "llmlab.quant.affine.check_bits": lambda: dict(bits=8),
-    "llmlab.quant.affine.check_float_tensor": lambda: dict(name="x", x=F.randn(3)),
     "llmlab.quant.affine.qrange": lambda: dict(bits=8, symmetric=True),
     "llmlab.quant.affine.round_half_away": lambda: dict(x=F.randn(5) * 3),
     "llmlab.quant.affine.symmetric_scale": lambda: dict(absmax=F.randn(4).abs() + 0.1, bits=8),

@@ -10,7 +10,9 @@ from tests.fuzz import fixtures as F
 VALID = {
     "llmlab.device": lambda: {},
     "llmlab.model_device": lambda: dict(model=F.decoder()),
+    "llmlab.model_dtype": lambda: dict(model=F.decoder()),
     "llmlab.validate.integer": lambda: dict(name="value", value=3, minimum=1, maximum=10),
+    "llmlab.validate.bits": lambda: dict(name="value", value=4),
     "llmlab.validate.positive_int": lambda: dict(name="value", value=3, minimum=1),
     "llmlab.validate.size": lambda: dict(name="value", value=3, minimum=1),
     "llmlab.validate.divisor": lambda: dict(name="value", value=4, of=12, minimum=1, what="the width"),

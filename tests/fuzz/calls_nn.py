@@ -31,14 +31,14 @@ def _lora_model():
 
 
 def _exit_predictions():
-    from llmlab.early_exit import exit_predictions
+    from llmlab.inference.early_exit import exit_predictions
 
     with torch.no_grad():
         return exit_predictions(F.decoder(), F.ids(1, 6), [1, 2])
 
 
 def _fast_forward():
-    from llmlab.fast_decoder import FastDecoder
+    from llmlab.inference.fast_decoder import FastDecoder
     from llmlab.nn.kv_cache import KVCache
 
     model = F.decoder()
@@ -47,14 +47,14 @@ def _fast_forward():
 
 
 def _fast_block():
-    from llmlab.fast_decoder import dense_linear
+    from llmlab.inference.fast_decoder import dense_linear
 
     model = F.decoder()
     return dict(block=model.layers[0], cfg=model.cfg, linear=dense_linear, dtype=torch.float32)
 
 
 def _sampling(**kw):
-    from llmlab.generation import Sampling
+    from llmlab.inference.generation import Sampling
 
     return Sampling(**{"temperature": 0.0, **kw})
 
@@ -88,13 +88,13 @@ def _gguf_cfg():
 
 
 def _model_draft():
-    from llmlab.speculative import ModelDraft
+    from llmlab.inference.speculative import ModelDraft
 
     return ModelDraft(F.decoder(), max_len=32)
 
 
 def _prompt_lookup_draft():
-    from llmlab.speculative import PromptLookupDraft
+    from llmlab.inference.speculative import PromptLookupDraft
 
     return PromptLookupDraft(max_ngram=2)
 
@@ -199,7 +199,6 @@ VALID = {
                                                       attention_mask=torch.ones(2, 5, dtype=torch.long),
                                                       cache=None, last_only=False),
     "llmlab.nn.model.Decoder.init_weights": lambda: method(F.decoder(), "init_weights", std=0.02),
-    "llmlab.nn.model.generate_greedy": lambda: dict(model=F.decoder(), ids=[1, 2, 3], max_new_tokens=3, eos_id=7),
     "llmlab.nn.model.EncoderConfig": lambda: dict(vocab_size=50, dim=16, n_layers=2, n_heads=4, hidden_dim=32,
                                                   max_seq_len=16, type_vocab_size=2, norm_eps=1e-12),
     "llmlab.nn.model.EncoderBlock": lambda: dict(cfg=F.encoder_config()),
@@ -207,8 +206,6 @@ VALID = {
     "llmlab.nn.model.Encoder.forward": lambda: method(F.encoder(), "forward", input_ids=F.ids(2, 5),
                                                       attention_mask=torch.ones(2, 5, dtype=torch.long),
                                                       token_type_ids=torch.zeros(2, 5, dtype=torch.long)),
-    "llmlab.nn.model.mean_pool": lambda: dict(hidden=F.randn(2, 5, 8),
-                                              attention_mask=torch.ones(2, 5, dtype=torch.long), normalize=True),
     # ------------------------------------------------------------------------------- models
     "llmlab.models.load_smollm2": _load_smollm2,
     "llmlab.models.load_minilm": _load_minilm,
@@ -221,6 +218,8 @@ VALID = {
     "llmlab.models.minilm.config_from_json": lambda: dict(cfg=F.bert_config()),
     "llmlab.models.minilm.bert_to_llmlab": lambda: dict(tensors=F.bert_tensors(), n_layers=2),
     "llmlab.models.minilm.load_minilm": lambda: dict(path=F.bert_dir(), device="cpu"),
+    "llmlab.models.minilm.mean_pool": lambda: dict(hidden=F.randn(2, 5, 8),
+                                                   attention_mask=torch.ones(2, 5, dtype=torch.long), normalize=True),
     "llmlab.models.minilm.embed": lambda: dict(model=F.encoder(), tokenizer=F.wordpiece(),
                                                sentences=["hello world", "unaffable!"], batch_size=1, max_length=8),
     "llmlab.models.smollm2.config_from_metadata": lambda: dict(meta=_metadata_without_vocab(), n_tokens=F.VOCAB),
@@ -230,62 +229,62 @@ VALID = {
     "llmlab.models.smollm2.load_smollm2": lambda: dict(path=F.gguf_path(), device="cpu", dtype=torch.float32),
     "llmlab.models.smollm2.clear_cache": lambda: {},
     # ------------------------------------------------------------------------- fast_decoder
-    "llmlab.fast_decoder.dense_linear": lambda: dict(weight=F.randn(4, 8)),
-    "llmlab.fast_decoder.FastBlock": _fast_block,
-    "llmlab.fast_decoder.FastDecoder": lambda: dict(model=F.decoder(),
-                                                    linear=_model("llmlab.fast_decoder").dense_linear,
-                                                    head=_model("llmlab.fast_decoder").dense_linear,
+    "llmlab.inference.fast_decoder.dense_linear": lambda: dict(weight=F.randn(4, 8)),
+    "llmlab.inference.fast_decoder.FastBlock": _fast_block,
+    "llmlab.inference.fast_decoder.FastDecoder": lambda: dict(model=F.decoder(),
+                                                    linear=_model("llmlab.inference.fast_decoder").dense_linear,
+                                                    head=_model("llmlab.inference.fast_decoder").dense_linear,
                                                     dtype=torch.float32),
-    "llmlab.fast_decoder.FastDecoder.forward": _fast_forward,
+    "llmlab.inference.fast_decoder.FastDecoder.forward": _fast_forward,
     # --------------------------------------------------------------------------- generation
-    "llmlab.generation.temperature_softmax": lambda: dict(logits=F.randn(2, 8), temperature=0.7),
-    "llmlab.generation.sample_from_probs": lambda: dict(probs=F.probs(8), u=0.5),
-    "llmlab.generation.sample": lambda: dict(probs=F.probs(8), generator=torch.Generator().manual_seed(0)),
-    "llmlab.generation.top_k_filter": lambda: dict(logits=F.randn(2, 8), k=3),
-    "llmlab.generation.top_p_filter": lambda: dict(logits=F.randn(2, 8), p=0.9),
-    "llmlab.generation.repetition_penalty": lambda: dict(logits=F.randn(2, 8), previous=F.ids(2, 3, vocab=8),
+    "llmlab.inference.generation.temperature_softmax": lambda: dict(logits=F.randn(2, 8), temperature=0.7),
+    "llmlab.inference.generation.sample_from_probs": lambda: dict(probs=F.probs(8), u=0.5),
+    "llmlab.inference.generation.sample": lambda: dict(probs=F.probs(8), generator=torch.Generator().manual_seed(0)),
+    "llmlab.inference.generation.top_k_filter": lambda: dict(logits=F.randn(2, 8), k=3),
+    "llmlab.inference.generation.top_p_filter": lambda: dict(logits=F.randn(2, 8), p=0.9),
+    "llmlab.inference.generation.repetition_penalty": lambda: dict(logits=F.randn(2, 8), previous=F.ids(2, 3, vocab=8),
                                                          penalty=1.2),
-    "llmlab.generation.Sampling": lambda: dict(temperature=0.7, top_k=5, top_p=0.9, repetition_penalty=1.1, seed=0),
-    "llmlab.generation.Sampling.choose": lambda: method(
+    "llmlab.inference.generation.Sampling": lambda: dict(temperature=0.7, top_k=5, top_p=0.9, repetition_penalty=1.1, seed=0),
+    "llmlab.inference.generation.Sampling.choose": lambda: method(
         _sampling(temperature=0.7, top_k=5, repetition_penalty=1.3, seed=0), "choose", logits=F.randn(2, F.VOCAB),
         previous=F.ids(2, 3), generator=torch.Generator().manual_seed(0)),
-    "llmlab.generation.left_pad": lambda: dict(prompts=[[1, 2, 3], [4, 5]], pad_id=0),
-    "llmlab.generation.stream_batch": lambda: dict(model=F.decoder(), prompts=[[1, 2, 3], [4, 5]], max_new_tokens=3,
+    "llmlab.inference.generation.left_pad": lambda: dict(prompts=[[1, 2, 3], [4, 5]], pad_id=0),
+    "llmlab.inference.generation.stream_batch": lambda: dict(model=F.decoder(), prompts=[[1, 2, 3], [4, 5]], max_new_tokens=3,
                                                    sampling=_sampling(), pad_id=0, use_cache=True,
                                                    cache=F.kv_cache(batch_size=2)),
-    "llmlab.generation.generate_batch": lambda: dict(model=F.decoder(), prompts=[[1, 2, 3], [4, 5]], max_new_tokens=3,
+    "llmlab.inference.generation.generate_batch": lambda: dict(model=F.decoder(), prompts=[[1, 2, 3], [4, 5]], max_new_tokens=3,
                                                      sampling=_sampling(), eos_id=7, pad_id=0, use_cache=True),
-    "llmlab.generation.stream": lambda: dict(model=F.decoder(), ids=[1, 2, 3], max_new_tokens=3, sampling=_sampling(),
+    "llmlab.inference.generation.stream": lambda: dict(model=F.decoder(), ids=[1, 2, 3], max_new_tokens=3, sampling=_sampling(),
                                              eos_id=7, stop=lambda new: False, use_cache=True, cache=F.kv_cache()),
-    "llmlab.generation.generate": lambda: dict(model=F.decoder(), ids=[1, 2, 3], max_new_tokens=3,
+    "llmlab.inference.generation.generate": lambda: dict(model=F.decoder(), ids=[1, 2, 3], max_new_tokens=3,
                                                sampling=_sampling(), eos_id=7, stop=lambda new: False, use_cache=True),
-    "llmlab.generation.stop_strings": lambda: dict(decode=lambda ids: "".join(chr(97 + i % 26) for i in ids),
+    "llmlab.inference.generation.stop_strings": lambda: dict(decode=lambda ids: "".join(chr(97 + i % 26) for i in ids),
                                                    strings=["xyz"]),
     # ------------------------------------------------------------------------- long_context
-    "llmlab.long_context.chunked_nll": lambda: dict(model=F.decoder(), ids=F.ids(12), chunk=4, cache=F.kv_cache()),
-    "llmlab.long_context.window_perplexity": lambda: dict(model=F.decoder(), ids=F.ids(12), window=8, sink=2, chunk=4),
+    "llmlab.inference.long_context.chunked_nll": lambda: dict(model=F.decoder(), ids=F.ids(12), chunk=4, cache=F.kv_cache()),
+    "llmlab.inference.long_context.window_perplexity": lambda: dict(model=F.decoder(), ids=F.ids(12), window=8, sink=2, chunk=4),
     # --------------------------------------------------------------------------- early_exit
-    "llmlab.early_exit.exit_predictions": lambda: dict(model=F.decoder(), idx=F.ids(1, 6), layers=[1, 2]),
-    "llmlab.early_exit.ExitPoint": lambda: dict(threshold=0.5, layers_fraction=0.5, agreement=1.0),
-    "llmlab.early_exit.exit_tradeoff": lambda: dict(zip(("preds", "conf"), _exit_predictions()), layers=[1, 2],
+    "llmlab.inference.early_exit.exit_predictions": lambda: dict(model=F.decoder(), idx=F.ids(1, 6), layers=[1, 2]),
+    "llmlab.inference.early_exit.ExitPoint": lambda: dict(threshold=0.5, layers_fraction=0.5, agreement=1.0),
+    "llmlab.inference.early_exit.exit_tradeoff": lambda: dict(zip(("preds", "conf"), _exit_predictions()), layers=[1, 2],
                                                     n_layers=2, thresholds=[0.1, 0.9]),
     # -------------------------------------------------------------------------- speculative
-    "llmlab.speculative.expected_tokens_per_round": lambda: dict(alpha=0.7, gamma=4),
-    "llmlab.speculative.speculative_accept": lambda: dict(p=F.probs(4, 8), q=F.probs(3, 8, seed=1),
+    "llmlab.inference.speculative.expected_tokens_per_round": lambda: dict(alpha=0.7, gamma=4),
+    "llmlab.inference.speculative.speculative_accept": lambda: dict(p=F.probs(4, 8), q=F.probs(3, 8, seed=1),
                                                           draft=torch.tensor([1, 2, 3]),
                                                           u=torch.tensor([0.1, 0.5, 0.9]), v=0.3),
-    "llmlab.speculative.greedy_accept": lambda: dict(target=[1, 2, 3, 4], draft=[1, 2, 5]),
-    "llmlab.speculative.ModelDraft": lambda: dict(model=F.decoder(), max_len=32),
-    "llmlab.speculative.ModelDraft.propose": lambda: method(_model_draft(), "propose", no_grad=True, tokens=[1, 2, 3],
+    "llmlab.inference.speculative.greedy_accept": lambda: dict(target=[1, 2, 3, 4], draft=[1, 2, 5]),
+    "llmlab.inference.speculative.ModelDraft": lambda: dict(model=F.decoder(), max_len=32),
+    "llmlab.inference.speculative.ModelDraft.propose": lambda: method(_model_draft(), "propose", no_grad=True, tokens=[1, 2, 3],
                                                             gamma=2, temperature=0.5,
                                                             generator=torch.Generator().manual_seed(0)),
-    "llmlab.speculative.PromptLookupDraft": lambda: dict(max_ngram=2),
-    "llmlab.speculative.PromptLookupDraft.propose": lambda: method(_prompt_lookup_draft(), "propose",
+    "llmlab.inference.speculative.PromptLookupDraft": lambda: dict(max_ngram=2),
+    "llmlab.inference.speculative.PromptLookupDraft.propose": lambda: method(_prompt_lookup_draft(), "propose",
                                                                    tokens=[1, 2, 3, 1, 2], gamma=2),
-    "llmlab.speculative.prompt_lookup": lambda: dict(tokens=[1, 2, 3, 1, 2], gamma=2, max_ngram=2),
-    "llmlab.speculative.layer_draft": lambda: dict(model=F.decoder(), n_layers=1),
-    "llmlab.speculative.SpeculativeStats": lambda: dict(rounds=1, proposed=4, accepted=2),
-    "llmlab.speculative.speculative_generate": lambda: dict(target=F.decoder(), draft=_prompt_lookup_draft(),
+    "llmlab.inference.speculative.prompt_lookup": lambda: dict(tokens=[1, 2, 3, 1, 2], gamma=2, max_ngram=2),
+    "llmlab.inference.speculative.layer_draft": lambda: dict(model=F.decoder(), n_layers=1),
+    "llmlab.inference.speculative.SpeculativeStats": lambda: dict(rounds=1, proposed=4, accepted=2),
+    "llmlab.inference.speculative.speculative_generate": lambda: dict(target=F.decoder(), draft=_prompt_lookup_draft(),
                                                             ids=[1, 2, 3, 1, 2], max_new_tokens=4, gamma=2,
                                                             temperature=0.0, seed=0, eos_id=7),
 }

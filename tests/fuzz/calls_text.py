@@ -112,8 +112,10 @@ VALID = {
     "llmlab.tokenization.bpe.ByteBPE.encode": lambda: method(F.bpe(), "encode", text="lower newest<|endoftext|>",
                                                              allowed_special="all"),
     "llmlab.tokenization.bpe.ByteBPE.decode": lambda: method(F.bpe(), "decode", ids=[108, 111, 256, 261]),
-    "llmlab.tokenization.bpe.load_smollm2_tokenizer": lambda: dict(path=F.gguf_path()),
-    "llmlab.tokenization.bpe.chat_template": lambda: dict(messages=[{"role": "user", "content": "hi"}],
+    # ------------------------------------------------------------------- tokenization.smollm2
+    "llmlab.tokenization.smollm2.gguf_tokenizer_fields": lambda: dict(path=F.gguf_path()),
+    "llmlab.tokenization.smollm2.load_smollm2_tokenizer": lambda: dict(path=F.gguf_path()),
+    "llmlab.tokenization.smollm2.chat_template": lambda: dict(messages=[{"role": "user", "content": "hi"}],
                                                           add_generation_prompt=True),
     # --------------------------------------------------------------------- tokenization.chinese
     "llmlab.tokenization.chinese.Dictionary": _dictionary_fields,
@@ -171,6 +173,7 @@ VALID = {
                                                     targets=F.ids(5, vocab=8)),
     "llmlab.metrics.lm.perplexity": lambda: dict(log_probs=torch.log_softmax(F.randn(5, 8), -1),
                                                  targets=F.ids(5, vocab=8)),
+    "llmlab.metrics.lm.model_perplexity": lambda: dict(model=F.decoder(), ids=F.ids(3, 6), batch_size=2),
     "llmlab.metrics.lm.strided_windows": lambda: dict(n_tokens=10, window=4, stride=2),
     "llmlab.metrics.lm.strided_nll": lambda: dict(model=F.decoder(), ids=F.ids(12), window=4, stride=2, progress=False),
     "llmlab.metrics.lm.strided_perplexity": lambda: dict(model=F.decoder(), ids=F.ids(12), window=4, stride=2,
@@ -249,15 +252,15 @@ VALID = {
     "llmlab.interview.mock_interview": lambda: dict(n=3, minutes=5.0, lang="en", seed=1, topics=["lm_basics"]),
     "llmlab.interview.drill_index": lambda: {},
     # --------------------------------------------------------------------------------- zero_shot
-    "llmlab.zero_shot.continuation_log_prob": lambda: dict(model=F.decoder(), prompt_ids=[1, 2, 3], cont_ids=[4, 5]),
-    "llmlab.zero_shot.label_log_probs": lambda: dict(model=F.decoder(), prompts=[[1, 2, 3], [4, 5]],
+    "llmlab.evaluation.zero_shot.continuation_log_prob": lambda: dict(model=F.decoder(), prompt_ids=[1, 2, 3], cont_ids=[4, 5]),
+    "llmlab.evaluation.zero_shot.label_log_probs": lambda: dict(model=F.decoder(), prompts=[[1, 2, 3], [4, 5]],
                                                      labels=[[6], [7, 8]], batch_size=2, pad_id=0, progress=False),
-    "llmlab.zero_shot.calibrate": lambda: dict(scores=F.randn(3, 2), content_free=F.randn(2, seed=1)),
+    "llmlab.evaluation.zero_shot.calibrate": lambda: dict(scores=F.randn(3, 2), content_free=F.randn(2, seed=1)),
     # ------------------------------------------------------------------------------------- probe
-    "llmlab.probe.logistic_loss": lambda: dict(zip(("X", "y"), _probe_data()), W=F.randn(3, 3, seed=1),
+    "llmlab.evaluation.probe.logistic_loss": lambda: dict(zip(("X", "y"), _probe_data()), W=F.randn(3, 3, seed=1),
                                                b=torch.zeros(3), l2=0.01),
-    "llmlab.probe.fit_logistic_regression": lambda: dict(zip(("X", "y"), _probe_data()), n_classes=3, l2=1e-3, steps=5),
-    "llmlab.probe.predict_proba": lambda: dict(X=F.randn(6, 3), W=F.randn(3, 3, seed=1), b=torch.zeros(3)),
+    "llmlab.evaluation.probe.fit_logistic_regression": lambda: dict(zip(("X", "y"), _probe_data()), n_classes=3, l2=1e-3, steps=5),
+    "llmlab.evaluation.probe.predict_proba": lambda: dict(X=F.randn(6, 3), W=F.randn(3, 3, seed=1), b=torch.zeros(3)),
     # ---------------------------------------------------------------------------------- plotting
     "llmlab.plotting.find_cjk_font": lambda: {},
     "llmlab.plotting.use_cjk_font": lambda: {},

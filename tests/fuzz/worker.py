@@ -172,7 +172,7 @@ def warm_up() -> None:
     with torch.device("meta"):
         fixtures.decoder()
     for name in ("llmlab.models.smollm2.load_smollm2", "llmlab.models.minilm.load_minilm",
-                 "llmlab.tokenization.bpe.load_smollm2_tokenizer"):
+                 "llmlab.tokenization.smollm2.load_smollm2_tokenizer"):
         try:
             call = calls.valid_call(name)
             call.fn(**call.kwargs)

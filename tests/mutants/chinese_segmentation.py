@@ -1,9 +1,12 @@
 """Common mistakes in 02_chinese_segmentation."""
 import math
 
-from llmlab.grading.chinese_segmentation import _choose, _spf
+from llmlab.grading import chinese_segmentation as grade
 from llmlab.tokenization import chinese as zh
 from tests.mutants import mistake
+
+_choose = grade.check_choose_segmentation.reference
+_spf = grade.check_span_prf.reference
 
 
 REFERENCE = {

@@ -6,7 +6,7 @@ from difflib import SequenceMatcher
 import numpy as np
 import torch
 
-from llmlab import probe, zero_shot
+from llmlab.evaluation import probe, zero_shot
 from llmlab.metrics import classification as C
 from llmlab.metrics import lm
 from llmlab.metrics import text as T

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from llmlab import generation, speculative
+from llmlab.inference import generation, speculative
 from llmlab.metrics import speed
 from llmlab.nn import attention as A
 from llmlab.nn import kv_cache

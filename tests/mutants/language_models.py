@@ -4,7 +4,8 @@ from collections import Counter
 
 import torch
 
-from llmlab import generation, ngram
+from llmlab import ngram
+from llmlab.inference import generation
 from llmlab.metrics import lm
 from tests.mutants import mistake
 

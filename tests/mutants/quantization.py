@@ -1,9 +1,11 @@
 """Common mistakes in 09_quantization."""
 import torch
 
-from llmlab.grading.quantization import _per_channel as per_channel
+from llmlab.grading import quantization as grade
 from llmlab.quant import affine, gguf_blocks, gptq, smooth
 from tests.mutants import mistake
+
+per_channel = grade.check_per_channel.reference
 
 
 def quantize_dequantize(x, scale, zero, bits):

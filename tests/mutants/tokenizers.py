@@ -1,11 +1,14 @@
 """Common mistakes in 03_tokenizers."""
+import functools
 import unicodedata
 from collections import Counter
 
-from llmlab.grading.tokenizers import _highest_rank_first, _leftmost_first
 from llmlab.tokenization import bpe
+from llmlab.tokenization.smollm2 import SMOLLM2_SYSTEM_PROMPT, chat_template, load_smollm2_tokenizer
 from llmlab.tokenization import wordpiece as wp
 from tests.mutants import mistake
+
+_smollm2 = functools.cache(load_smollm2_tokenizer)  # loaded once, as the notebook loads it
 
 
 def _decode(ids, vocab):
@@ -19,7 +22,7 @@ REFERENCE = {
     "check_pair_count_change": bpe.pair_count_change,
     "check_apply_merges": bpe.apply_merges,
     "check_decode": _decode,
-    "check_chat_format": bpe.chat_template,
+    "check_chat_format": chat_template,
     "check_strip_accents": wp.strip_accents,
     "check_pad_cjk": wp.pad_cjk,
     "check_wordpiece": wp.wordpiece,
@@ -126,12 +129,19 @@ def change_reversed(old, new, freq):
 # apply_merges
 @mistake("check_apply_merges", "not the leftmost mergeable pair")
 def apply_leftmost(ids, ranks, merged):
-    return _leftmost_first(ids, ranks, merged)
+    ids = list(ids)
+    while pairs := [p for p in zip(ids, ids[1:]) if p in ranks]:
+        ids = bpe.merge_pair(ids, pairs[0], merged[pairs[0]])  # the first known pair from the left
+    return ids
 
 
 @mistake("check_apply_merges", "not the highest")
 def apply_highest(ids, ranks, merged):
-    return _highest_rank_first(ids, ranks, merged)
+    ids = list(ids)
+    while pairs := {p for p in zip(ids, ids[1:]) if p in ranks}:
+        top = max(pairs, key=lambda p: ranks[p])  # the latest merge learned
+        ids = bpe.merge_pair(ids, top, merged[top])
+    return ids
 
 
 @mistake("check_apply_merges", "one pass is not enough")
@@ -164,12 +174,12 @@ def chat_no_default_system(messages, add_generation_prompt=True):
 
 @mistake("check_chat_format", "the model writes its answer after it")
 def chat_no_generation_prompt(messages, add_generation_prompt=True):
-    return bpe.chat_template(messages, add_generation_prompt=False)
+    return chat_template(messages, add_generation_prompt=False)
 
 
 @mistake("check_chat_format", "only when add_generation_prompt is True")
 def chat_always_generation_prompt(messages, add_generation_prompt=True):
-    return bpe.chat_template(messages, add_generation_prompt=True)
+    return chat_template(messages, add_generation_prompt=True)
 
 
 # strip accents
@@ -278,29 +288,26 @@ def change_only_new_and_gone(old, new, freq):
 
 @mistake("check_apply_merges", "not SmolLM2's", kind="overfit")
 def apply_global_tables(ids, ranks, merged):
-    from llmlab.grading.tokenizers import _smollm2  # the notebook's `smollm2`, not the arguments
-
-    return bpe.apply_merges(ids, _smollm2().ranks, _smollm2().merged)
+    tok = _smollm2()  # the notebook's `smollm2`, not the arguments
+    return bpe.apply_merges(ids, tok.ranks, tok.merged)
 
 
 @mistake("check_decode", "use the vocab you are given", kind="overfit")
 def decode_global_tokenizer(ids, vocab):
-    from llmlab.grading.tokenizers import _smollm2
-
     return _smollm2().decode(ids)
 
 
 @mistake("check_chat_format", "whatever comes later", kind="overfit")
 def chat_any_system(messages, add_generation_prompt=True):
     text = "" if any(m["role"] == "system" for m in messages) else \
-        f"<|im_start|>system\n{bpe.SMOLLM2_SYSTEM_PROMPT}<|im_end|>\n"
+        f"<|im_start|>system\n{SMOLLM2_SYSTEM_PROMPT}<|im_end|>\n"
     text += "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 
 
 @mistake("check_chat_format", "copy each content as it is", kind="overfit")
 def chat_strips_content(messages, add_generation_prompt=True):
-    return bpe.chat_template([{**m, "content": m["content"].strip()} for m in messages], add_generation_prompt)
+    return chat_template([{**m, "content": m["content"].strip()} for m in messages], add_generation_prompt)
 
 
 @mistake("check_strip_accents", "not only the combining accents", kind="overfit")
@@ -399,7 +406,7 @@ def apply_into_ids(ids, ranks, merged):
 @mistake("check_chat_format", "leave the inputs as they are", kind="inplace")
 def chat_inserts_system(messages, add_generation_prompt=True):
     if messages and messages[0]["role"] != "system":
-        messages.insert(0, {"role": "system", "content": bpe.SMOLLM2_SYSTEM_PROMPT})
+        messages.insert(0, {"role": "system", "content": SMOLLM2_SYSTEM_PROMPT})
     text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 
@@ -428,7 +435,7 @@ def apply_replay_in_rank_order(ids, ranks, merged):
 def chat_indexes_first_message(messages, add_generation_prompt=True):
     text = ""
     if messages[0]["role"] != "system":
-        text += f"<|im_start|>system\n{bpe.SMOLLM2_SYSTEM_PROMPT}<|im_end|>\n"
+        text += f"<|im_start|>system\n{SMOLLM2_SYSTEM_PROMPT}<|im_end|>\n"
     text += "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 

@@ -171,7 +171,7 @@ def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling:
     from llmlab.nn.kv_cache import KVCache
 
     if not isinstance(sampling, Sampling):
-        raise TypeError(f"sampling must be a llmlab.generation.Sampling, got {type(sampling).__name__}")
+        raise TypeError(f"sampling must be a llmlab.inference.generation.Sampling, got {type(sampling).__name__}")
     ids, mask = left_pad(prompts, pad_id)
     validate.token_budget(max_new_tokens, ids.shape[1], model.cfg.max_seq_len)
     device = model_device(model)

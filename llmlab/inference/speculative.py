@@ -25,7 +25,6 @@ the output quotes the prompt, as in summarising or editing code).
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -33,8 +32,9 @@ import torch
 import torch.nn as nn
 
 from llmlab import model_device, validate
-from llmlab.generation import sample_from_probs
+from llmlab.inference.generation import sample_from_probs
 from llmlab.nn.kv_cache import KVCache
+from llmlab.nn.model import Decoder
 
 
 def expected_tokens_per_round(alpha: float, gamma: int) -> float:
@@ -120,7 +120,11 @@ class PromptLookupDraft:
         self.max_ngram = validate.positive_int("max_ngram", max_ngram)
 
     def propose(self, tokens: list[int], gamma: int, temperature: float = 0.0, generator=None):
-        return prompt_lookup(tokens, gamma, self.max_ngram), None
+        """(up to γ proposed tokens, None: no draft distribution). The ids in ``tokens`` are not checked
+        again: ``speculative_generate`` checked them, and the list grows every round."""
+        if not isinstance(tokens, list):
+            raise TypeError(f"tokens must be a list of token ids, got {type(tokens).__name__}")
+        return _lookup(tokens, validate.positive_int("gamma", gamma, minimum=0), self.max_ngram), None
 
 
 def prompt_lookup(tokens: list[int], gamma: int, max_ngram: int = 3) -> list[int]:
@@ -128,6 +132,11 @@ def prompt_lookup(tokens: list[int], gamma: int, max_ngram: int = 3) -> list[int
     tokens = validate.token_ids("tokens", tokens, allow_empty=True)
     gamma = validate.positive_int("gamma", gamma, minimum=0)
     max_ngram = validate.positive_int("max_ngram", max_ngram)
+    return _lookup(tokens, gamma, max_ngram)
+
+
+def _lookup(tokens: list[int], gamma: int, max_ngram: int) -> list[int]:
+    """``prompt_lookup`` without the checks: called every round on a sequence that only grows."""
     for n in range(min(max_ngram, len(tokens) - 1), 0, -1):
         tail = tokens[-n:]
         for start in range(len(tokens) - n - 1, -1, -1):  # latest match first, excluding the tail itself
@@ -136,17 +145,17 @@ def prompt_lookup(tokens: list[int], gamma: int, max_ngram: int = 3) -> list[int
     return []
 
 
-def layer_draft(model: nn.Module, n_layers: int) -> nn.Module:
+def layer_draft(model: Decoder, n_layers: int) -> Decoder:
     """Self-speculative draft: the same ``Decoder`` stopped after its first ``n_layers`` blocks (the
     final norm and LM head applied there, as early exit does). Shares the weights, costs n/L."""
     validate.positive_int("n_layers", n_layers)
     if n_layers > model.cfg.n_layers:
         raise ValueError(f"the model has {model.cfg.n_layers} layers, cannot keep {n_layers}")
-    draft = copy.copy(model)
-    draft._modules = dict(model._modules)  # a shallow copy would share (and overwrite) the module table
+    with torch.device("meta"):  # a shell without storage: every module with weights is the model's own
+        draft = Decoder(dataclasses.replace(model.cfg, n_layers=n_layers))
+    draft.tok_embeddings, draft.norm, draft.output = model.tok_embeddings, model.norm, model.output
     draft.layers = nn.ModuleList(list(model.layers)[:n_layers])
-    draft.cfg = dataclasses.replace(model.cfg, n_layers=n_layers)
-    return draft
+    return draft.train(model.training)
 
 
 @dataclass

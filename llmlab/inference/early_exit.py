@@ -6,7 +6,7 @@ Easy tokens are often settled early; early exit (CALM, Schuster et al., 2022) st
 exit layer whose top probability reaches a threshold τ: a lower τ saves more layers and changes
 more predictions. Without training for it (LayerSkip does), the early guesses of a small model are
 weak; they still make a self-speculative draft, because verification by the full model keeps the
-output exact (``llmlab.speculative.layer_draft``).
+output exact (``llmlab.inference.speculative.layer_draft``).
 """
 from __future__ import annotations
 
