@@ -144,6 +144,7 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch
 def dropout(x: torch.Tensor, p: float, training: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
     """Inverted dropout: zero each element with probability p and scale the survivors by 1/(1-p), so
     the expected value is unchanged and evaluation (``training=False``) is the identity."""
+    validate.flag("training", training)
     p = validate.probability("p", p, allow_one=False)
     validate.tensor("x", x)
     if not training or p == 0:
@@ -270,6 +271,7 @@ def train(
 ) -> History:
     """Train ``model`` in place with AdamW, a warm-up + cosine schedule and clipping; evaluate every
     ``cfg.eval_every`` steps; with ``cfg.patience``, stop early and restore the best weights."""
+    validate.flag("progress", progress)
     device = model_device(model)
     torch.manual_seed(cfg.seed)  # dropout masks
     g = torch.Generator().manual_seed(cfg.seed)  # batches

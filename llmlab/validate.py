@@ -13,14 +13,23 @@ import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 MAX_SIZE = 10**8  # counts and lengths that allocate: more than any model here needs, far less than RAM
 
 
 def _type_name(value) -> str:
     return type(value).__name__
+
+
+def flag(name: str, value) -> bool:
+    """A switch: True or False (not 0/1, None or a string, which would read as a different choice)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_type_name(value)}")
+    return value
 
 
 def integer(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -96,6 +105,8 @@ def tensor(name: str, x, ndim: int | None = None, min_ndim: int = 0, floating: b
            finite: bool = False) -> torch.Tensor:
     """A torch.Tensor with ``ndim`` dimensions (or at least ``min_ndim``), of a floating dtype if
     ``floating``, without NaN or inf if ``finite``."""
+    import torch  # here, not at the top: light modules (file paths, the course tools) use this one too
+
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {_type_name(x)}")
     if floating and not x.is_floating_point():
@@ -138,6 +149,8 @@ def token_ids(name: str, tokens, vocab_size: int | None = None, allow_empty: boo
 
 def token_batch(name: str, idx, vocab_size: int, max_len: int) -> torch.Tensor:
     """A model's input: an integer tensor (B, T) with 1 <= T <= max_len and every id in [0, vocab_size)."""
+    import torch
+
     if not isinstance(idx, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of token ids, got {_type_name(idx)}")
     if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:

@@ -161,6 +161,7 @@ def teacher_topk(teacher: nn.Module, ids: torch.Tensor, k: int, batch_size: int 
     probability mass the cache keeps. indices are int32 (any vocabulary < 2^31 fits; half of int64's
     memory); ``kd_loss_topk`` widens them to int64 for ``gather``. Per token: k · (2 + 4) bytes.
     """
+    validate.flag("progress", progress)
     if _check_ids("ids", ids).ndim != 2 or ids.numel() == 0:
         raise ValueError(f"ids must have shape (B, T) with B, T >= 1, got {tuple(ids.shape)}")
     k = validate.positive_int("k", k)

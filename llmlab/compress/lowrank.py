@@ -94,6 +94,7 @@ class LowRankLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True,
                  device=None, dtype=None):
         super().__init__()
+        validate.flag("bias", bias)
         self.in_features = validate.positive_int("in_features", in_features)
         self.out_features = validate.positive_int("out_features", out_features)
         self.rank = _check_rank(rank, out_features, in_features)

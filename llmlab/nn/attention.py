@@ -136,6 +136,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, bias: bool = False, fast: bool = True):
         super().__init__()
+        validate.flag("bias", bias)
+        validate.flag("fast", fast)
         dim, n_heads = validate.size("dim", dim), validate.size("n_heads", n_heads)
         n_kv_heads = n_heads if n_kv_heads is None else validate.size("n_kv_heads", n_kv_heads)
         if dim % n_heads:

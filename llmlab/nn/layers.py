@@ -128,6 +128,7 @@ class GELUMLP(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int, bias: bool = True):
         super().__init__()
+        validate.flag("bias", bias)
         self.w1 = nn.Linear(dim, hidden_dim, bias=bias)
         self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
 
@@ -149,6 +150,7 @@ class SwiGLU(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int, bias: bool = False):
         super().__init__()
+        validate.flag("bias", bias)
         self.w1 = nn.Linear(dim, hidden_dim, bias=bias)
         self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
         self.w3 = nn.Linear(dim, hidden_dim, bias=bias)

@@ -181,6 +181,8 @@ class Decoder(nn.Module):
         ``need_weights`` returns (logits, weights): weights (L, B, H, T, S), every layer's attention
         weights, computed by the explicit (unfused) attention, for plotting.
         """
+        validate.flag("last_only", last_only)
+        validate.flag("need_weights", need_weights)
         cfg = self.cfg
         validate.token_batch("idx", idx, cfg.vocab_size, cfg.max_seq_len)
         B, T = idx.shape

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab.validate import positive_int, size
+from llmlab.validate import flag, positive_int, size
 
 
 def shard_range(n: int, world_size: int, rank: int) -> range:
@@ -63,6 +63,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_
           lr: float = 0.05, rank: int = 0, world_size: int = 1, ddp: bool = False) -> nn.Module:
     """``steps`` SGD steps on consecutive batches of x, y; with world_size > 1 each rank uses its shard of
     every batch and averages gradients (by hand, or with DistributedDataParallel when ``ddp``)."""
+    flag("ddp", ddp)
     steps = size("steps", steps, minimum=0)
     net = nn.parallel.DistributedDataParallel(model) if ddp else model
     opt = torch.optim.SGD(net.parameters(), lr=lr)
@@ -80,6 +81,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_
 
 def worker_train(rank: int, world_size: int, steps: int, batch_size: int, ddp: bool = False) -> dict:
     """Worker for ``launch.run``: train the shared model on this rank's shards; return its final weights."""
+    flag("ddp", ddp)
     x, y = make_data()
     model = train(make_model(), x, y, steps, batch_size, rank=rank, world_size=world_size, ddp=ddp)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

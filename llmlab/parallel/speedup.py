@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab.validate import positive_float, positive_int, size
+from llmlab.validate import flag, positive_float, positive_int, size
 from llmlab.parallel.data_parallel import average_gradients, shard_range
 from llmlab.parallel.tensor_parallel import ring_all_reduce_bytes
 
@@ -86,6 +86,7 @@ def measure(world_sizes: list[int], width: int = 256, batch_size: int = 512, ste
             timeout: float = 120, progress: bool = True) -> list[dict]:
     """Run ``worker_step_times`` on each world size; per world size the slowest rank's figures (the step ends
     when the last rank does) and the speed-up over the first world size in the list."""
+    flag("progress", progress)
     from tqdm.auto import tqdm
 
     from llmlab.parallel.launch import run

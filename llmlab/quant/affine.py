@@ -115,6 +115,7 @@ def quantize_weight(w: torch.Tensor, bits: int = 8, *, symmetric: bool = True, g
 
     granularity "tensor": one grid for everything; "channel": one per output row; "group": one per
     ``group_size`` consecutive inputs of a row (group_size must divide K)."""
+    validate.flag("symmetric", symmetric)
     validate.tensor("w", w, floating=True, finite=True)
     validate.bits("bits", bits)
     if granularity == "tensor":

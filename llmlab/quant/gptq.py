@@ -130,6 +130,8 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size
 
     ``update`` is the per-column step (``gptq_column_update``; the notebook passes the learner's).
     ``factor``: ``inverse_hessian_factor(H, damp)`` if already computed (not with act_order, which reorders H)."""
+    validate.flag("act_order", act_order)
+    validate.flag("symmetric", symmetric)
     validate.tensor("W", W, floating=True, finite=True)
     validate.bits("bits", bits)
     if W.ndim not in (2, 3) or not isinstance(H, torch.Tensor) or H.shape != (*W.shape[:-2], W.shape[-1], W.shape[-1]):
@@ -294,6 +296,9 @@ def gptq_model(model: nn.Module, batches: Iterable[tuple] | None, bits: int = 4,
     Hessians, with no forward pass here. Less exact (no block sees its predecessors' errors), much faster
     when one calibration serves several settings.
     Returns {module name: GPTQResult}; the model's weights are replaced by the dequantized ones."""
+    validate.flag("progress", progress)
+    validate.flag("act_order", act_order)
+    validate.flag("symmetric", symmetric)
     from tqdm.auto import tqdm
 
     options = dict(group_size=group_size, symmetric=symmetric, act_order=act_order, damp=damp)

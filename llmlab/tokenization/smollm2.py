@@ -82,6 +82,7 @@ def chat_template(messages: Sequence[dict], add_generation_prompt: bool = True) 
     default system prompt (``SMOLLM2_SYSTEM_PROMPT``) comes first when the first message is not a
     system message, and ``add_generation_prompt`` appends the header the model answers after.
     """
+    validate.flag("add_generation_prompt", add_generation_prompt)
     if isinstance(messages, (str, dict)) or not isinstance(messages, Sequence):
         raise TypeError(
             f"messages must be a list of {{'role': ..., 'content': ...}} dicts, got {type(messages).__name__}"

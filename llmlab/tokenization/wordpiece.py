@@ -77,6 +77,7 @@ def strip_accents(text: str) -> str:
 
 def basic_tokenize(text: str, do_lower_case: bool = True) -> list[str]:
     """BERT's words: clean, pad CJK, (strip accents, lower-case), split on spaces and punctuation."""
+    validate.flag("do_lower_case", do_lower_case)
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     text = pad_cjk(clean_text(text))
@@ -129,6 +130,7 @@ class WordPiece:
         missing = [s for s in SPECIAL_TOKENS if s not in self.vocab]
         if missing:
             raise ValueError(f"vocab lacks the special tokens {missing}")
+        validate.flag("do_lower_case", self.do_lower_case)
         self.id_to_token = {i: t for t, i in self.vocab.items()}
         self._specials = regex.compile("(" + "|".join(regex.escape(s) for s in SPECIAL_TOKENS) + ")")
         self._cache: dict[str, list[str]] = {}
@@ -155,12 +157,14 @@ class WordPiece:
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """Ids of ``text``; with ``add_special_tokens``: [CLS] ids [SEP], the input BERT expects."""
+        validate.flag("add_special_tokens", add_special_tokens)
         ids = [self.vocab[t] for t in self.tokenize(text)]
         return [self.vocab[CLS], *ids, self.vocab[SEP]] if add_special_tokens else ids
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
         """Pieces joined by spaces, "##" continuations glued back. Lossy: case, accents and the
         spacing around punctuation are gone ("hello , world !")."""
+        validate.flag("skip_special_tokens", skip_special_tokens)
         ids = ids.tolist() if hasattr(ids, "tolist") else ids
         tokens = []
         for i in ids:

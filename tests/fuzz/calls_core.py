@@ -11,6 +11,7 @@ VALID = {
     "llmlab.device": lambda: {},
     "llmlab.model_device": lambda: dict(model=F.decoder()),
     "llmlab.model_dtype": lambda: dict(model=F.decoder()),
+    "llmlab.validate.flag": lambda: dict(name="value", value=True),
     "llmlab.validate.integer": lambda: dict(name="value", value=3, minimum=1, maximum=10),
     "llmlab.validate.bits": lambda: dict(name="value", value=4),
     "llmlab.validate.positive_int": lambda: dict(name="value", value=3, minimum=1),
