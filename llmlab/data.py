@@ -61,6 +61,14 @@ _SENTENCE_END = re.compile(r"(?<=[。！？!?])")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
+def _resource_path(path, name: str):
+    """``path`` checked, or the file ``name`` of llmlab's resources when it is None (not when it is
+    "", which is a mistake rather than a request for the default)."""
+    if path is None:
+        return os.path.join(os.path.dirname(__file__), "resources", name)
+    return validate.path("path", path)
+
+
 def chinese_sentences(path: str = FORTUNES_ZH, min_chars: int = 4) -> list[str]:
     """Sentences of the fortunes-zh quotes, in file order, de-duplicated.
 
@@ -69,6 +77,7 @@ def chinese_sentences(path: str = FORTUNES_ZH, min_chars: int = 4) -> list[str]:
     are split after 。！？. Only sentences with at least ``min_chars`` Han characters are kept.
     """
     path = validate.path("path", path)
+    min_chars = validate.size("min_chars", min_chars, minimum=0)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: install Debian's fortunes-zh (apt-get install fortunes-zh)")
     with open(path, encoding="utf-8") as f:
@@ -92,7 +101,7 @@ def chinese_gold(path: str | None = None) -> list[list[str]]:
     Written for llmlab (``llmlab/resources/zh_gold.txt``; its header states the segmentation
     guideline). Returns a list of sentences, each a list of words.
     """
-    path = validate.path("path", path or os.path.join(os.path.dirname(__file__), "resources", "zh_gold.txt"))
+    path = _resource_path(path, "zh_gold.txt")
     with open(path, encoding="utf-8") as f:
         text = f.read()
     sentences = []
@@ -123,6 +132,14 @@ class TopicItem:
     label: str  # one of TOPIC_LABELS
     lang: str  # "en" or "zh"
 
+    def __post_init__(self):
+        if not isinstance(self.text, str):
+            raise TypeError(f"text must be a str, got {type(self.text).__name__}")
+        if not self.text.strip():
+            raise ValueError("text is empty")
+        validate.choice("label", self.label, TOPIC_LABELS)
+        validate.choice("lang", self.lang, TOPIC_LANGS)
+
 
 def topic_set(lang: str = "all", path: str | None = None) -> list[TopicItem]:
     """The course's labelled topic set (``llmlab/resources/topics.tsv``), in file order.
@@ -134,7 +151,7 @@ def topic_set(lang: str = "all", path: str | None = None) -> list[TopicItem]:
     """
     if lang not in ("en", "zh", "all"):
         raise ValueError(f"lang must be 'en', 'zh' or 'all', got {lang!r}")
-    path = validate.path("path", path or os.path.join(os.path.dirname(__file__), "resources", "topics.tsv"))
+    path = _resource_path(path, "topics.tsv")
     name = os.path.basename(path)
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines()
@@ -168,6 +185,12 @@ def train_test_split_items(
     the same split.
     """
     test_fraction = validate.probability("test_fraction", test_fraction, allow_zero=False, allow_one=False)
+    seed = validate.integer("seed", seed)
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise TypeError(f"items must be a list of TopicItem, got {type(items).__name__}")
+    for i, item in enumerate(items):
+        if not isinstance(item, TopicItem):
+            raise TypeError(f"items[{i}] must be a TopicItem, got {type(item).__name__}")
     rng = random.Random(seed)
     groups: dict[tuple[str, str], list[int]] = {}
     for i, item in enumerate(items):
@@ -191,7 +214,7 @@ def glossary(split: Split = "all", path: str | None = None) -> list[str]:
     first), "train" the others."""
     if split not in ("train", "val", "all"):
         raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
-    path = validate.path("path", path or os.path.join(os.path.dirname(__file__), "resources", "glossary.txt"))
+    path = _resource_path(path, "glossary.txt")
     with open(path, encoding="utf-8") as f:
         lines = [line.strip() for line in f if line.strip()]
     for n, line in enumerate(lines, 1):

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from llmlab.validate import positive_int
+import llmlab.validate as checks  # not "validate": this module's validate() checks a question
 
 TOPICS = ("lm_basics", "pretraining_finetuning", "tokenization", "chinese_segmentation", "attention_transformers",
           "long_context", "evaluation", "inference_speed", "quantization", "pruning", "distillation",
@@ -56,6 +56,46 @@ class Question:
     check: str = ""  # code: "<module>.check_<name>" in llmlab.grading
     signature: str = ""  # code
 
+    def __post_init__(self):
+        # validate() checks a question read from JSON, with messages that name its id; this catches a
+        # Question built by hand with a field of the wrong kind
+        if not isinstance(self.id, str) or not re.fullmatch(r"[a-z]+-\d{3}", self.id):
+            raise (ValueError if isinstance(self.id, str) else TypeError)(
+                f"id must look like 'quant-007', got {self.id!r}")
+        checks.choice("kind", self.kind, KINDS)
+        checks.choice("topic", self.topic, TOPICS)
+        checks.integer("difficulty", self.difficulty, 1, 3)
+        _sequence("tags", self.tags)
+        if not 1 <= len(self.tags) <= 6 or not all(isinstance(t, str) and t for t in self.tags):
+            raise ValueError(f"tags must hold 1 to 6 non-empty strings, got {self.tags!r}")
+        if not isinstance(self.link, str) or not re.fullmatch(r"\d\d_[a-z_]+#\d+", self.link):
+            raise (ValueError if isinstance(self.link, str) else TypeError)(
+                f"link must look like '09_quantization#3', got {self.link!r}")
+        _texts("question", self.question)
+        _texts("explanation", self.explanation)
+        _sequence("options", self.options)
+        _sequence("mistakes", self.mistakes)
+        if not isinstance(self.unit, dict):
+            raise TypeError(f"unit must be a dict of 'en' and 'zh' texts, got {type(self.unit).__name__}")
+        for name in ("check", "signature"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a str, got {type(getattr(self, name)).__name__}")
+        if self.answer is not None:
+            checks.real("answer", self.answer)
+        checks.real("tolerance", self.tolerance, minimum=0.0, below=0.5)
+        if not all(isinstance(o, dict) for o in (*self.options, *self.mistakes)):
+            raise TypeError("options and mistakes must hold dicts")
+        if self.kind == "choice" and (not 2 <= len(self.options) <= len(LETTERS)
+                                      or sum(o.get("correct") is True for o in self.options) != 1):
+            raise ValueError(f"options must be 2 to {len(LETTERS)} options, exactly one of them correct, "
+                             f"for a choice question")
+        if self.kind == "numeric":
+            if self.answer is None:
+                raise ValueError("answer must be a number for a numeric question, got None")
+            _texts("unit", self.unit)
+        if self.kind == "code" and not (self.check and self.signature):
+            raise ValueError("check and signature must be given for a code drill")
+
     def text(self, lang: str | None = None) -> str:
         """The question as plain text: options lettered A, B, ...; the unit of a number; the signature of a drill."""
         lang = _lang(lang)
@@ -69,10 +109,29 @@ class Question:
         return "\n".join(lines)
 
 
+def _sequence(name: str, value) -> None:
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{name} must be a tuple, got {type(value).__name__}")
+
+
+def _texts(name: str, value) -> None:
+    """A dict of non-empty 'en' and 'zh' texts."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict of 'en' and 'zh' texts, got {type(value).__name__}")
+    if any(not isinstance(value.get(k), str) or not value[k].strip() for k in LANGUAGES):
+        raise ValueError(f"{name} needs non-empty 'en' and 'zh' texts, got {value!r:.80}")
+
+
 @dataclass(frozen=True)
 class Verdict:
     correct: bool
     message: str  # the explanation when right; the hint for this particular mistake when wrong
+
+    def __post_init__(self):
+        checks.flag("correct", self.correct)
+        if not isinstance(self.message, str) or not self.message:
+            raise (ValueError if isinstance(self.message, str) else TypeError)(
+                f"message must be a non-empty str, got {self.message!r}")
 
 
 def _lang(lang: str | None) -> str:
@@ -85,6 +144,8 @@ def _lang(lang: str | None) -> str:
 def set_language(lang: str) -> None:
     """The default language of ``answer``, ``ask`` and the widgets: 'en' or 'zh'."""
     global _language
+    if not isinstance(lang, str):
+        raise TypeError(f"lang must be 'en' or 'zh', got {type(lang).__name__}")
     _language = _lang(lang)
 
 
@@ -100,10 +161,10 @@ def _bilingual(qid: str, where: str, value) -> dict[str, str]:
 def validate(item: dict) -> Question:
     """A question from its JSON object; ValueError naming the id and the field for anything malformed."""
     if not isinstance(item, dict):
-        raise ValueError(f"a question must be a JSON object, got {type(item).__name__}")
+        raise TypeError(f"item must be a question's JSON object (a dict), got {type(item).__name__}")
     qid = item.get("id")
     if not isinstance(qid, str) or not re.fullmatch(r"[a-z]+-\d{3}", qid):
-        raise ValueError(f"question id must look like 'quant-007', got {qid!r}")
+        raise ValueError(f"item's question id must look like 'quant-007', got {qid!r}")
     kind, topic, difficulty = item.get("kind"), item.get("topic"), item.get("difficulty")
     if kind not in KINDS:
         raise ValueError(f"{qid}: kind must be one of {KINDS}, got {kind!r}")
@@ -205,14 +266,18 @@ def withhold(items: list[dict]) -> list[dict]:
 
 def load_bank(folder: str | Path | None = None) -> dict[str, Question]:
     """Every question, by id, from the ``interview_*.json`` files of ``folder`` (default: llmlab's resources)."""
-    return dict(_load(str(Path(folder) if folder is not None else _RESOURCES)))
+    return dict(_load(str(checks.path("folder", folder) if folder is not None else _RESOURCES)))
 
 
 def question(qid: str) -> Question:
+    """The question of id ``qid`` (e.g. 'lm-001'); ValueError for an id the bank does not have."""
+    if not isinstance(qid, str):
+        raise TypeError(f"qid must be a question id (a str such as 'lm-001'), got {type(qid).__name__}")
     bank = load_bank()
     if qid not in bank:
-        close = [k for k in bank if k.split("-")[0] == str(qid).split("-")[0]][:5]
-        raise KeyError(f"no question {qid!r}" + (f"; e.g. {', '.join(close)}" if close else ""))
+        close = [k for k in bank if k.split("-")[0] == qid.split("-")[0]][:5]
+        raise ValueError(f"no question {qid!r}: qid must be an id of the bank" +
+                         (f", e.g. {', '.join(close)}" if close else " such as 'lm-001'"))
     return bank[qid]
 
 
@@ -238,12 +303,13 @@ def _option_index(q: Question, value) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(q.options):
         return value
     raise ValueError(f"{q.id}: answer with a letter {LETTERS[0]}-{LETTERS[len(q.options) - 1]} "
-                     f"(or an option index 0-{len(q.options) - 1}), got {value!r}")
+                     f"(or an option index 0-{len(q.options) - 1}): value is {value!r}")
 
 
 def evaluate(q: Question, value: Any, lang: str | None = None) -> Verdict:
     """Is ``value`` right for ``q``? The verdict's message explains: the option's own explanation, the hint of a
     catalogued numeric slip, or a code drill's grader message."""
+    _check_question(q)
     lang = _lang(lang)
     if q.kind == "choice":
         option = q.options[_option_index(q, value)]
@@ -251,7 +317,7 @@ def evaluate(q: Question, value: Any, lang: str | None = None) -> Verdict:
                                                                   " " + q.explanation[lang]))
     if q.kind == "numeric":
         if isinstance(value, bool) or not isinstance(value, numbers.Real) and not hasattr(value, "__float__"):
-            raise TypeError(f"{q.id}: answer with a number (in {q.unit['en']}), got {type(value).__name__}")
+            raise TypeError(f"{q.id}: answer with a number (in {q.unit['en']}): value is a {type(value).__name__}")
         v = float(value)
         if _within(v, q.answer, q.tolerance):
             return Verdict(True, q.explanation[lang])
@@ -262,16 +328,22 @@ def evaluate(q: Question, value: Any, lang: str | None = None) -> Verdict:
                 "not within ±{:.0%} of the answer: check the unit and every factor.").format(q.tolerance or 1e-9)
         return Verdict(False, hint)
     if not callable(value):
-        raise TypeError(f"{q.id}: a code drill is answered with your function ({q.signature}), "
-                        f"got {type(value).__name__}")
+        raise TypeError(f"{q.id}: a code drill is answered with your function ({q.signature}): "
+                        f"value is a {type(value).__name__}")
     result = drill_check(q).result(value)  # the check's verdict, without its ✅ line
     if not result.passed:
         return Verdict(False, result.what + (f" … {result.hint}" if result.hint else ""))
     return Verdict(True, q.explanation[lang])
 
 
+def _check_question(q) -> None:
+    if not isinstance(q, Question):
+        raise TypeError(f"q must be a Question (question(qid)), got {type(q).__name__}")
+
+
 def drill_check(q: Question):
     """The course's check function that grades code drill ``q`` (``llmlab.grading.<module>.check_<name>``)."""
+    _check_question(q)
     if q.kind != "code":
         raise ValueError(f"{q.id} is a {q.kind} question, not a code drill")
     module, name = q.check.split(".")
@@ -306,12 +378,20 @@ class MockInterview:
 
     def __init__(self, n: int = 5, minutes: float = 10, lang: str | None = None, seed: int | None = None,
                  topics: list[str] | None = None, difficulty: int | None = None):
-        n = positive_int("n", n)
-        if not _is_number(minutes) or minutes <= 0:
-            raise ValueError(f"minutes must be a positive number, got {minutes!r}")
+        n = checks.positive_int("n", n)
+        minutes = checks.positive_float("minutes", minutes)
+        if seed is not None:
+            checks.integer("seed", seed)
+        if topics is not None:
+            if isinstance(topics, str) or not isinstance(topics, (list, tuple)):
+                raise TypeError(f"topics must be a list of topics (or None for all), got {type(topics).__name__}")
+            if not topics:
+                raise ValueError("topics is empty: name at least one topic, or pass None for all")
+            for i, t in enumerate(topics):
+                checks.choice(f"topics[{i}]", t, TOPICS)
         pool = [q for q in select(difficulty=difficulty) if q.kind != "code" and (not topics or q.topic in topics)]
         if len(pool) < n:
-            raise ValueError(f"only {len(pool)} questions match; ask for at most that many")
+            raise ValueError(f"only {len(pool)} questions match: n must be at most that many, got {n}")
         self.lang, self.minutes = _lang(lang), float(minutes)
         self.questions = random.Random(seed).sample(pool, n)
         self.verdicts: list[Verdict] = []
@@ -378,6 +458,10 @@ def quiz(lang: str | None = None, topic: str | None = None, difficulty: int | No
     """A quiz widget: pick the language, topic and difficulty; answer; get the explanation at once."""
     import ipywidgets as widgets
 
+    if topic is not None:
+        checks.choice("topic", topic, TOPICS)
+    if difficulty is not None:
+        checks.integer("difficulty", difficulty, 1, 3)
     lang_w = widgets.ToggleButtons(options=[("中文", "zh"), ("English", "en")], value=_lang(lang),
                                    style={"button_width": "70px"}, layout=widgets.Layout(width="170px"))
     topic_w = widgets.Dropdown(options=[("all topics", None)] + [(t, t) for t in TOPICS], value=topic, description="topic")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -39,8 +39,14 @@ def count_ngrams(tokens: Sequence[int], n: int) -> Counter[Ngram]:
     return Counter(zip(*(tokens[i:] for i in range(n))))
 
 
+def _check_counts(name: str, counts) -> None:
+    if not isinstance(counts, Mapping):
+        raise TypeError(f"{name} must be a Counter of n-gram tuples (count_ngrams), got {type(counts).__name__}")
+
+
 def context_counts(ngram_counts: Counter[Ngram]) -> Counter[Ngram]:
     """count(c) for every context c: the n-gram counts summed over their last token."""
+    _check_counts("ngram_counts", ngram_counts)
     ctx: Counter[Ngram] = Counter()
     for gram, c in ngram_counts.items():
         ctx[gram[:-1]] += c
@@ -54,6 +60,7 @@ def next_token_probs(
 
     ``context`` is the n-1 previous tokens (empty for a unigram model).
     """
+    _check_counts("ngram_counts", ngram_counts)
     k = validate.positive_float("k", k)
     vocab_size = validate.size("vocab_size", vocab_size)
     context = tuple(validate.token_ids("context", context, vocab_size, allow_empty=True))
@@ -67,6 +74,8 @@ def finetune_counts(base: Counter[Ngram], domain: Counter[Ngram], weight: float)
     The pre-trained counts stay (that is what keeps general ability); the weight decides how far
     the model moves toward the domain. Replacing them instead is catastrophic forgetting.
     """
+    _check_counts("base", base)
+    _check_counts("domain", domain)
     weight = validate.positive_float("weight", weight)
     out: Counter[Ngram] = Counter(base)
     for gram, c in domain.items():
@@ -85,9 +94,9 @@ class NGramLM:
     ctx_counts: Counter = field(default_factory=Counter, repr=False)
 
     def __post_init__(self):
-        self.n = validate.positive_int("n", self.n)
+        self.n = validate.size("n", self.n)  # the n - 1 BOS tokens of pad() are allocated
         self.k = validate.positive_float("k", self.k)
-        self.vocab_size = validate.positive_int("vocab_size", self.vocab_size)
+        self.vocab_size = validate.size("vocab_size", self.vocab_size)  # each prediction is a (V,) tensor
 
     def pad(self, tokens: Sequence[int]) -> list[int]:
         return [BOS] * (self.n - 1) + list(tokens)
@@ -106,6 +115,10 @@ class NGramLM:
 
     def probs(self, context: Sequence[int]) -> torch.Tensor:
         """p(. | last n-1 tokens of context), shape (V,). Short contexts are padded with BOS."""
+        return self._probs(validate.token_ids("context", context, self.vocab_size, allow_empty=True))
+
+    def _probs(self, context: list[int]) -> torch.Tensor:
+        """``probs`` without its check, for ``generate``, whose tokens are checked."""
         last = self.pad(context)[len(context) :] if self.n > 1 else []
         return next_token_probs(self.counts, last, self.k, self.vocab_size)
 
@@ -141,6 +154,6 @@ class NGramLM:
         max_new_tokens = validate.size("max_new_tokens", max_new_tokens, minimum=0)
         out = validate.token_ids("prompt", prompt, self.vocab_size, allow_empty=True)
         for _ in range(max_new_tokens):
-            probs = temperature_softmax(self.probs(out).log(), temperature)
+            probs = temperature_softmax(self._probs(out).log(), temperature)
             out.append(sample(probs, generator))
         return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -174,6 +174,22 @@ def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
 
 
+# A training loss: loss(model, x, y) -> a scalar tensor to minimise. ``lm_loss`` is the default; notebook 11
+# passes a distillation loss whose y also carries the teacher's predictions.
+LossFn = Callable[[nn.Module, torch.Tensor, object], torch.Tensor]
+# A batch sampler: sample(generator) -> (x, y), y anything the loss understands (a tensor, or a tuple of them).
+SampleFn = Callable[[torch.Generator], tuple[torch.Tensor, object]]
+
+
+def _to(device: torch.device, y):
+    """A batch's targets on ``device``: a tensor, or each tensor of a tuple or list."""
+    if isinstance(y, torch.Tensor):
+        return y.to(device)
+    if isinstance(y, (tuple, list)):
+        return type(y)(_to(device, t) for t in y)
+    return y
+
+
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -182,8 +198,11 @@ def train_step(
     max_norm: float = 1.0,
     autocast_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    loss_fn: LossFn = lm_loss,
 ) -> float:
     """zero_grad → forward (under autocast when ``autocast_dtype``) → backward → clip → step.
+
+    ``loss_fn(model, x, y)``: the loss to minimise (``lm_loss``, the next-token cross-entropy, unless told).
 
     ``scaler`` (fp16 on CUDA): the loss is multiplied by a large factor so that small fp16 gradients
     do not underflow to 0; the gradients are unscaled before clipping, and the step is skipped (and
@@ -192,7 +211,7 @@ def train_step(
     """
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-        loss = lm_loss(model, x, y)
+        loss = loss_fn(model, x, y)
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -267,11 +286,21 @@ class History:
 
 
 def train(
-    model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig, progress: bool = True
+    model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, cfg: TrainConfig, progress: bool = True,
+    loss_fn: LossFn = lm_loss, sample: SampleFn | None = None,
 ) -> History:
     """Train ``model`` in place with AdamW, a warm-up + cosine schedule and clipping; evaluate every
-    ``cfg.eval_every`` steps; with ``cfg.patience``, stop early and restore the best weights."""
+    ``cfg.eval_every`` steps; with ``cfg.patience``, stop early and restore the best weights.
+
+    The two hooks change what is learned, not how: ``loss_fn(model, x, y)`` is minimised instead of the
+    next-token cross-entropy (``History.train_loss`` logs it), and ``sample(generator)`` draws each training
+    batch (x, y) instead of ``get_batch(train_data, cfg.batch_size, cfg.block_size, generator)``. The
+    validation loss stays the next-token cross-entropy on ``val_data``, comparable between runs."""
     validate.flag("progress", progress)
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (model, x, y) -> loss, got {type(loss_fn).__name__}")
+    if sample is not None and not callable(sample):
+        raise TypeError(f"sample must be a function (generator) -> (x, y), got {type(sample).__name__}")
     device = model_device(model)
     torch.manual_seed(cfg.seed)  # dropout masks
     g = torch.Generator().manual_seed(cfg.seed)  # batches
@@ -285,9 +314,9 @@ def train(
         lr = lr_at(step, cfg.max_lr, cfg.warmup_steps, cfg.steps, cfg.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = get_batch(train_data, cfg.batch_size, cfg.block_size, g)
-        hist.train_loss.append(train_step(model, optimizer, x.to(device), y.to(device), cfg.max_norm,
-                                          cfg.autocast_dtype, scaler))
+        x, y = sample(g) if sample is not None else get_batch(train_data, cfg.batch_size, cfg.block_size, g)
+        hist.train_loss.append(train_step(model, optimizer, x.to(device), _to(device, y), cfg.max_norm,
+                                          cfg.autocast_dtype, scaler, loss_fn))
         hist.lr.append(lr)
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             val = estimate_loss(model, val_data, cfg.batch_size, cfg.block_size, cfg.eval_batches,

@@ -119,6 +119,74 @@ def tensor(name: str, x, ndim: int | None = None, min_ndim: int = 0, floating: b
     return x
 
 
+def device(name: str, value, allow_none: bool = False):
+    """A torch device given as a torch.device or a str such as 'cpu' or 'cuda:0', one this machine has
+    (None too with ``allow_none``: where the default device, or the inputs' own, is meant)."""
+    import torch
+
+    if value is None and allow_none:
+        return None
+
+    if not isinstance(value, (str, torch.device)):
+        raise TypeError(f"{name} must be a torch.device or a str such as 'cpu', got {_type_name(value)}")
+    try:
+        dev = torch.device(value)
+    except RuntimeError:
+        raise ValueError(f"{name} must name a device such as 'cpu' or 'cuda:0', got {value!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name} is {value!r} but CUDA is not available on this machine")
+    return dev
+
+
+def decoder(name: str, model):
+    """A model a decoding loop can drive: callable on token ids, with a ``cfg`` (an llmlab ``Decoder`` or
+    ``FastDecoder``), whose sizes the loop reads."""
+    if not callable(model) or not hasattr(model, "cfg"):
+        raise TypeError(f"{name} must be an llmlab Decoder or FastDecoder, got {_type_name(model)}")
+    return model
+
+
+def layered_model(name: str, model):
+    """An llmlab ``Decoder`` or ``Encoder``: an nn.Module whose blocks are in ``model.layers`` (an nn.ModuleList),
+    which the quantizers, pruners and calibration hooks walk."""
+    import torch.nn as nn
+
+    if not isinstance(model, nn.Module) or not isinstance(getattr(model, "layers", None), nn.ModuleList):
+        raise TypeError(f"{name} must be an llmlab Decoder or Encoder (a model with .layers), got {_type_name(model)}")
+    return model
+
+
+def zero_one_mask(name: str, mask):
+    """An attention mask: a bool or integer tensor of 1 (a real token) and 0 (padding), not empty."""
+    import torch
+
+    tensor(name, mask)
+    if mask.dtype.is_floating_point or mask.dtype.is_complex:
+        raise TypeError(f"{name} must hold 0/1 integers or bools, got dtype {mask.dtype}")
+    if mask.numel() == 0:
+        raise ValueError(f"{name} is empty, shape {tuple(mask.shape)}: need at least one token")
+    if mask.dtype != torch.bool and bool(((mask != 0) & (mask != 1)).any()):
+        raise ValueError(f"{name} must hold 1 (real token) or 0 (padding) only, got values {mask.unique().tolist()}")
+    return mask
+
+
+def explain_input(name: str, x, width: int, error: Exception, dtype=None) -> None:
+    """For a hot ``forward`` that checks nothing on success: called when its computation on ``x`` (..., width)
+    failed, raise a TypeError or ValueError naming ``name`` if ``x`` was the cause (not a tensor, not floating,
+    not the layer's ``dtype`` outside autocast, or the wrong width); return if it was not, so that the caller
+    re-raises the original error."""
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {_type_name(x)}") from error
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}") from error
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        raise TypeError(f"{name} must have the layer's dtype {dtype}, got {x.dtype}") from error
+    if x.ndim == 0 or x.shape[-1] != width:
+        raise ValueError(f"{name} must have width {width} in its last dim, got shape {tuple(x.shape)}") from error
+
+
 def path(name: str, value) -> Path:
     """A file's path: a str or os.PathLike, not an int (which open() would take as a file descriptor)."""
     if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
@@ -126,6 +194,16 @@ def path(name: str, value) -> Path:
     if not str(value):
         raise ValueError(f"{name} is an empty path")
     return Path(value)
+
+
+def strings(name: str, value, what: str = "str items") -> list[str]:
+    """A list (or tuple) of str, such as tokens or words, not a str (whose characters would pass for them)."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of {what}, got {_type_name(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must hold {what}, found {_type_name(item)} {item!r}")
+    return list(value)
 
 
 def token_ids(name: str, tokens, vocab_size: int | None = None, allow_empty: bool = False) -> list[int]:

@@ -73,7 +73,7 @@ def test_module_explicit_and_fast_paths_agree():
 @pytest.mark.parametrize(
     "call,exc,match",
     [
-        (lambda: A.split_heads(torch.zeros(2, 3, 10), 4), ValueError, "not divisible by 4 heads"),
+        (lambda: A.split_heads(torch.zeros(2, 3, 10), 4), ValueError, "n_heads must divide the width C = 10, got 4"),
         (lambda: A.split_heads(torch.zeros(3, 10), 2), ValueError, r"\(B, T, C\)"),
         (lambda: A.merge_heads(torch.zeros(3, 10)), ValueError, r"\(B, H, T, D\)"),
         (lambda: A.scaled_dot_product_attention(torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 2, 3), torch.zeros(1, 1, 2, 3)),

@@ -124,10 +124,10 @@ def test_evaluate_spans():
         (lambda d: zh.Dictionary.from_words([("a", 0)]), ValueError, "empty"),
         (lambda d: zh.Dictionary.from_words([("", 3)]), ValueError, "non-empty"),
         (lambda d: zh.evaluate([["a"]], []), ValueError, "1 gold sentences but 0"),
-        (lambda d: zh.evaluate([], []), ValueError, "no sentences"),
+        (lambda d: zh.evaluate([], []), ValueError, "gold is empty"),
         (lambda d: zh.evaluate([["ab"]], [["a", "c"]]), ValueError, "different texts"),
         (lambda d: zh.viterbi("", zh.HMM.from_jieba()), ValueError, "at least one"),
-        (lambda d: zh.tags_to_words("ab", "B"), ValueError, "2 characters but 1 tags"),
+        (lambda d: zh.tags_to_words("ab", "B"), ValueError, "got 2 characters and 1 tags"),
     ],
 )
 def test_bad_input(call, exc, match, dictionary):

@@ -240,6 +240,13 @@ def test_topk_rejects_k_outside_1_V(k):
         distill.topk_logits(_logits(1), k)
 
 
+def test_distillation_loss_and_teacher_topk_reject_bad_targets_and_teachers():
+    with pytest.raises(ValueError, match=r"targets must hold token ids in \[0, 11\)"):
+        distill.distillation_loss(_logits(1), _logits(2), torch.full((2, 5), -1), 2.0, 0.5)
+    with pytest.raises(TypeError, match="teacher must be an nn.Module"):
+        distill.teacher_topk(None, torch.zeros(2, 3, dtype=torch.long), 4)
+
+
 def test_kd_loss_topk_rejects_out_of_range_indices():
     values, indices = distill.topk_logits(_logits(2), 3)
     with pytest.raises(ValueError, match=r"token ids in \[0, 11\)"):
@@ -380,8 +387,21 @@ def test_sharing_rejects_bad_k_nan_and_non_floats():
         sharing.kmeans(torch.arange(10), 2)
     with pytest.raises(TypeError, match="w must be a float torch.Tensor"):
         sharing.kmeans(np.ones(10), 2)
-    with pytest.raises(ValueError, match="method must be 'linear' or 'quantile'"):
+    codebook = torch.tensor([-1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match=r"idx must hold centroid indices in \[0, 3\)"):
+        sharing.reconstruct(codebook, torch.tensor([0, 3]))
+    with pytest.raises(TypeError, match="idx must hold integer centroid indices"):
+        sharing.reconstruct(codebook, torch.tensor([0.0, 1.0]))
+    with pytest.raises(TypeError, match="codebook must be a floating-point tensor"):
+        sharing.assign(w, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="codebook must be a 1-D tensor"):
+        sharing.update(w, sharing.assign(w, codebook), codebook[None])
+    with pytest.raises(ValueError, match="k must be between 1 and the number of weights in w 0"):
+        sharing.init_codebook(torch.ones(0), 1)
+    with pytest.raises(ValueError, match="init must be one of 'linear', 'quantile'"):
         sharing.kmeans(w, 4, init="random")
+    with pytest.raises(ValueError, match="method must be 'linear' or 'quantile'"):
+        sharing.init_codebook(w, 4, method="random")
 
 
 # ============================================================================================== low rank
@@ -508,6 +528,20 @@ def test_lowrank_rejects_bad_rank_shape_dtype_and_energy():
         lowrank.truncated_svd(w.half(), 1)
     with pytest.raises(TypeError, match="float32 or float64"):
         lowrank.truncated_svd(torch.ones(3, 5, dtype=torch.long), 1)
+    with pytest.raises(ValueError, match="w is empty"):
+        lowrank.truncated_svd(torch.ones(0, 5), 1)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        lowrank.lowrank_error(torch.full((3, 5), float("nan")), 1)
+    with pytest.raises(ValueError, match="device must name a device"):
+        LowRankLinear(5, 3, 1, device="bogus")
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        LowRankLinear(5, 3, 1)(None)
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        LowRankLinear(5, 3, 1)(torch.ones(2, 5, dtype=torch.long))
+    with pytest.raises(TypeError, match="x must have the layer's dtype"):
+        LowRankLinear(5, 3, 1)(torch.ones(2, 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x must have width 5 in its last dim"):
+        LowRankLinear(5, 3, 1)(torch.ones(2, 4))
     s = torch.linalg.svdvals(w)
     for energy in (0, 0.0, -0.5, 1.01):
         with pytest.raises(ValueError, match=r"energy must be > 0 and <= 1"):

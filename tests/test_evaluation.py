@@ -229,7 +229,7 @@ def test_logistic_regression_reaches_the_optimum_and_keeps_dtype():
         (lambda X, y: probe.fit_logistic_regression(X, y.double(), 3), TypeError, "integer class ids"),
         (lambda X, y: probe.fit_logistic_regression(X, y, 3, l2=-1.0), ValueError, "l2 must be >= 0"),
         (lambda X, y: probe.fit_logistic_regression(X, y, 1), ValueError, "n_classes must be >= 2"),
-        (lambda X, y: probe.fit_logistic_regression(X.numpy(), y, 3), TypeError, "torch tensors"),
+        (lambda X, y: probe.fit_logistic_regression(X.numpy(), y, 3), TypeError, "X must be a torch.Tensor"),
     ],
 )
 def test_probe_bad_input(call, exc, match):

@@ -407,16 +407,18 @@ def test_sampling_bad_parameters(kwargs, exc, match):
 def test_filters_bad_input():
     logits = torch.randn(2, 5)
     for p in (0, 1.5, -0.1, float("nan")):
-        with pytest.raises(ValueError, match="top_p"):
+        with pytest.raises(ValueError, match="p must be"):
             top_p_filter(logits, p)
-    with pytest.raises(TypeError, match="top_p"):
+    with pytest.raises(TypeError, match="p must be"):
         top_p_filter(logits, True)
     with pytest.raises(ValueError, match="k"):
         top_k_filter(logits, 0)
     with pytest.raises(TypeError, match="float tensor"):
         top_k_filter(torch.ones(2, 5, dtype=torch.long), 2)
-    with pytest.raises(TypeError, match="previous"):
+    with pytest.raises(ValueError, match="previous must have shape"):
         repetition_penalty(logits, torch.zeros(3, 2, dtype=torch.long), 1.2)
+    with pytest.raises(TypeError, match="previous must be a long tensor"):
+        repetition_penalty(logits, torch.zeros(2, 2), 1.2)
     with pytest.raises(ValueError, match="penalty"):
         repetition_penalty(logits, torch.zeros(2, 2, dtype=torch.long), 0.0)
     with pytest.raises(ValueError, match="non-empty"):
@@ -466,7 +468,7 @@ def test_int4_error_on_random_weights_is_within_half_a_step():
     assert err.max() > 0  # random weights are not representable: the test would catch a no-op
     with pytest.raises(ValueError, match="group_size"):
         Int4WeightOnlyLinear.from_float(w, group_size=40)
-    with pytest.raises(TypeError, match="2-D"):
+    with pytest.raises(ValueError, match="weight must have 2 dimensions"):
         Int4WeightOnlyLinear.from_float(torch.randn(8))
 
 
@@ -627,9 +629,9 @@ def test_smollm2_fast_decoder_logits_equal_decoder(smollm2, tok):
 def test_bad_input_to_the_inference_helpers(tiny):
     from llmlab.inference.speculative import expected_tokens_per_round
 
-    with pytest.raises(TypeError, match="2-D float"):
+    with pytest.raises(ValueError, match="weight must have 2 dimensions"):
         Int4WeightOnlyLinear.from_float(torch.ones(64))
-    with pytest.raises(TypeError, match="2-D float"):
+    with pytest.raises(TypeError, match="weight must be a floating-point tensor"):
         Int8WeightOnlyLinear.from_float(torch.ones(4, 4, dtype=torch.long))
     with pytest.raises(TypeError, match="llmlab Decoder"):
         FastDecoder(torch.nn.Linear(2, 2))

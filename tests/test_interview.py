@@ -89,7 +89,7 @@ def test_answer_prints_the_verdict(capsys):
 
 
 @pytest.mark.parametrize("call,exc,msg", [
-    (lambda: interview.answer("nope-000", "A"), KeyError, "no question"),
+    (lambda: interview.answer("nope-000", "A"), ValueError, "no question"),
     (lambda: interview.evaluate(interview.select(kind="choice")[0], "Z"), ValueError, "answer with a letter"),
     (lambda: interview.evaluate(interview.select(kind="numeric")[0], "12"), TypeError, "answer with a number"),
     (lambda: interview.evaluate(interview.select(kind="code")[0], 3), TypeError, "answered with your function"),

@@ -67,5 +67,21 @@ def test_bad_targets_and_rank():
         lora.add_lora(_tiny(), ("q_proj",))
     with pytest.raises(ValueError, match="rank"):
         lora.LoRALinear(torch.nn.Linear(4, 3), rank=4)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="base must be an nn.Linear"):
         lora.LoRALinear(torch.nn.Conv1d(3, 3, 1))
+
+
+def test_bad_arguments_are_named_and_leave_the_model_as_it_was():
+    model = _tiny()
+    with pytest.raises(TypeError, match="targets must be a sequence of layer names"):
+        lora.add_lora(model, "wq")  # a str would match by substring: "q" in "wq"
+    with pytest.raises(ValueError, match="rank must be >= 1"):
+        lora.add_lora(model, ("wq",), rank=0)
+    assert all(p.requires_grad for p in model.parameters())
+    layer = lora.LoRALinear(torch.nn.Linear(4, 3), rank=2)
+    with pytest.raises(ValueError, match="x must have width 4"):
+        layer(torch.ones(2, 5))
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        lora.lora_linear(torch.ones(2, 4, dtype=torch.long), layer.base.weight, None, layer.A, layer.B, 1.0)
+    with pytest.raises(ValueError, match=r"B must have shape \(3, 2\)"):
+        lora.merged_weight(layer.base.weight, layer.A, layer.B.T, 1.0)

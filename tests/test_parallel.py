@@ -70,10 +70,37 @@ def test_shard_ranges_tile_the_batch():
     (lambda: tensor_parallel.ring_all_reduce_bytes("1000", 2), TypeError, "nbytes must be a number"),
     (lambda: pipeline.gpipe_step(None, torch.zeros(10, 4, dtype=torch.long), 3, 0, 2), ValueError,
      "does not split into 3 equal micro-batches"),
+    # an empty config would build SmolLM2-135M on every rank (seconds each): refused at once
+    (lambda: pipeline.worker_gpipe(0, 1, {}, torch.zeros(2, 4, dtype=torch.long), 1), ValueError,
+     "cfg_kwargs is empty"),
+    (lambda: tensor_parallel.worker_decoder(0, 1, {}, torch.zeros(2, 4, dtype=torch.long)), ValueError,
+     "cfg_kwargs is empty"),
+    (lambda: pipeline.worker_gpipe(0, 1, dict(n_layer=2), torch.zeros(2, 4, dtype=torch.long), 1), ValueError,
+     r"cfg_kwargs has unknown fields \['n_layer'\]"),
+    (lambda: pipeline.worker_gpipe_sweep(0, 1, dict(n_layers=2), torch.zeros(4, 4, dtype=torch.long), [1, 3]),
+     ValueError, r"micro_batch_counts\[1\] must divide"),
+    (lambda: pipeline.lm_loss(torch.zeros(2, 5, 8), torch.full((2, 5), 8)), ValueError,
+     r"ids holds ids outside \[0, 8\)"),
+    (lambda: data_parallel.train(data_parallel.make_model(), *data_parallel.make_data(16), 1, 32), ValueError,
+     "batch_size must be >= 1 and <= 16"),
+    (lambda: data_parallel.make_data(0), ValueError, "n must be >= 1"),
+    (lambda: tensor_parallel.column_split(torch.ones(4, 2), torch.ones(3), 2, 0), ValueError,
+     r"bias must have shape \(4,\)"),
+    (lambda: tensor_parallel.row_split(torch.ones(4, 6), 0, 0), ValueError, "world_size must be >= 1"),
+    (lambda: speedup.measure([], progress=False), ValueError, "world_sizes is empty"),
+    (lambda: speedup.measure([2], batch_size=7, progress=False), ValueError, "batch_size must be divisible"),
+    (lambda: speedup.amdahl(4, None), TypeError, "parallel_fraction must be a number"),
 ])
 def test_bad_input_is_rejected_clearly(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+def test_parallelize_checks_every_layer_before_sharding_any():
+    model = Decoder(DecoderConfig(vocab_size=8, dim=16, n_layers=2, n_heads=2, n_kv_heads=2, hidden_dim=9))
+    with pytest.raises(ValueError, match="hidden units .9. does not split into 2 equal shards"):
+        tensor_parallel.parallelize(model, 2, 0)  # the heads split, the MLP's 9 hidden units do not
+    assert not any(isinstance(m, tensor_parallel.TensorParallel) for m in model.modules())
 
 
 def test_a_busy_master_port_is_refused_before_launching():

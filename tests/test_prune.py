@@ -251,7 +251,7 @@ def test_wanda_beats_magnitude_on_smollm2():
     (lambda: magnitude.prune_mask(torch.ones(2, 2), 0.5, "column"), ValueError, "scope"),
     (lambda: magnitude.global_masks({}, 0.5), ValueError, "empty"),
     (lambda: nm.nm_mask(torch.ones(2, 8), 3, 2), ValueError, "N <= M"),
-    (lambda: nm.nm_mask(torch.ones(2, 6), 2, 4), ValueError, "not divisible by M = 4"),
+    (lambda: nm.nm_mask(torch.ones(2, 6), 2, 4), ValueError, "not divisible by m = 4"),
     (lambda: wanda.wanda_scores(torch.ones(2, 4), torch.ones(2)), ValueError, r"shape \(K,\) = \(4,\)"),
     (lambda: structured.select_heads(torch.ones(6), 2, 4), ValueError, "at most 3"),
     (lambda: structured.prune_heads(Decoder(TINY).layers[0].attention, [0, 1, 3]), ValueError, "same"),
@@ -259,7 +259,39 @@ def test_wanda_beats_magnitude_on_smollm2():
     (lambda: structured.prune_structured(Decoder(TINY), {}, None, 0.0), ValueError, "neuron_fraction"),
     (lambda: prune_model(Decoder(TINY), 0.5, only="w9"), ValueError, "matches"),
     (lambda: prune_model(Decoder(TINY), 0.5, norms={}), ValueError, "norms has no entry"),
+    (lambda: prune_model(Decoder(TINY), 0.5, only=""), ValueError, "only is empty"),
+    (lambda: prune_model(Decoder(TINY), 0.5, nm=2), TypeError, r"nm must be a pair"),
+    (lambda: magnitude.lowest_k_mask(torch.ones(2, 4), "2"), TypeError, "k must be an int"),
+    (lambda: magnitude.prune_mask(torch.ones(0, 4), 0.5), ValueError, "scores is empty"),
+    (lambda: magnitude.global_masks("abc", 0.5), TypeError, "scores must be a dict"),
+    (lambda: magnitude.weight_change_ratio(torch.ones(2, 2), torch.ones(2, 2)), TypeError, "mask must be a bool"),
+    (lambda: magnitude.sparsity_of("abc"), TypeError, "tensors must be a tensor"),
+    (lambda: magnitude.sparsity_of([torch.ones(2), "abc"]), TypeError, "tensors must hold torch.Tensors"),
+    (lambda: nm.is_nm_sparse(torch.ones(2, 6), 2, 4), ValueError, "divisible by m = 4"),
+    (lambda: nm.check_nm(5, 4), ValueError, "got n = 5, m = 4"),
+    (lambda: wanda.wanda_scores(torch.ones(2, 4), torch.ones(4, dtype=torch.long)), TypeError, "x_norm"),
+    (lambda: wanda.InputGrams({"a": (nn.Linear(6, 2), 4)}), ValueError, "must divide in_features 6"),
+    (lambda: wanda.input_norms(Decoder(TINY), []), ValueError, "batches is empty"),
+    (lambda: wanda.input_norms(Decoder(TINY), ["abc"]), TypeError, "batches must hold id tensors"),
+    (lambda: structured.select_heads(torch.ones(6), 4, 1), ValueError, "n_kv_heads must divide"),
+    (lambda: structured.unit_importance(torch.ones(3, 0), torch.ones(0, 2, 2)), ValueError, "gram must have shape"),
+    (lambda: structured.prune_heads("attn", [0]), TypeError, "attn must be"),
+    (lambda: structured.prune_neurons(Decoder(TINY).layers[0].feed_forward, None), TypeError, "keep must be"),
+    (lambda: structured.prune_neurons(Decoder(TINY).layers[0].feed_forward, [0.5]), TypeError, "integer"),
+    (lambda: structured.importances("model", [_ids()]), TypeError, "model must be"),
+    (lambda: structured.prune_structured(Decoder(TINY), {}, None, 0.5), ValueError, "scores has no entry"),
+    (lambda: structured.prune_structured(Decoder(TINY), {}, 4, 0.5), ValueError, r"heads_per_group must be <= 3"),
 ])
 def test_bad_input_is_rejected_clearly(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+def test_prune_structured_checks_everything_before_changing_the_model():
+    """A bad score entry of the last block is found before the first block shrinks."""
+    model = Decoder(TINY)
+    scores = {f"layers.{i}.neurons": torch.rand(TINY.hidden_dim) for i in range(TINY.n_layers)}
+    scores[f"layers.{TINY.n_layers - 1}.neurons"] = torch.rand(3)
+    with pytest.raises(ValueError, match="must be a float tensor of shape"):
+        structured.prune_structured(model, scores, None, 0.5)
+    assert model.layers[0].feed_forward.w1.out_features == TINY.hidden_dim

@@ -456,7 +456,7 @@ BAD_INPUTS = [
     ("gguf_deq_q4_1_18_bytes", lambda: gguf_blocks.dequantize_q4_1(torch.zeros(18, dtype=torch.uint8)),
      ValueError, "20-byte"),
     ("gptq_h_wrong_shape", lambda: gptq.gptq_quantize(_w(), torch.eye(32)), ValueError, "H (K, K)"),
-    ("gptq_h_not_tensor", lambda: gptq.gptq_quantize(_w(), np.eye(64)), ValueError, "H (K, K)"),
+    ("gptq_h_not_tensor", lambda: gptq.gptq_quantize(_w(), np.eye(64)), TypeError, "H must be a torch.Tensor"),
     ("gptq_w_1d", lambda: gptq.gptq_quantize(torch.randn(64), torch.eye(64)), ValueError, "W (N, K)"),
     ("gptq_group_not_dividing", lambda: gptq.gptq_quantize(_w(), torch.eye(64), group_size=48), ValueError,
      "group_size"),
@@ -479,7 +479,74 @@ BAD_INPUTS = [
      ValueError, "at most 4 bits"),
     ("int4_from_8bit_gptq", lambda: Int4WeightOnlyLinear.from_quantized(gptq.gptq_quantize(_w(), torch.eye(64), 8)),
      ValueError, "at most 4 bits"),
+    ("int4_from_not_quantized", lambda: Int4WeightOnlyLinear.from_quantized("qt"), TypeError, "qt must be"),
+    ("int8_float_codes", lambda: Int8WeightOnlyLinear(torch.zeros(2, 4), torch.ones(2)), TypeError, "int8"),
+    ("int8_scale_shape", lambda: Int8WeightOnlyLinear(torch.zeros(2, 4, dtype=torch.int8), torch.ones(3)), ValueError,
+     "scale must have shape (2,)"),
+    ("int4_codes_above_15", lambda: Int4WeightOnlyLinear(torch.full((2, 32), 16, dtype=torch.uint8), torch.ones(2, 1),
+                                                         torch.zeros(2, 1), 32), ValueError, "[0, 15]"),
+    ("int8_forward_none", lambda: Int8WeightOnlyLinear.from_float(_w())(None), TypeError, "x must be a torch.Tensor"),
+    ("int4_forward_width", lambda: Int4WeightOnlyLinear.from_float(_w())(torch.randn(2, 32)), ValueError,
+     "x must have width 64 in its last dim"),
+    ("quantize_scale_not_broadcasting", lambda: affine.quantize(torch.randn(4, 8), torch.ones(3, 1), 0.0, 8, True),
+     ValueError, "scale must broadcast to x's shape"),
+    ("quantize_zero_scale", lambda: affine.quantize(torch.randn(4, 8), torch.zeros(4, 1), 0.0, 8, True), ValueError,
+     "scale must be > 0"),
+    ("dequantize_list", lambda: affine.dequantize([1.0, 2.0], torch.tensor(0.5)), TypeError,
+     "q must be a torch.Tensor"),
+    ("range_hi_below_lo", lambda: affine.scale_zero_point(torch.ones(3), torch.zeros(3), 8), ValueError,
+     "hi must be >= lo"),
+    ("range_shapes", lambda: affine.affine_grid(torch.zeros(3), torch.ones(4), 8), ValueError, "same shape"),
+    ("symmetric_scale_negative", lambda: affine.symmetric_scale(-torch.ones(3), 8), ValueError, "absmax must be >= 0"),
+    ("qrange_symmetric_str", lambda: affine.qrange(8, "yes"), TypeError, "symmetric must be True or False"),
+    ("mse_shapes", lambda: affine.mse(torch.ones(3), torch.ones(4)), ValueError, "x_hat must have x's shape"),
+    ("quantized_tensor_group_count", lambda: affine.QuantizedTensor(torch.zeros(4, 8), torch.ones(3), torch.zeros(3), 4,
+                                                                    True, 8), ValueError, "group_size = 8"),
+    ("gguf_pack_codes_16", lambda: gguf_blocks.pack_nibbles(torch.full((1, 32), 16, dtype=torch.uint8)), ValueError,
+     "[0, 15]"),
+    ("gguf_pack_float_codes", lambda: gguf_blocks.pack_nibbles(torch.zeros(1, 32)), TypeError, "integer codes"),
+    ("gguf_codes_block_width", lambda: gguf_blocks.q8_0_codes(torch.randn(2, 16)), ValueError,
+     "blocks must have shape"),
+    ("gguf_values_scale_shape", lambda: gguf_blocks.q8_0_values(torch.ones(2), torch.zeros(2, 32, dtype=torch.int8)),
+     ValueError, "d must have shape (n, 1)"),
+    ("gguf_quantize_empty", lambda: gguf_blocks.quantize_q8_0(torch.zeros(0, 32)), ValueError, "x is empty"),
+    ("gptq_update_column_out_of_range",
+     lambda: gptq.gptq_column_update(torch.ones(3, 4), torch.eye(4), 4, torch.ones(3)), ValueError, "i must be"),
+    ("gptq_update_q_shape", lambda: gptq.gptq_column_update(torch.ones(3, 4), torch.eye(4), 0, torch.ones(4)),
+     ValueError, "q must have shape (3,)"),
+    ("gptq_nan_h", lambda: gptq.gptq_quantize(_w(), torch.full((64, 64), float("nan"))), ValueError, "H holds NaN"),
+    ("gptq_block_size_zero", lambda: gptq.gptq_quantize(_w(), torch.eye(64), block_size=0), ValueError, "block_size"),
+    ("hessian_accumulator_width", lambda: gptq.HessianAccumulator(4).add(torch.randn(3, 5)), ValueError, "K = 4"),
+    ("hessian_accumulator_device", lambda: gptq.HessianAccumulator(4, device="bogus"), ValueError, "device"),
+    ("calibrate_no_batches", lambda: gptq.calibrate(_TinyBlocks(), []), ValueError, "batches is empty"),
+    ("calibrate_batch_not_tuple", lambda: gptq.calibrate(_TinyBlocks(), [torch.randn(2, 16)]), TypeError,
+     "batches must hold tuples"),
+    ("gptq_model_no_batches", lambda: gptq.gptq_model(_TinyBlocks(), None), ValueError, "batches is None"),
+    ("calibration_not_linears", lambda: gptq.Calibration({"a": nn.ReLU()}), TypeError, "nn.Linear"),
+    ("smooth_scales_shapes", lambda: smooth.smooth_scales(torch.ones(4), torch.ones(5)), ValueError,
+     "weight_absmax must have act_absmax's shape"),
+    ("outlier_threshold_negative", lambda: smooth.outlier_columns(torch.ones(2, 3), -1.0), ValueError, "threshold"),
+    ("absmax_fake_quantize_dim", lambda: smooth.absmax_fake_quantize(torch.ones(2, 3), dim=2), ValueError,
+     "dim must be"),
+    ("fakequant_bias_shape", lambda: smooth.FakeQuantLinear(torch.ones(2, 3), torch.ones(3)), ValueError, "bias"),
+    ("linear_inputs_unknown_name", lambda: smooth.linear_inputs(_TinyBlocks(), [(torch.randn(2, 16),)], names=["nope"]),
+     ValueError, "names holds 'nope'"),
+    ("map_weights_not_callable", lambda: apply.map_weights(_TinyBlocks(), None), TypeError, "fn must be a function"),
+    ("replace_linears_not_callable", lambda: apply.replace_linears(_TinyBlocks(), "x"), TypeError, "make must be"),
 ]
+
+
+def test_no_rows_of_input_are_fine():
+    """x (..., K) with no rows: the weight-only layers give (..., 0, N), and HessianAccumulator.add adds nothing."""
+    w = torch.randn(16, 64)  # N = 16: the packed CPU kernels where torch has them
+    assert Int8WeightOnlyLinear.from_float(w)(torch.randn(0, 64)).shape == (0, 16)
+    assert Int4WeightOnlyLinear.from_float(w)(torch.randn(2, 0, 64)).shape == (2, 0, 16)
+    acc = gptq.HessianAccumulator(64)
+    x = torch.randn(5, 64)
+    acc.add(x)
+    acc.add(torch.randn(0, 64))
+    assert acc.n == 5
+    torch.testing.assert_close(acc.h, gptq.hessian(x))
 
 
 class _TinyBlocks(nn.Module):

@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from llmlab import train
 from llmlab.nn.model import Decoder, DecoderConfig
@@ -135,6 +136,37 @@ def test_train_learns_stops_early_and_restores_the_best_weights():
     assert hist.stopped_early and len(hist.train_loss) < 300
     restored = train.estimate_loss(model, noisy[40:], 8, 16, 2)
     assert restored == pytest.approx(hist.best_val_loss, rel=1e-5)
+
+
+def test_train_takes_a_loss_and_a_batch_sampler():
+    data = torch.randint(64, (400,), generator=torch.Generator().manual_seed(2))
+    cfg = train.TrainConfig(steps=6, batch_size=4, block_size=16, warmup_steps=2, eval_every=3, eval_batches=2)
+    plain = train.train(_tiny(), data, data, cfg, progress=False)
+    # the defaults, spelled out, are the same run
+    same = train.train(_tiny(), data, data, cfg, progress=False, loss_fn=train.lm_loss,
+                       sample=lambda g: train.get_batch(data, cfg.batch_size, cfg.block_size, g))
+    assert same.train_loss == plain.train_loss and same.val_loss == plain.val_loss
+    # a loss whose targets carry more than the next tokens (a tuple, moved to the model's device with x)
+    windows = data[:391].reshape(-1, 17)
+    seen = []
+
+    def weighted(model, x, y):
+        targets, weight = y
+        seen.append((x.shape, targets.shape, weight.shape))
+        per_token = F.cross_entropy(model(x).flatten(0, 1), targets.flatten(), reduction="none")
+        return (per_token * weight.flatten()).mean()
+
+    def sample(g):
+        rows = windows[torch.randint(len(windows), (3,), generator=g)]
+        return rows[:, :-1], (rows[:, 1:], torch.ones(3, 16))
+
+    hist = train.train(_tiny(), data, data, cfg, progress=False, loss_fn=weighted, sample=sample)
+    assert len(hist.train_loss) == 6 and seen[0] == ((3, 16), (3, 16), (3, 16))
+    assert hist.val_loss[0] == pytest.approx(plain.val_loss[0], rel=0.2)  # validation stays the plain loss
+    with pytest.raises(TypeError, match="loss_fn"):
+        train.train(_tiny(), data, data, cfg, progress=False, loss_fn="cross_entropy")
+    with pytest.raises(TypeError, match="sample"):
+        train.train(_tiny(), data, data, cfg, progress=False, sample=windows)
 
 
 def test_bf16_autocast_step_tracks_fp32():

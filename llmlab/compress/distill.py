@@ -99,8 +99,11 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     student_logits = _check_logits("student_logits", student_logits)
     alpha = validate.probability("alpha", alpha)
     if _check_ids("targets", targets).shape != student_logits.shape[:-1]:
-        raise ValueError(f"targets must have shape {tuple(student_logits.shape[:-1])} (the logits' without V), "
+        raise ValueError(f"targets must have shape {tuple(student_logits.shape[:-1])} (student_logits' without V), "
                          f"got {tuple(targets.shape)}")
+    V = student_logits.shape[-1]
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= V):
+        raise ValueError(f"targets must hold token ids in [0, {V}), got {int(targets.min())} to {int(targets.max())}")
     soft = kd_loss(student_logits, teacher_logits, T)
     hard = F.cross_entropy(student_logits.reshape(-1, student_logits.shape[-1]), targets.reshape(-1).long())
     return alpha * soft + (1 - alpha) * hard
@@ -152,7 +155,8 @@ def kd_loss_topk(student_logits: torch.Tensor, top_values: torch.Tensor, top_ind
 def teacher_topk(teacher: nn.Module, ids: torch.Tensor, k: int, batch_size: int = 8,
                  progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``teacher`` once over ids (B, T) and keep each position's top k: (values, indices), (B, T, k) each,
-    on the CPU. ``teacher(x)`` maps (b, T) ids to (b, T, V) logits (an llmlab ``Decoder``).
+    on the CPU. ``teacher(x)`` maps (b, T) ids to (b, T, V) logits (an llmlab ``Decoder``); it runs on
+    ``batch_size`` sequences at a time (all of them at once when batch_size >= B).
 
     values are the teacher's log-probabilities log softmax(z) (T = 1) of its top-k tokens, in float16:
     they differ from the top-k logits by a constant per position, so ``kd_loss_topk`` gives the same loss,
@@ -162,6 +166,9 @@ def teacher_topk(teacher: nn.Module, ids: torch.Tensor, k: int, batch_size: int 
     memory); ``kd_loss_topk`` widens them to int64 for ``gather``. Per token: k · (2 + 4) bytes.
     """
     validate.flag("progress", progress)
+    if not isinstance(teacher, nn.Module):
+        raise TypeError(f"teacher must be an nn.Module mapping ids (b, T) to logits (b, T, V), got "
+                        f"{type(teacher).__name__}")
     if _check_ids("ids", ids).ndim != 2 or ids.numel() == 0:
         raise ValueError(f"ids must have shape (B, T) with B, T >= 1, got {tuple(ids.shape)}")
     k = validate.positive_int("k", k)

@@ -34,6 +34,10 @@ def _check_matrix(w) -> torch.Tensor:
                         f"got {getattr(w, 'dtype', type(w).__name__)}; use w.float()")
     if w.ndim != 2:
         raise ValueError(f"w must be a 2-D weight (N, K), got shape {tuple(w.shape)}")
+    if w.numel() == 0:
+        raise ValueError(f"w is empty, shape {tuple(w.shape)}: it has no singular values")
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError("w holds NaN or inf values: the SVD needs finite weights")
     return w.detach()
 
 
@@ -65,6 +69,7 @@ def rank_for_energy(s: torch.Tensor, energy: float) -> int:
     if not isinstance(s, torch.Tensor) or not s.is_floating_point() or s.ndim != 1 or s.numel() == 0:
         raise ValueError("s must be a non-empty 1-D float tensor of singular values, "
                          f"got {getattr(s, 'shape', type(s).__name__)}")
+    validate.tensor("s", s, finite=True)
     energy = validate.probability("energy", energy, allow_zero=False)
     e = s.detach().double().sort(descending=True).values.square()  # svdvals is already sorted; anything else too
     kept = e.cumsum(0) / e.sum()  # (m,) fraction kept by ranks 1..m
@@ -95,9 +100,11 @@ class LowRankLinear(nn.Module):
                  device=None, dtype=None):
         super().__init__()
         validate.flag("bias", bias)
-        self.in_features = validate.positive_int("in_features", in_features)
-        self.out_features = validate.positive_int("out_features", out_features)
+        self.in_features = validate.size("in_features", in_features)
+        self.out_features = validate.size("out_features", out_features)
         self.rank = _check_rank(rank, out_features, in_features)
+        if device is not None:
+            device = validate.device("device", device)
         self.down = nn.Linear(in_features, rank, bias=False, device=device, dtype=dtype)
         self.up = nn.Linear(rank, out_features, bias=bias, device=device, dtype=dtype)
 
@@ -119,7 +126,11 @@ class LowRankLinear(nn.Module):
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(self.down(x))  # never forms A B: r (N + K) multiply-adds per token, not N K
+        try:
+            return self.up(self.down(x))  # never forms A B: r (N + K) multiply-adds per token, not N K
+        except (RuntimeError, TypeError) as error:  # explained after the fact: no checks on the way
+            validate.explain_input("x", x, self.in_features, error, self.down.weight.dtype)
+            raise
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, "

@@ -40,21 +40,44 @@ def _check_weight(w) -> torch.Tensor:
     return w.detach()
 
 
-def _check_k(k, n_weights: int) -> int:
+def _check_k(k, n_weights: int, of: str = "") -> int:
     k = validate.positive_int("k", k)
     if k > n_weights:
-        raise ValueError(f"k must be between 1 and the number of weights {n_weights}, got {k}")
+        raise ValueError(f"k must be between 1 and the number of weights{of} {n_weights}, got {k}")
     return k
 
 
+def _check_codebook(codebook) -> torch.Tensor:
+    """k >= 1 centroids: a 1-D float tensor without NaN or inf."""
+    validate.tensor("codebook", codebook, floating=True, finite=True)
+    if codebook.ndim != 1 or codebook.numel() == 0:
+        raise ValueError(f"codebook must be a 1-D tensor of k >= 1 centroids, got shape {tuple(codebook.shape)}")
+    return codebook
+
+
+def _check_idx(idx, k: int) -> torch.Tensor:
+    """Centroid indices: an integer tensor with values in [0, k)."""
+    validate.tensor("idx", idx)
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+        raise TypeError(f"idx must hold integer centroid indices, got dtype {idx.dtype}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= k):
+        raise ValueError(f"idx must hold centroid indices in [0, {k}) (the codebook's k), got "
+                         f"{int(idx.min())} to {int(idx.max())}")
+    return idx
+
+
 def init_codebook(w: torch.Tensor, k: int, method: Literal["linear", "quantile"] = "linear") -> torch.Tensor:
-    """k initial centroids (k,), w's dtype, sorted ascending.
+    """k initial centroids (k,), w's dtype, sorted ascending; w of any shape (its values are clustered).
 
     "linear": evenly spaced from min(w) to max(w). "quantile": the weights at evenly spaced ranks
     (0, 1/(k-1), ..., 1) of the sorted weights ('nearest' quantiles; computed by sorting, since
     ``torch.quantile`` refuses tensors of more than 16M elements, such as an embedding matrix)."""
     w = _check_weight(w).flatten()
-    k = _check_k(k, w.numel())
+    k = _check_k(k, w.numel(), " in w")
+    return _init_codebook(w, k, method)
+
+
+def _init_codebook(w: torch.Tensor, k: int, method: str) -> torch.Tensor:
     if method == "linear":
         return torch.linspace(float(w.min()), float(w.max()), k, dtype=w.dtype, device=w.device)
     if method == "quantile":
@@ -72,10 +95,10 @@ def assign(w: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     (``searchsorted``) gives the answer in O(n log k) time and O(n) memory. A weight exactly on a midpoint
     goes to the lower centroid.
     """
-    w = _check_weight(w)
-    if not isinstance(codebook, torch.Tensor) or codebook.ndim != 1 or codebook.numel() == 0:
-        raise ValueError("codebook must be a 1-D tensor of k >= 1 centroids, "
-                         f"got {getattr(codebook, 'shape', type(codebook).__name__)}")
+    return _assign(_check_weight(w), _check_codebook(codebook))
+
+
+def _assign(w: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     sorted_c, order = codebook.to(w.dtype).sort()
     midpoints = (sorted_c[1:] + sorted_c[:-1]) / 2  # (k - 1,) decision boundaries
     rank = torch.searchsorted(midpoints, w.flatten())  # position among the sorted centroids
@@ -90,6 +113,11 @@ def update(w: torch.Tensor, idx: torch.Tensor, codebook: torch.Tensor) -> torch.
     w = _check_weight(w)
     if not isinstance(idx, torch.Tensor) or idx.shape != w.shape:
         raise ValueError(f"idx must have w's shape {tuple(w.shape)}, got {getattr(idx, 'shape', type(idx).__name__)}")
+    _check_idx(idx, _check_codebook(codebook).numel())
+    return _update(w, idx, codebook)
+
+
+def _update(w: torch.Tensor, idx: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     k = codebook.numel()
     idx = idx.flatten()
     sums = torch.zeros(k, dtype=torch.float64, device=w.device).index_add_(0, idx, w.flatten().double())
@@ -107,23 +135,25 @@ def kmeans(w: torch.Tensor, k: int, iters: int = 20, init: Literal["linear", "qu
     The returned idx is the nearest-centroid assignment for the returned codebook. Deterministic
     (on CUDA, ``index_add_``'s atomic additions may reorder the float64 sums' last bits)."""
     w = _check_weight(w)
-    k = _check_k(k, w.numel())
-    iters = validate.positive_int("iters", iters, minimum=0)
+    k = _check_k(k, w.numel(), " in w")
+    iters = validate.size("iters", iters, minimum=0)
     tol = validate.positive_float("tol", tol, allow_zero=True)
-    codebook = init_codebook(w, k, init)
+    init = validate.choice("init", init, ("linear", "quantile"))
+    codebook = _init_codebook(w.flatten(), k, init)
     span = float(w.max() - w.min())
-    for _ in range(iters):
-        new = update(w, assign(w, codebook), codebook)
+    for _ in range(iters):  # the checks were done once above: the steps run unchecked
+        new = _update(w, _assign(w, codebook), codebook)
         shift = float((new - codebook).abs().max())
         codebook = new
         if shift <= tol * span:
             break
-    return codebook, assign(w, codebook)  # one last assignment, so idx matches the final centroids
+    return codebook, _assign(w, codebook)  # one last assignment, so idx matches the final centroids
 
 
 def reconstruct(codebook: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """W^ = codebook[idx]: the shared weights, idx's shape, codebook's dtype."""
-    return codebook[idx]
+    """W^ = codebook[idx]: the shared weights, idx's shape, codebook's dtype. codebook (k,) float;
+    idx: integer centroid indices in [0, k), any shape."""
+    return _check_codebook(codebook)[_check_idx(idx, codebook.numel())]
 
 
 def codebook_bits_per_weight(n_weights: int, k: int, codebook_bits: int = 32) -> float:

@@ -22,18 +22,20 @@ import torch.nn.functional as F
 from llmlab import validate
 
 
-def _check_xy(X: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
-    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise TypeError(f"X and y must be torch tensors, got {type(X).__name__} and {type(y).__name__}")
+def _check_x(X: torch.Tensor) -> None:
+    validate.tensor("X", X, floating=True)
     if X.ndim != 2:
         raise ValueError(f"X must have shape (N, D), got {tuple(X.shape)}")
-    if not X.is_floating_point():
-        raise TypeError(f"X must be a float tensor, got {X.dtype}")
+
+
+def _check_xy(X: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
+    _check_x(X)
+    if len(X) == 0:
+        raise ValueError(f"X is empty, shape {tuple(X.shape)}: need at least one example")
+    validate.tensor("y", y)
     if y.ndim != 1 or len(y) != len(X):
         raise ValueError(f"y must have shape (N,) = ({len(X)},), got {tuple(y.shape)}")
-    if len(X) == 0:
-        raise ValueError("empty input: need at least one example")
-    if y.dtype.is_floating_point or y.dtype == torch.bool:
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise TypeError(f"y must hold integer class ids, got {y.dtype}")
     if not torch.isfinite(X).all():
         raise ValueError("X contains NaN or inf")
@@ -41,11 +43,33 @@ def _check_xy(X: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
         raise ValueError(f"y must lie in [0, n_classes={n_classes}), got min {int(y.min())}, max {int(y.max())}")
 
 
+def _check_wb(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> None:
+    """W (D, K) and b (K,) that fit X (N, D): same floating dtype as X, so that X @ W + b is defined."""
+    validate.tensor("W", W, ndim=2, floating=True)
+    validate.tensor("b", b, ndim=1, floating=True)
+    if W.shape[0] != X.shape[1] or W.shape[1] == 0:
+        raise ValueError(f"W must have shape (D, K) = ({X.shape[1]}, K >= 1) for X of shape {tuple(X.shape)}, "
+                         f"got {tuple(W.shape)}")
+    if b.shape[0] != W.shape[1]:
+        raise ValueError(f"b must have shape (K,) = ({W.shape[1]},), got {tuple(b.shape)}")
+    if W.dtype != X.dtype:
+        raise TypeError(f"W must have X's dtype {X.dtype}, got {W.dtype}")
+
+
 def logistic_loss(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, l2: float) -> torch.Tensor:
     """Mean cross-entropy of softmax(X W + b) on y, plus (l2 / 2) ||W||^2: a scalar tensor.
 
     X (N, D), y (N,), W (D, K), b (K,).
     """
+    _check_x(X)
+    _check_wb(X, W, b)
+    _check_xy(X, y, W.shape[1])
+    l2 = validate.positive_float("l2", l2, allow_zero=True)
+    return _loss(X, y, W, b, l2)
+
+
+def _loss(X: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, l2: float) -> torch.Tensor:
+    # unchecked: the optimiser's closure evaluates it many times on arguments checked once
     return F.cross_entropy(X @ W + b, y) + 0.5 * l2 * W.pow(2).sum()
 
 
@@ -58,10 +82,10 @@ def fit_logistic_regression(
     the loss and gradient on all N examples a few times). Returns W and b in X's dtype and device,
     b with mean 0.
     """
-    n_classes = validate.positive_int("n_classes", n_classes, minimum=2)
+    n_classes = validate.size("n_classes", n_classes, minimum=2)
     _check_xy(X, y, n_classes)
     l2 = validate.positive_float("l2", l2, allow_zero=True)
-    steps = validate.positive_int("steps", steps)
+    steps = validate.size("steps", steps)
     X64, y64 = X.double(), y.long()
     W = torch.zeros(X.shape[1], n_classes, dtype=torch.float64, device=X.device, requires_grad=True)
     b = torch.zeros(n_classes, dtype=torch.float64, device=X.device, requires_grad=True)
@@ -70,7 +94,7 @@ def fit_logistic_regression(
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = logistic_loss(X64, y64, W, b, l2)
+        loss = _loss(X64, y64, W, b, l2)
         loss.backward()
         return loss
 
@@ -82,4 +106,7 @@ def fit_logistic_regression(
 
 def predict_proba(X: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Class probabilities softmax(X W + b): X (N, D) -> (N, K)."""
+    _check_x(X)
+    validate.tensor("X", X, finite=True)
+    _check_wb(X, W, b)
     return torch.softmax(X @ W + b, dim=-1)

@@ -17,11 +17,26 @@ log space that is this subtraction plus a constant per example, so the argmax is
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from llmlab import model_device, validate
+
+
+def _check_model(model) -> None:
+    if not callable(model):
+        raise TypeError(f"model must map token ids to logits (a Decoder or a function), got {type(model).__name__}")
+
+
+def _id_lists(name: str, seqs, what: str) -> list[list[int]]:
+    """``seqs``: a non-empty list of non-empty token-id lists, checked one by one."""
+    if isinstance(seqs, (str, bytes)) or not isinstance(seqs, Iterable):
+        raise TypeError(f"{name} must be a list of token-id lists, got {type(seqs).__name__}")
+    out = [validate.token_ids(f"{name}[{i}]", s) for i, s in enumerate(seqs)]
+    if not out:
+        raise ValueError(f"{name} is empty: need at least one {what}")
+    return out
 
 
 def continuation_log_prob(model, prompt_ids, cont_ids) -> float:
@@ -31,6 +46,7 @@ def continuation_log_prob(model, prompt_ids, cont_ids) -> float:
     logits at position t predict token t + 1, so cont's tokens are predicted at positions
     len(prompt) - 1 ... len(prompt) + len(cont) - 2. The prompt itself is not scored.
     """
+    _check_model(model)
     prompt = validate.token_ids("prompt_ids", prompt_ids)
     cont = validate.token_ids("cont_ids", cont_ids)
     ids = torch.tensor([prompt + cont], device=model_device(model))
@@ -57,11 +73,12 @@ def label_log_probs(
     attention mask (``model(idx, attention_mask)``, as ``llmlab.nn.model.Decoder``).
     """
     validate.flag("progress", progress)
-    prompts = [validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
-    labels = [validate.token_ids(f"labels[{k}]", c) for k, c in enumerate(labels)]
-    if not prompts or not labels:
-        raise ValueError(f"need at least one prompt and one label, got {len(prompts)} and {len(labels)}")
-    batch_size = validate.positive_int("batch_size", batch_size)
+    _check_model(model)
+    prompts = _id_lists("prompts", prompts, "prompt")
+    labels = _id_lists("labels", labels, "label")
+    batch_size = validate.size("batch_size", batch_size)
+    vocab_size = getattr(getattr(model, "cfg", None), "vocab_size", None)  # a Decoder's; a function has none
+    pad_id = validate.integer("pad_id", pad_id, 0, vocab_size - 1 if vocab_size else None)
     contexts: dict[tuple[int, ...], int] = {}  # context -> row in the list of unique contexts
     requests = []  # (i, k, context row, first scored position, targets)
     for i, p in enumerate(prompts):
@@ -105,12 +122,16 @@ def label_log_probs(
 
 def calibrate(scores: torch.Tensor, content_free: torch.Tensor) -> torch.Tensor:
     """Contextual calibration in log space: scores (N, K) minus the content-free scores (K,) or (1, K)."""
-    if not isinstance(scores, torch.Tensor) or not isinstance(content_free, torch.Tensor):
-        raise TypeError("scores and content_free must be torch tensors")
-    if scores.ndim != 2 or content_free.reshape(-1).shape[0] != scores.shape[1]:
-        raise ValueError(
-            f"scores must be (N, K) and content_free (K,): got {tuple(scores.shape)} and {tuple(content_free.shape)}"
-        )
-    if torch.isnan(scores).any() or torch.isnan(content_free).any():
+    validate.tensor("scores", scores, floating=True)
+    validate.tensor("content_free", content_free, floating=True)
+    if scores.ndim != 2:
+        raise ValueError(f"scores must have shape (N, K), got {tuple(scores.shape)}")
+    if content_free.reshape(-1).shape[0] != scores.shape[1]:
+        raise ValueError(f"content_free must have shape (K,) or (1, K) with K = {scores.shape[1]}, the columns of "
+                         f"scores (N, K), got {tuple(content_free.shape)}")
+    # -inf is a possible log-probability; NaN is not
+    if torch.isnan(scores).any():
         raise ValueError("scores contain NaN")
+    if torch.isnan(content_free).any():
+        raise ValueError("content_free contains NaN")
     return scores - content_free.reshape(1, -1)

@@ -25,21 +25,41 @@ import torch.nn.functional as F
 from llmlab import validate
 from llmlab.nn.kv_cache import KVCache
 from llmlab.nn.layers import rms_norm, rope_cos_sin
-from llmlab.nn.model import Decoder
+from llmlab.nn.model import Decoder, DecoderBlock, DecoderConfig
 
 LinearFactory = Callable[[torch.Tensor], nn.Module]
 
 
 def dense_linear(weight: torch.Tensor) -> nn.Module:
     """A bias-free ``nn.Linear`` holding a copy of ``weight`` (N, K)."""
+    validate.tensor("weight", weight, ndim=2, floating=True, finite=True)
+    if weight.numel() == 0:
+        raise ValueError(f"weight must have shape (N, K) with N, K >= 1, got {tuple(weight.shape)}")
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
     layer.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
     return layer
 
 
+def _check_factory(name: str, linear) -> None:
+    if not callable(linear):
+        raise TypeError(f"{name} must be a function from a float weight (N, K) to a module (e.g. dense_linear, "
+                        f"Int4WeightOnlyLinear.from_float), got {type(linear).__name__}")
+
+
+def _check_dtype(dtype) -> None:
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+
+
 class FastBlock(nn.Module):
     def __init__(self, block, cfg, linear: LinearFactory, dtype: torch.dtype):
         super().__init__()
+        if not isinstance(block, DecoderBlock):
+            raise TypeError(f"block must be a DecoderBlock (one of a Decoder's layers), got {type(block).__name__}")
+        if not isinstance(cfg, DecoderConfig):
+            raise TypeError(f"cfg must be the Decoder's DecoderConfig, got {type(cfg).__name__}")
+        _check_factory("linear", linear)
+        _check_dtype(dtype)
         a, f = block.attention, block.feed_forward
         self.H, self.Hkv, self.D, self.eps = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.norm_eps
         self.register_buffer("attention_norm", block.attention_norm.weight.detach().to(dtype, copy=True))
@@ -75,8 +95,11 @@ class FastDecoder(nn.Module):
         super().__init__()
         if not isinstance(model, Decoder):
             raise TypeError(f"model must be an llmlab Decoder, got {type(model).__name__}")
-        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        _check_factory("linear", linear)
+        if head is not None:
+            _check_factory("head", head)
+        if dtype is not None:
+            _check_dtype(dtype)
         self.cfg = model.cfg
         dtype = dtype or model.norm.weight.dtype
         with torch.no_grad():
@@ -93,7 +116,8 @@ class FastDecoder(nn.Module):
         cfg = self.cfg
         validate.token_batch("idx", idx, cfg.vocab_size, cfg.max_seq_len)
         if not isinstance(cache, KVCache):
-            raise TypeError("FastDecoder needs a KVCache (KVCache.for_model(fast_model, batch_size, max_len))")
+            raise TypeError(f"cache must be a KVCache (KVCache.for_model(fast_model, batch_size, max_len)), "
+                            f"got {type(cache).__name__}")
         B, T = idx.shape
         positions, mask = cache.begin(T, attention_mask, batch_size=B, max_positions=cfg.max_seq_len)
         cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype=self.norm.dtype)  # (B, T, D/2)

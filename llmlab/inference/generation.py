@@ -25,6 +25,7 @@ def temperature_softmax(logits: torch.Tensor, temperature: float) -> torch.Tenso
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise TypeError("logits must be a float tensor")
     temperature = validate.positive_float("temperature", temperature, allow_zero=True)
+    _check_no_nan(logits)
     if temperature == 0:
         return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
     # subtracting the max changes nothing mathematically and keeps exp() from overflowing
@@ -37,8 +38,11 @@ def sample_from_probs(probs: torch.Tensor, u: float) -> int:
     """Inverse-CDF sampling: the first index i with cumsum(probs)[i] > u. probs: (V,), u in [0, 1)."""
     if not isinstance(probs, torch.Tensor) or probs.ndim != 1 or not probs.is_floating_point():
         raise TypeError("probs must be a 1-D float tensor of shape (V,)")
+    if not bool(torch.isfinite(probs).all()):
+        raise ValueError("probs hold NaN or inf values")
     if (probs < 0).any() or abs(probs.sum().item() - 1) > PROB_SUM_TOL:
         raise ValueError(f"probs must be non-negative and sum to 1, got sum {probs.sum().item():.6f}")
+    u = validate.real("u", u)
     if not 0 <= u < 1:
         raise ValueError(f"u must lie in [0, 1), got {u}")
     cdf = probs.double().cumsum(0)
@@ -61,12 +65,22 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None = None) -> int
 def _check_logits(logits) -> None:
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1:
         raise TypeError("logits must be a float tensor of shape (..., V)")
+    _check_no_nan(logits)
+
+
+def _check_no_nan(logits: torch.Tensor) -> None:
+    # -inf is a filtered-out token; NaN is a bug upstream, and softmax would spread it over every token
+    if bool(torch.isnan(logits).any()):
+        raise ValueError("logits hold NaN values")
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Keep the k largest logits of each row (and any tied with the k-th), -inf elsewhere. (..., V)."""
     _check_logits(logits)
-    k = validate.positive_int("k", k)
+    return _top_k(logits, validate.size("k", k))
+
+
+def _top_k(logits: torch.Tensor, k: int) -> torch.Tensor:
     if k >= logits.shape[-1]:
         return logits
     kth = logits.topk(k, dim=-1).values[..., -1:]
@@ -78,7 +92,10 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     probabilities sum to at least p, i.e. a token is kept when the mass of the tokens *before* it
     (in decreasing order of probability) is still below p. The top token is always kept. (..., V)."""
     _check_logits(logits)
-    p = validate.probability("top_p", p, allow_zero=False)
+    return _top_p(logits, validate.probability("p", p, allow_zero=False))
+
+
+def _top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
     if p == 1:
         return logits
     sorted_logits, order = logits.sort(dim=-1, descending=True)
@@ -97,8 +114,26 @@ def repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penalty: fl
     logits (B, V), previous (B, S) token ids -> (B, V)."""
     _check_logits(logits)
     penalty = validate.positive_float("penalty", penalty)
-    if not isinstance(previous, torch.Tensor) or previous.dtype != torch.long or previous.shape[:-1] != logits.shape[:-1]:
-        raise TypeError(f"previous must be a long tensor of token ids of shape {tuple(logits.shape[:-1])} + (S,)")
+    if not isinstance(previous, torch.Tensor) or previous.dtype != torch.long:
+        raise TypeError(f"previous must be a long tensor of token ids, got {_describe(previous)}")
+    if previous.shape[:-1] != logits.shape[:-1] or previous.ndim == 0:
+        raise ValueError(f"previous must have shape {tuple(logits.shape[:-1])} + (S,) to match logits of shape "
+                         f"{tuple(logits.shape)}, got {tuple(previous.shape)}")
+    _check_previous_ids(previous, logits.shape[-1])
+    return _penalise(logits, previous, penalty)
+
+
+def _check_previous_ids(previous: torch.Tensor, V: int) -> None:
+    if previous.numel() and (int(previous.min()) < 0 or int(previous.max()) >= V):
+        raise ValueError(f"previous holds ids outside [0, {V}) (V = logits.shape[-1]): "
+                         f"min {int(previous.min())}, max {int(previous.max())}")
+
+
+def _describe(x) -> str:
+    return f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def _penalise(logits: torch.Tensor, previous: torch.Tensor, penalty: float) -> torch.Tensor:
     seen = logits.gather(-1, previous)
     seen = torch.where(seen > 0, seen / penalty, seen * penalty)
     return logits.scatter(-1, previous, seen)
@@ -119,24 +154,42 @@ class Sampling:
     def __post_init__(self):
         validate.positive_float("temperature", self.temperature, allow_zero=True)
         if self.top_k is not None:
-            validate.positive_int("top_k", self.top_k)
+            validate.size("top_k", self.top_k)
         validate.probability("top_p", self.top_p, allow_zero=False)
         validate.positive_float("repetition_penalty", self.repetition_penalty)
+        if self.seed is not None:
+            validate.integer("seed", self.seed)
 
     def generator(self, device) -> torch.Generator | None:
         return None if self.seed is None else torch.Generator(device=device).manual_seed(self.seed)
 
     def choose(self, logits: torch.Tensor, previous: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """logits (B, V) of the next position, previous (B, S) ids so far -> next ids (B,)."""
+        """logits (B, V) of the next position, previous (B, S) ids so far -> next ids (B,).
+
+        Called once per decode step: only O(1) checks up front; a failure is explained after it happens."""
+        validate.tensor("logits", logits, ndim=2, floating=True)
         logits = logits.float()
         if self.repetition_penalty != 1:
-            logits = repetition_penalty(logits, previous, self.repetition_penalty)
+            if not isinstance(previous, torch.Tensor) or previous.dtype != torch.long:
+                raise TypeError(f"previous must be a long tensor of token ids, got {_describe(previous)}")
+            if previous.ndim != 2 or previous.shape[0] != logits.shape[0]:
+                raise ValueError(f"previous must have shape (B, S) with the B = {logits.shape[0]} rows of logits, "
+                                 f"got {tuple(previous.shape)}")
+            try:
+                logits = _penalise(logits, previous, self.repetition_penalty)
+            except RuntimeError:
+                _check_previous_ids(previous, logits.shape[-1])  # the likely cause, named
+                raise
         if self.temperature == 0:
             return logits.argmax(-1)
         if self.top_k is not None:
-            logits = top_k_filter(logits, self.top_k)
-        logits = top_p_filter(logits / self.temperature, self.top_p)
-        return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+            logits = _top_k(logits, self.top_k)
+        logits = _top_p(logits / self.temperature, self.top_p)
+        try:
+            return torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
+        except RuntimeError:
+            _check_no_nan(logits)  # the likely cause, named
+            raise
 
 
 GREEDY = Sampling(temperature=0.0)
@@ -149,13 +202,25 @@ def left_pad(prompts: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, t
     """Prompts of different lengths -> ids (B, T) and attention_mask (B, T), both int64 (the mask 1 for a real
     token, 0 for padding, as Hugging Face tokenizers return it), padded on the *left* so
     every prompt ends at position T-1, where the next token of every row is read off."""
-    if not isinstance(prompts, (list, tuple)) or not prompts:
-        raise ValueError("prompts must be a non-empty list of token-id lists")
+    _check_prompts(prompts)
+    pad_id = validate.integer("pad_id", pad_id, minimum=0)
     rows = [validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
     T = max(len(r) for r in rows)
     ids = torch.tensor([[pad_id] * (T - len(r)) + r for r in rows], dtype=torch.long)
     mask = torch.tensor([[0] * (T - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
     return ids, mask
+
+
+def _check_prompts(prompts) -> None:
+    if not isinstance(prompts, (list, tuple)):
+        raise TypeError(f"prompts must be a non-empty list of token-id lists, got {type(prompts).__name__}")
+    if not prompts:
+        raise ValueError("prompts must be a non-empty list of token-id lists, got an empty one")
+
+
+def _check_eos(eos_id, vocab_size: int) -> None:
+    if eos_id is not None:
+        validate.integer("eos_id", eos_id, 0, vocab_size - 1)
 
 
 @torch.no_grad()
@@ -171,8 +236,13 @@ def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling:
     validate.flag("use_cache", use_cache)
     from llmlab.nn.kv_cache import KVCache
 
+    validate.decoder("model", model)
     if not isinstance(sampling, Sampling):
         raise TypeError(f"sampling must be a llmlab.inference.generation.Sampling, got {type(sampling).__name__}")
+    if cache is not None and not isinstance(cache, KVCache):
+        raise TypeError(f"cache must be a KVCache or SlidingWindowCache (or None for a new one), "
+                        f"got {type(cache).__name__}")
+    pad_id = validate.integer("pad_id", pad_id, 0, model.cfg.vocab_size - 1)
     ids, mask = left_pad(prompts, pad_id)
     validate.token_budget(max_new_tokens, ids.shape[1], model.cfg.max_seq_len)
     device = model_device(model)
@@ -202,6 +272,9 @@ def generate_batch(model, prompts: list[list[int]], max_new_tokens: int, samplin
     """New tokens of each prompt, generated together in one left-padded batch; a row ends at
     ``eos_id`` (included) and the batch stops when every row has ended. Greedy results equal
     ``generate`` run on each prompt alone."""
+    validate.decoder("model", model)
+    _check_prompts(prompts)
+    _check_eos(eos_id, model.cfg.vocab_size)
     out: list[list[int]] = [[] for _ in prompts]
     done = [False] * len(prompts)
     for nxt in stream_batch(model, prompts, max_new_tokens, sampling, pad_id, use_cache):
@@ -218,9 +291,14 @@ def stream(model, ids, max_new_tokens: int, sampling: Sampling = GREEDY, eos_id:
            stop=None, use_cache: bool = True, cache=None):
     """Yield new tokens of one prompt (a list of ids or a 1-D tensor) one at a time, as ``generate``.
     ``measure_generation`` times this."""
+    validate.decoder("model", model)
     if isinstance(ids, torch.Tensor) and ids.ndim != 1:
         raise ValueError(f"ids must be one prompt (1-D), got shape {tuple(ids.shape)}")
     prompt = validate.token_ids("ids", ids, model.cfg.vocab_size)
+    _check_eos(eos_id, model.cfg.vocab_size)
+    if stop is not None and not callable(stop):
+        raise TypeError(f"stop must be a function of the new token ids (e.g. stop_strings(...)) or None, "
+                        f"got {type(stop).__name__}")
     new: list[int] = []
     for nxt in stream_batch(model, [prompt], max_new_tokens, sampling, use_cache=use_cache, cache=cache):
         t = int(nxt[0])

@@ -23,10 +23,14 @@ from llmlab.nn.kv_cache import KVCache, SlidingWindowCache
 def chunked_nll(model: nn.Module, ids, chunk: int = 128, cache: KVCache | None = None) -> torch.Tensor:
     """Negative log-likelihood of each token after the first, computed chunk by chunk through
     ``cache`` (a new full ``KVCache`` by default). ids: list or (T,) -> (T - 1,) float32."""
+    validate.decoder("model", model)
     ids = torch.tensor(validate.token_ids("ids", ids, model.cfg.vocab_size), device=model_device(model))
-    chunk = validate.positive_int("chunk", chunk)
+    chunk = validate.size("chunk", chunk)
     if len(ids) < 2:
         raise ValueError("need at least 2 tokens to score")
+    if cache is not None and not isinstance(cache, KVCache):
+        raise TypeError(f"cache must be a KVCache or SlidingWindowCache (or None for a new one), "
+                        f"got {type(cache).__name__}")
     cache = cache if cache is not None else KVCache.for_model(model, 1, len(ids))
     nll = []
     for s in range(0, len(ids) - 1, chunk):
@@ -38,7 +42,11 @@ def chunked_nll(model: nn.Module, ids, chunk: int = 128, cache: KVCache | None =
 
 def window_perplexity(model: nn.Module, ids, window: int | None, sink: int = 4,
                       chunk: int = 64) -> tuple[float, int]:
-    """(perplexity, cache bytes) of ``ids`` with a sliding-window cache (``window=None``: full cache)."""
+    """(perplexity, cache bytes) of ``ids`` with a sliding-window cache (``window=None``: full cache).
+    ids: list or (T,)."""
+    validate.decoder("model", model)
+    ids = validate.token_ids("ids", ids, model.cfg.vocab_size)
+    chunk = validate.size("chunk", chunk)
     if window is None:
         cache = KVCache.for_model(model, 1, len(ids))
     else:

@@ -40,7 +40,7 @@ from llmlab.nn.model import Decoder
 def expected_tokens_per_round(alpha: float, gamma: int) -> float:
     """(1 - α^(γ+1)) / (1 - α): tokens produced per target pass with acceptance rate α, γ guesses."""
     alpha = validate.probability("alpha", alpha)
-    gamma = validate.positive_int("gamma", gamma, minimum=0)
+    gamma = validate.size("gamma", gamma, minimum=0)
     if alpha == 1:
         return float(gamma + 1)
     return (1 - alpha ** (gamma + 1)) / (1 - alpha)
@@ -51,13 +51,28 @@ def speculative_accept(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, u:
     last; q (γ, V) the draft's; draft (γ,) its tokens; u (γ,) uniforms for the accept tests; v a
     uniform for the final draw (by inverse CDF). Returns the accepted drafts and one more token."""
     validate.tensor("draft", draft, ndim=1)
+    if draft.dtype.is_floating_point or draft.dtype.is_complex or draft.dtype == torch.bool:
+        raise TypeError(f"draft must hold token ids (an integer tensor), got dtype {draft.dtype}")
     gamma = draft.shape[0]
     for name, t, ndim in (("p", p, 2), ("q", q, 2), ("u", u, 1)):
-        validate.tensor(name, t, ndim=ndim)
-    if p.shape[0] != gamma + 1 or q.shape != (gamma, p.shape[1]) or u.shape != (gamma,):
-        raise ValueError(f"with γ = {gamma} drafted tokens, p must be (γ+1, V), q (γ, V) and u (γ,); got "
-                         f"{tuple(p.shape)}, {tuple(q.shape)} and {tuple(u.shape)}")
+        validate.tensor(name, t, ndim=ndim, floating=True, finite=True)
+    if p.shape[0] != gamma + 1:
+        raise ValueError(f"p must have γ+1 = {gamma + 1} rows for the γ = {gamma} tokens of draft, got shape "
+                         f"{tuple(p.shape)}")
+    if q.shape != (gamma, p.shape[1]):
+        raise ValueError(f"q must have shape (γ, V) = ({gamma}, {p.shape[1]}) for draft's γ and p's V, got "
+                         f"{tuple(q.shape)}")
+    if u.shape != (gamma,):
+        raise ValueError(f"u must have shape (γ,) = ({gamma},), one uniform per token of draft, got {tuple(u.shape)}")
+    if gamma and (int(draft.min()) < 0 or int(draft.max()) >= p.shape[1]):
+        raise ValueError(f"draft holds ids outside [0, {p.shape[1]}) (V = p.shape[1]): min {int(draft.min())}, "
+                         f"max {int(draft.max())}")
     v = validate.probability("v", v)
+    return _accept(p, q, draft, u, v)
+
+
+def _accept(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, u: torch.Tensor, v: float) -> list[int]:
+    """``speculative_accept`` without the checks: ``speculative_generate`` builds its arguments itself."""
     out: list[int] = []
     for i, d in enumerate(draft.tolist()):
         if u[i] < min(1.0, (p[i, d] / q[i, d]).item()):
@@ -70,6 +85,14 @@ def speculative_accept(p: torch.Tensor, q: torch.Tensor, draft: torch.Tensor, u:
 
 def greedy_accept(target: list[int], draft: list[int]) -> list[int]:
     """Greedy verdict: target (γ+1,) argmax tokens, draft (γ,) -> accepted drafts + the target's next."""
+    target = validate.token_ids("target", target)
+    draft = validate.token_ids("draft", draft, allow_empty=True)
+    if len(target) != len(draft) + 1:
+        raise ValueError(f"target must have len(draft) + 1 = {len(draft) + 1} tokens, got {len(target)}")
+    return _greedy(target, draft)
+
+
+def _greedy(target: list[int], draft: list[int]) -> list[int]:
     n = 0
     while n < len(draft) and draft[n] == target[n]:
         n += 1
@@ -81,13 +104,27 @@ class ModelDraft:
     simply truncates the cache to the tokens it still agrees with."""
 
     def __init__(self, model: nn.Module, max_len: int = 2048):
-        self.model, self.max_len = model, max_len
+        validate.decoder("model", model)
+        self.model, self.max_len = model, validate.size("max_len", max_len)
         self.cache: KVCache | None = None
         self.seen: list[int] = []  # the tokens whose keys and values are in the cache
 
     def propose(self, tokens: list[int], gamma: int, temperature: float = 0.0,
                 generator: torch.Generator | None = None) -> tuple[list[int], torch.Tensor | None]:
-        """γ guesses continuing ``tokens``, and their distributions q (γ, V) when sampling."""
+        """γ guesses continuing ``tokens``, and their distributions q (γ, V) when sampling.
+
+        Called once per round: O(1) checks, and the tokens that are new to the cache are checked
+        (the model reads them anyway)."""
+        if not isinstance(tokens, list):
+            raise TypeError(f"tokens must be a list of token ids, got {type(tokens).__name__}")
+        if not tokens:
+            raise ValueError("tokens is empty: need at least one token to continue")
+        gamma = validate.integer("gamma", gamma, minimum=0)
+        room = min(self.max_len, self.model.cfg.max_seq_len)  # the draft's cache, and its context
+        if len(tokens) + gamma - 1 > room:
+            raise ValueError(f"gamma = {gamma} after {len(tokens)} tokens overflows the draft: len(tokens) + gamma - 1 "
+                             f"must be <= {room} (its max_len {self.max_len} and context {self.model.cfg.max_seq_len})")
+        temperature = validate.positive_float("temperature", temperature, allow_zero=True)
         if self.cache is None:
             self.cache = KVCache.for_model(self.model, 1, self.max_len)
         n = 0
@@ -96,7 +133,7 @@ class ModelDraft:
             n += 1
         self.cache.truncate(n)
         device = self.cache.k.device
-        feed, guesses, qs = tokens[n:], [], []
+        feed, guesses, qs = validate.token_ids("tokens", tokens[n:], self.model.cfg.vocab_size), [], []
         self.seen = tokens[:n]
         for _ in range(gamma):
             logits = self.model(torch.tensor([feed], device=device), cache=self.cache, last_only=True)[0, -1].float()
@@ -117,21 +154,21 @@ class PromptLookupDraft:
     n-gram (n from ``max_ngram`` down to 1); nothing when there is no match (Saxena, 2023)."""
 
     def __init__(self, max_ngram: int = 3):
-        self.max_ngram = validate.positive_int("max_ngram", max_ngram)
+        self.max_ngram = validate.size("max_ngram", max_ngram)
 
     def propose(self, tokens: list[int], gamma: int, temperature: float = 0.0, generator=None):
         """(up to γ proposed tokens, None: no draft distribution). The ids in ``tokens`` are not checked
         again: ``speculative_generate`` checked them, and the list grows every round."""
         if not isinstance(tokens, list):
             raise TypeError(f"tokens must be a list of token ids, got {type(tokens).__name__}")
-        return _lookup(tokens, validate.positive_int("gamma", gamma, minimum=0), self.max_ngram), None
+        return _lookup(tokens, validate.size("gamma", gamma, minimum=0), self.max_ngram), None
 
 
 def prompt_lookup(tokens: list[int], gamma: int, max_ngram: int = 3) -> list[int]:
     """Up to γ tokens that followed the latest earlier match of the last n tokens (largest n first)."""
     tokens = validate.token_ids("tokens", tokens, allow_empty=True)
-    gamma = validate.positive_int("gamma", gamma, minimum=0)
-    max_ngram = validate.positive_int("max_ngram", max_ngram)
+    gamma = validate.size("gamma", gamma, minimum=0)
+    max_ngram = validate.size("max_ngram", max_ngram)
     return _lookup(tokens, gamma, max_ngram)
 
 
@@ -148,9 +185,11 @@ def _lookup(tokens: list[int], gamma: int, max_ngram: int) -> list[int]:
 def layer_draft(model: Decoder, n_layers: int) -> Decoder:
     """Self-speculative draft: the same ``Decoder`` stopped after its first ``n_layers`` blocks (the
     final norm and LM head applied there, as early exit does). Shares the weights, costs n/L."""
+    if not isinstance(model, Decoder):
+        raise TypeError(f"model must be an llmlab Decoder, got {type(model).__name__}")
     validate.positive_int("n_layers", n_layers)
     if n_layers > model.cfg.n_layers:
-        raise ValueError(f"the model has {model.cfg.n_layers} layers, cannot keep {n_layers}")
+        raise ValueError(f"n_layers must be at most the model's {model.cfg.n_layers} layers, got {n_layers}")
     with torch.device("meta"):  # a shell without storage: every module with weights is the model's own
         draft = Decoder(dataclasses.replace(model.cfg, n_layers=n_layers))
     draft.tok_embeddings, draft.norm, draft.output = model.tok_embeddings, model.norm, model.output
@@ -163,6 +202,10 @@ class SpeculativeStats:
     rounds: int = 0  # target forward passes after the prefill
     proposed: int = 0
     accepted: int = 0
+
+    def __post_init__(self):
+        for name in ("rounds", "proposed", "accepted"):
+            validate.integer(name, getattr(self, name), minimum=0)
 
     @property
     def acceptance_rate(self) -> float:
@@ -180,6 +223,10 @@ def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gam
     """New tokens after ``ids`` from ``target``, drafted by ``draft`` (``ModelDraft`` or
     ``PromptLookupDraft``), and the acceptance statistics. Greedy (temperature 0) output equals
     ``generate(target, ids, max_new_tokens)``."""
+    validate.decoder("target", target)
+    if not callable(getattr(draft, "propose", None)):
+        raise TypeError(f"draft must be a ModelDraft or PromptLookupDraft (an object with .propose), "
+                        f"got {type(draft).__name__}")
     tokens = validate.token_ids("ids", ids, target.cfg.vocab_size)
     gamma = validate.positive_int("gamma", gamma)
     validate.token_budget(max_new_tokens, len(tokens), target.cfg.max_seq_len)
@@ -187,6 +234,10 @@ def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gam
         raise ValueError(f"prompt ({len(tokens)}) + max_new_tokens ({max_new_tokens}) + gamma ({gamma}) exceed the "
                          f"context of {target.cfg.max_seq_len}: the last round drafts up to gamma tokens past the end")
     validate.positive_float("temperature", temperature, allow_zero=True)
+    if seed is not None:
+        validate.integer("seed", seed)
+    if eos_id is not None:
+        validate.integer("eos_id", eos_id, 0, target.cfg.vocab_size - 1)
     device = model_device(target)
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     cache = KVCache.for_model(target, 1, len(tokens) + max_new_tokens + gamma + 1)
@@ -198,14 +249,14 @@ def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gam
         start = cache.length
         logits = target(torch.tensor([tokens[-1:] + guesses], device=device), cache=cache)[0].float()
         if temperature == 0:
-            new = greedy_accept(logits.argmax(-1).tolist(), guesses)
+            new = _greedy(logits.argmax(-1).tolist(), guesses)
         else:
             p = (logits / temperature).softmax(-1).cpu()
             if q is None:  # a deterministic draft (prompt lookup) puts all its mass on its guess
                 q = torch.nn.functional.one_hot(torch.tensor(guesses, dtype=torch.long), p.shape[-1]).float()
             u = torch.rand(len(guesses), generator=gen)
             v = float(torch.rand((), generator=gen))
-            new = speculative_accept(p, q.cpu(), torch.tensor(guesses, dtype=torch.long), u, v)
+            new = _accept(p, q.cpu(), torch.tensor(guesses, dtype=torch.long), u, v)
         stats.rounds += 1
         stats.proposed += len(guesses)
         stats.accepted += len(new) - 1

@@ -373,9 +373,9 @@ def _score_matrix(scores, n_rows: int) -> np.ndarray:
                 raise TypeError(f"scores must be real numbers, found {type(s).__name__} {s!r}")
     if len({len(row) for row in raw}) > 1:
         raise ValueError("scores rows differ in length: expected shape (N, K)")
+    if len(raw) != n_rows:
+        raise ValueError(f"y_true and scores must have the same length, got {n_rows} and {len(raw)}")
     out = np.asarray(raw, dtype=np.float64).reshape(len(raw), -1)
-    if out.shape[0] != n_rows:
-        raise ValueError(f"y_true and scores must have the same length, got {n_rows} and {out.shape[0]}")
     if np.isnan(out).any():
         raise ValueError("scores contain NaN")
     if not np.isfinite(out).all():
@@ -400,7 +400,7 @@ def roc_auc_ovr(y_true, scores, labels=None, average: str = "macro") -> float:
         raise ValueError(f"average must be 'macro' or 'weighted', got {average!r}")
     y = _class_labels("y_true", y_true)
     if not y:
-        raise ValueError("empty input: need at least one example")
+        raise ValueError("y_true is empty: need at least one example")
     matrix = _score_matrix(scores, len(y))
     classes = _sorted(set(y)) if labels is None else _class_set(y, [], labels)
     if matrix.shape[1] != len(classes):

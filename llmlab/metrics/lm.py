@@ -32,10 +32,10 @@ def _check_log_probs(log_probs: torch.Tensor, targets: torch.Tensor) -> None:
         )
     if log_probs.ndim != 2:
         raise ValueError(f"log_probs must have shape (T, V), got {tuple(log_probs.shape)}")
+    if log_probs.shape[0] == 0 or log_probs.shape[1] == 0:
+        raise ValueError(f"log_probs is empty, shape {tuple(log_probs.shape)}: need at least one step (T >= 1)")
     if targets.ndim != 1 or targets.shape[0] != log_probs.shape[0]:
         raise ValueError(f"targets must have shape (T,) = ({log_probs.shape[0]},), got {tuple(targets.shape)}")
-    if log_probs.shape[0] == 0:
-        raise ValueError("empty sequence: need at least one step (T >= 1)")
     if not log_probs.is_floating_point():
         raise TypeError(f"log_probs must be a float tensor, got {log_probs.dtype}")
     if torch.isnan(log_probs).any():
@@ -155,6 +155,8 @@ def strided_nll(model, ids, window: int, stride: int, progress: bool = False) ->
     ``stride == window`` (``n_scored = N - number of windows``).
     """
     validate.flag("progress", progress)
+    if not callable(model):
+        raise TypeError(f"model must map token ids to logits (a Decoder or a function), got {type(model).__name__}")
     if isinstance(ids, torch.Tensor):
         if ids.ndim != 1:
             raise ValueError(f"ids must be one sequence (1-D), got shape {tuple(ids.shape)}")
@@ -164,7 +166,7 @@ def strided_nll(model, ids, window: int, stride: int, progress: bool = False) ->
     else:
         ids = torch.tensor(validate.token_ids("ids", ids), dtype=torch.long)
     if len(ids) < 2:
-        raise ValueError(f"need at least 2 tokens to score one prediction, got {len(ids)}")
+        raise ValueError(f"ids must hold at least 2 tokens to score one prediction, got {len(ids)}")
     device = model_device(model)
     if device is not None:
         ids = ids.to(device)

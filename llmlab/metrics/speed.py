@@ -29,11 +29,15 @@ from llmlab import validate
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0 <= q <= 100) with linear interpolation between order statistics, as
     ``numpy.percentile``'s default."""
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must be in [0, 100], got {q}")
-    xs = sorted(float(v) for v in values)
+    q = validate.real("q", q, minimum=0, maximum=100)
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"values must be a sequence of numbers, got {type(values).__name__}")
+    try:
+        xs = sorted(float(v) for v in values)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"values must be a sequence of numbers, got {values!r:.80}") from error
     if not xs:
-        raise ValueError("percentile of an empty sequence")
+        raise ValueError("values is empty: need at least one number")
     if any(math.isnan(v) for v in xs):
         raise ValueError("values contain NaN")
     pos = (len(xs) - 1) * q / 100
@@ -60,6 +64,16 @@ class SpeedReport:
     n_tokens: int
     peak_memory_mib: float
 
+    def __post_init__(self):
+        validate.real("ttft_s", self.ttft_s, minimum=0)
+        for name in ("latency_median_s", "latency_p90_s"):  # NaN when a run gave a single token: no step to time
+            value = getattr(self, name)
+            if not (isinstance(value, float) and math.isnan(value)):
+                validate.real(name, value, minimum=0)
+        validate.positive_float("tokens_per_s", self.tokens_per_s)
+        validate.size("n_tokens", self.n_tokens)
+        validate.real("peak_memory_mib", self.peak_memory_mib, minimum=0)
+
     def row(self) -> dict[str, float]:
         return asdict(self)
 
@@ -85,7 +99,10 @@ def measure_generation(
     warmup, repeats = validate.size("warmup", warmup, minimum=0), validate.size("repeats", repeats)
     if not callable(generate):
         raise TypeError(f"generate must be a callable that returns an iterator of tokens, got {type(generate).__name__}")
-    cuda = device is not None and torch.device(device).type == "cuda"
+    if not callable(clock):
+        raise TypeError(f"clock must be a callable that returns the time in seconds, got {type(clock).__name__}")
+    device = validate.device("device", device, allow_none=True)
+    cuda = device is not None and device.type == "cuda"
     runs = []
     for i in range(warmup + repeats):
         if cuda and i == warmup:
@@ -112,8 +129,13 @@ def measure_generation(
 
 def speed_table(reports: dict[str, SpeedReport]) -> str:
     """A fixed-width text table, one row per named report, fastest-reading units (ms, tok/s, MiB)."""
+    if not isinstance(reports, dict):
+        raise TypeError(f"reports must be a dict of named SpeedReports, got {type(reports).__name__}")
     if not reports:
-        raise ValueError("no reports to tabulate")
+        raise ValueError("reports is empty: no report to tabulate")
+    for name, r in reports.items():
+        if not isinstance(r, SpeedReport):
+            raise TypeError(f"reports[{name!r}] must be a SpeedReport, got {type(r).__name__}")
     head = f"{'':24} {'TTFT ms':>9} {'ms/token':>9} {'p90 ms':>8} {'tok/s':>8} {'tokens':>7} {'peak MiB':>9}"
     lines = [head]
     for name, r in reports.items():
@@ -129,18 +151,19 @@ def decode_bytes_per_token(weight_bytes: int, n_layers: int, n_kv_heads: int, he
                            context_len: int, kv_bytes_per_element: int = 4) -> int:
     """Bytes one decode step must read: every weight once, plus the cached keys and values of the
     context, 2 (K and V) * n_layers * n_kv_heads * head_dim * context_len elements."""
-    for name, value in (("weight_bytes", weight_bytes), ("n_layers", n_layers), ("n_kv_heads", n_kv_heads),
-                        ("head_dim", head_dim), ("kv_bytes_per_element", kv_bytes_per_element)):
-        validate.positive_int(name, value)
-    validate.positive_int("context_len", context_len, minimum=0)
+    validate.positive_int("weight_bytes", weight_bytes)  # no upper bound: a large model's weights take terabytes
+    for name, value in (("n_layers", n_layers), ("n_kv_heads", n_kv_heads), ("head_dim", head_dim)):
+        validate.size(name, value)
+    validate.size("context_len", context_len, minimum=0)
+    validate.integer("kv_bytes_per_element", kv_bytes_per_element, 1, 8)  # float64 at most
     return weight_bytes + 2 * n_layers * n_kv_heads * head_dim * context_len * kv_bytes_per_element
 
 
 def bandwidth_bound(bytes_per_token: float, bandwidth: float) -> float:
     """The roofline of decoding: tokens/s if the step did nothing but stream its bytes at
     ``bandwidth`` bytes/s (compute and overhead free)."""
-    if not bytes_per_token > 0 or not bandwidth > 0:
-        raise ValueError(f"bytes_per_token and bandwidth must be > 0, got {bytes_per_token}, {bandwidth}")
+    bytes_per_token = validate.positive_float("bytes_per_token", bytes_per_token)
+    bandwidth = validate.positive_float("bandwidth", bandwidth)
     return bandwidth / bytes_per_token
 
 
@@ -149,6 +172,7 @@ def measure_bandwidth(n_bytes: int = 256 * 2**20, repeats: int = 5, device: torc
     copy reads and writes each byte: 2 n_bytes moved). Far larger than the caches, so it is DRAM."""
     n_bytes = validate.integer("n_bytes", n_bytes, minimum=4, maximum=2**36)
     repeats = validate.size("repeats", repeats)
+    device = validate.device("device", device)
     src = torch.ones(n_bytes // 4, dtype=torch.float32, device=device)
     dst = torch.empty_like(src)
     best = math.inf

@@ -38,6 +38,31 @@ FLOOR_VALUE = 0.1  # sacrebleu's defaults for "floor" and "add-k" (Chen & Cherry
 ADD_K_VALUE = 1
 
 
+def _check_str(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _check_counts(name: str, values, check) -> None:
+    """A list of MAX_ORDER numbers, one per n-gram order, each passed to ``check(name, value)``."""
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{name} must be a list of {MAX_ORDER} numbers (n = 1..{MAX_ORDER}), "
+                        f"got {type(values).__name__}")
+    if len(values) != MAX_ORDER:
+        raise ValueError(f"{name} must hold {MAX_ORDER} numbers (n = 1..{MAX_ORDER}), got {len(values)}")
+    for i, v in enumerate(values):
+        check(f"{name}[{i}]", v)
+
+
+def _count(name: str, value) -> int:
+    return validate.integer(name, value, minimum=0)
+
+
+def _percent(name: str, value) -> float:
+    return validate.real(name, value, minimum=0, maximum=100)
+
+
 # ---------------------------------------------------------------------------------------------
 # Tokenizers (sacrebleu's 13a and zh)
 # ---------------------------------------------------------------------------------------------
@@ -69,6 +94,7 @@ def tokenize_13a(line: str) -> str:
     First undo what the mteval XML format added: drop ``<skipped>``, join words hyphenated across a
     line break, turn newlines into spaces, unescape the four XML entities. Then split punctuation.
     """
+    _check_str("line", line)
     line = line.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
     if "&" in line:  # order matters: "&amp;lt;" must become "&lt;", not "<"
         line = line.replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
@@ -109,6 +135,13 @@ _ZH_RANGES = [
 
 def is_chinese_char(char: str) -> bool:
     """Whether sacrebleu's "zh" tokenizer makes ``char`` a token of its own."""
+    if len(_check_str("char", char)) != 1:
+        raise ValueError(f"char must be a single character, got {char!r}")
+    return _is_chinese(char)
+
+
+def _is_chinese(char: str) -> bool:
+    """``is_chinese_char`` without its check, for ``tokenize_zh``'s loop over the characters."""
     return any(lo <= ord(char) <= hi for lo, hi in _ZH_RANGES)
 
 
@@ -118,7 +151,7 @@ def tokenize_zh(line: str) -> str:
     Chinese is written without spaces and word segmentation is itself ambiguous, so BLEU for
     Chinese counts character n-grams. (Unlike 13a, no XML un-escaping is done.)
     """
-    spaced = "".join(f" {c} " if is_chinese_char(c) else c for c in line.strip())
+    spaced = "".join(f" {c} " if _is_chinese(c) else c for c in _check_str("line", line).strip())
     return _split_punctuation(spaced)
 
 
@@ -144,10 +177,25 @@ class BleuScore:
     counts: list[int]
     totals: list[int]
 
+    def __post_init__(self):
+        validate.real("score", self.score, minimum=0)  # no upper bound: 100 * exp(mean log p) may round above 100
+        _check_counts("precisions", self.precisions, _percent)
+        validate.probability("bp", self.bp)
+        _count("hyp_len", self.hyp_len)
+        _count("ref_len", self.ref_len)
+        _check_counts("counts", self.counts, _count)
+        _check_counts("totals", self.totals, _count)
+
 
 def ngram_counts(tokens: list[str], max_order: int = MAX_ORDER) -> Counter:
     """All n-grams of ``tokens`` for n = 1..max_order, as a Counter of tuples."""
-    max_order = min(validate.positive_int("max_order", max_order), len(tokens))  # no longer n-gram fits
+    validate.strings("tokens", tokens, "str tokens")
+    return _ngram_counts(tokens, validate.positive_int("max_order", max_order))
+
+
+def _ngram_counts(tokens: list[str], max_order: int = MAX_ORDER) -> Counter:
+    """``ngram_counts`` without its checks."""
+    max_order = min(max_order, len(tokens))  # no longer n-gram fits
     return Counter(tuple(tokens[i : i + n]) for n in range(1, max_order + 1) for i in range(len(tokens) - n + 1))
 
 
@@ -160,9 +208,9 @@ def _segment_stats(hyp: list[str], refs: list[list[str]]) -> tuple[int, int, lis
     """(hyp length, closest reference length, matched n-grams per order, hyp n-grams per order)."""
     max_ref = Counter()  # each n-gram may be matched as often as it occurs in any one reference
     for ref in refs:
-        max_ref |= ngram_counts(ref)  # | keeps the maximum count of each n-gram
+        max_ref |= _ngram_counts(ref)  # | keeps the maximum count of each n-gram
     correct, total = [0] * MAX_ORDER, [0] * MAX_ORDER
-    for ngram, count in ngram_counts(hyp).items():
+    for ngram, count in _ngram_counts(hyp).items():
         total[len(ngram) - 1] += count
         correct[len(ngram) - 1] += min(count, max_ref[ngram])  # clipping
     return len(hyp), _closest_ref_len(len(hyp), [len(r) for r in refs]), correct, total
@@ -185,8 +233,11 @@ def modified_precision(hyp: list[str], refs: list[list[str]], n: int) -> tuple[i
     their ratio.
     """
     n = validate.positive_int("n", n)
+    validate.strings("hyp", hyp, "str tokens")
     if not isinstance(refs, (list, tuple)) or not refs or not all(isinstance(r, (list, tuple)) for r in refs):
         raise ValueError("refs must be a non-empty list of token lists (one per reference)")
+    for i, ref in enumerate(refs):
+        validate.strings(f"refs[{i}]", ref, "str tokens")
     max_ref = Counter()
     for ref in refs:
         max_ref |= Counter(_ngrams(list(ref), n))
@@ -200,10 +251,22 @@ def brevity_penalty(hyp_lens: list[int], ref_lens: list[list[int]]) -> float:
     c = sum of the hypothesis lengths, r = sum over hypotheses of the closest reference length (on
     a tie the shorter); BP = 1 if c >= r else exp(1 - r / c), and 0 for an empty output.
     """
-    if len(hyp_lens) != len(ref_lens) or not hyp_lens:
-        raise ValueError(f"need one list of reference lengths per hypothesis, got {len(hyp_lens)} and {len(ref_lens)}")
-    if any(not refs for refs in ref_lens):
-        raise ValueError("every hypothesis needs at least one reference length")
+    for name, value in (("hyp_lens", hyp_lens), ("ref_lens", ref_lens)):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{name} must be a list, got {type(value).__name__}")
+    if not hyp_lens:
+        raise ValueError("hyp_lens is empty: need at least one hypothesis length")
+    if len(hyp_lens) != len(ref_lens):
+        raise ValueError(f"hyp_lens and ref_lens must have the same length (one list of reference lengths per "
+                         f"hypothesis), got {len(hyp_lens)} and {len(ref_lens)}")
+    for i, (h, refs) in enumerate(zip(hyp_lens, ref_lens)):
+        _count(f"hyp_lens[{i}]", h)
+        if not isinstance(refs, (list, tuple)):
+            raise TypeError(f"ref_lens[{i}] must be a list of reference lengths, got {type(refs).__name__}")
+        if not refs:
+            raise ValueError(f"ref_lens[{i}] is empty: every hypothesis needs at least one reference length")
+        for j, r in enumerate(refs):
+            _count(f"ref_lens[{i}][{j}]", r)
     r = sum(_closest_ref_len(h, list(refs)) for h, refs in zip(hyp_lens, ref_lens))
     return _brevity_penalty(sum(hyp_lens), r)
 
@@ -244,6 +307,13 @@ def bleu_from_stats(
     hypothesis has n-grams of; otherwise a missing order or a zero precision makes BLEU 0.
     """
     validate.flag("effective_order", effective_order)
+    hyp_len, ref_len = _count("hyp_len", hyp_len), _count("ref_len", ref_len)
+    _check_counts("correct", correct, _count)
+    _check_counts("total", total, _count)
+    for n, (c, t) in enumerate(zip(correct, total), 1):
+        if c > t:
+            raise ValueError(f"correct must not exceed total: {c} matched {n}-grams out of {t}")
+    validate.choice("smooth", smooth, SMOOTH_METHODS)
     bp = _brevity_penalty(hyp_len, ref_len)
     if not any(correct):  # nothing matched at all: 0, whatever the smoothing (as sacrebleu)
         return BleuScore(0.0, [0.0] * MAX_ORDER, bp, hyp_len, ref_len, list(correct), list(total))
@@ -264,7 +334,7 @@ def _check_corpus(hypotheses, references) -> list[list[str]]:
     if isinstance(references, str) or not isinstance(references, (list, tuple)):
         raise TypeError(f"references must be a list (one entry per hypothesis), got {type(references).__name__}")
     if not hypotheses:
-        raise ValueError("empty corpus: need at least one hypothesis")
+        raise ValueError("hypotheses is empty (an empty corpus): need at least one hypothesis")
     if len(references) != len(hypotheses):
         raise ValueError(
             f"got {len(hypotheses)} hypotheses but {len(references)} reference entries; "
@@ -338,12 +408,22 @@ def sentence_bleu(
 # ---------------------------------------------------------------------------------------------
 
 
-class RougeScore(NamedTuple):
-    """Precision, recall and F-measure, the fields of rouge-score's ``Score``."""
-
+class _RougeFields(NamedTuple):
     precision: float
     recall: float
     fmeasure: float
+
+
+class RougeScore(_RougeFields):
+    """Precision, recall and F-measure, the fields of rouge-score's ``Score``: a named tuple of three
+    numbers in [0, 1]."""
+
+    __slots__ = ()
+
+    def __new__(cls, precision: float, recall: float, fmeasure: float):
+        for name, value in (("precision", precision), ("recall", recall), ("fmeasure", fmeasure)):
+            validate.probability(name, value)
+        return super().__new__(cls, precision, recall, fmeasure)
 
 
 _ALNUM_RUN = re.compile(r"[a-z0-9]+")
@@ -356,7 +436,7 @@ def tokenize_rouge(text: str) -> list[str]:
     so ROUGE with this tokenizer is blind to Chinese. (rouge-score replaces non-alphanumeric runs
     by spaces and splits; keeping the runs is the same thing.)
     """
-    return _ALNUM_RUN.findall(text.lower())
+    return _ALNUM_RUN.findall(_check_str("text", text).lower())
 
 
 def _f_measure(precision: float, recall: float) -> float:
@@ -396,6 +476,8 @@ def lcs_length(a: list[str], b: list[str]) -> int:
     L[i][j] = LCS of a[:i] and b[:j] = L[i-1][j-1] + 1 if a[i-1] == b[j-1] else max(L[i-1][j], L[i][j-1]).
     Only the previous row is needed, so memory is O(|b|).
     """
+    validate.strings("a", a, "str tokens")
+    validate.strings("b", b, "str tokens")
     prev = [0] * (len(b) + 1)
     for x in a:
         row = [0]

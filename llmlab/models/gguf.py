@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from llmlab import validate
+
 
 def open_gguf(path: str | Path):
     """A ``gguf.GGUFReader`` on ``path`` (memory-mapped). Parsing the header takes ~3 s for SmolLM2,
     most of it the 49K-entry vocabulary, so the reader is shared: the tokenizer and the model loader
     of one process parse the file once (a changed file, by mtime or size, is read again)."""
-    path = Path(path)
+    path = validate.path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"GGUF file not found: {path}")
     stat = path.stat()
@@ -37,9 +39,21 @@ def _reader(path: str, mtime_ns: int, size: int):
     return gguf.GGUFReader(path)
 
 
+def _check_reader(reader) -> None:
+    import gguf
+
+    if not isinstance(reader, gguf.GGUFReader):
+        raise TypeError(f"reader must be a gguf.GGUFReader (open_gguf(path)), got {type(reader).__name__}")
+
+
 def read_metadata(reader, skip_prefix: tuple[str, ...] = ("tokenizer.ggml.",)) -> dict[str, Any]:
     """The key/value header as plain Python values (str, int, float, lists), minus keys starting with
-    ``skip_prefix`` (by default the large tokenizer arrays; pass ``()`` to keep everything)."""
+    ``skip_prefix`` (by default the large tokenizer arrays; pass ``()`` to keep everything; a str is
+    one prefix, as for ``str.startswith``)."""
+    _check_reader(reader)
+    if not isinstance(skip_prefix, str) and not (
+            isinstance(skip_prefix, tuple) and all(isinstance(p, str) for p in skip_prefix)):
+        raise TypeError(f"skip_prefix must be a tuple of str prefixes, got {skip_prefix!r}")
     return {k: f.contents() for k, f in reader.fields.items() if not k.startswith(skip_prefix)}
 
 
@@ -47,6 +61,7 @@ def read_tensors(reader) -> dict[str, torch.Tensor]:
     """Every tensor of the file, dequantised to float32, in PyTorch's dimension order: name -> tensor."""
     from gguf.quants import dequantize
 
+    _check_reader(reader)
     out = {}
     for t in reader.tensors:
         shape = tuple(int(n) for n in reversed(t.shape.tolist()))
@@ -61,4 +76,5 @@ def read_tensors(reader) -> dict[str, torch.Tensor]:
 
 def tensor_types(reader) -> dict[str, str]:
     """Storage type of each tensor, e.g. {'token_embd.weight': 'Q8_0', 'blk.0.attn_q.weight': 'Q4_1', ...}."""
+    _check_reader(reader)
     return {t.name: t.tensor_type.name for t in reader.tensors}

@@ -22,7 +22,7 @@ Not used: ``pooler.dense`` (BERT's [CLS] pooler; sentence-transformers mean-pool
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -55,8 +55,10 @@ _BLOCK = {
 
 def config_from_json(cfg: dict) -> EncoderConfig:
     """An ``EncoderConfig`` from a transformers BERT ``config.json`` (ValueError for other models)."""
+    if not isinstance(cfg, Mapping):
+        raise TypeError(f"cfg must be the dict of a config.json, got {type(cfg).__name__}")
     if cfg.get("model_type") != "bert":
-        raise ValueError(f"expected a BERT config.json (model_type 'bert'), found {cfg.get('model_type')!r}")
+        raise ValueError(f"cfg must be a BERT config.json (model_type 'bert'), found {cfg.get('model_type')!r}")
     if cfg.get("hidden_act", "gelu") != "gelu" or cfg.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError(
             f"only hidden_act 'gelu' and absolute positions are supported, got {cfg.get('hidden_act')!r}, "
@@ -80,6 +82,9 @@ def bert_to_llmlab(tensors: dict[str, torch.Tensor], n_layers: int) -> dict[str,
     Raises ValueError listing missing or unexpected tensors.
     """
     n_layers = validate.size("n_layers", n_layers)
+    if not isinstance(tensors, Mapping):
+        raise TypeError(f"tensors must be a dict of tensors by name (safetensors' load_file), "
+                        f"got {type(tensors).__name__}")
     tensors = {k.removeprefix("bert."): v for k, v in tensors.items()}
     rename = dict(_TOP)
     for i in range(n_layers):
@@ -90,7 +95,7 @@ def bert_to_llmlab(tensors: dict[str, torch.Tensor], n_layers: int) -> dict[str,
     unexpected = sorted(k for k in tensors.keys() - rename.keys() if not k.startswith(IGNORED))
     if missing or unexpected:
         raise ValueError(
-            f"safetensors do not match a {n_layers}-layer BERT: missing {missing[:8]}, unexpected {unexpected[:8]}"
+            f"tensors do not match a {n_layers}-layer BERT: missing {missing[:8]}, unexpected {unexpected[:8]}"
         )
     return {ours: tensors[theirs] for theirs, ours in rename.items()}
 
@@ -116,7 +121,6 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor, normalize: boo
     return F.normalize(pooled, p=2, dim=-1) if normalize else pooled
 
 
-
 def load_minilm(path: str | Path | None = None, device: torch.device | str | None = None) -> Encoder:
     """all-MiniLM-L6-v2 (or another BERT folder with ``config.json`` + ``model.safetensors``) as an
     ``Encoder`` in eval mode, float32, on ``device`` (default ``llmlab.device()``)."""
@@ -132,7 +136,8 @@ def load_minilm(path: str | Path | None = None, device: torch.device | str | Non
         import llmlab
 
         device = llmlab.device()
-    path = Path(path)
+    device = validate.device("device", device)
+    path = validate.path("path", path)
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
             raise FileNotFoundError(
@@ -159,10 +164,17 @@ def embed(
     by length and run in batches of ``batch_size``, right-padded with id 0 ([PAD]) and masked, so
     little compute goes to padding; the result is in the input order.
     """
+    if not callable(model) or not hasattr(model, "cfg"):
+        raise TypeError(f"model must be an llmlab Encoder (load_minilm()), got {type(model).__name__}")
+    if isinstance(tokenizer, str) or not callable(getattr(tokenizer, "encode", None)):
+        raise TypeError(f"tokenizer must have an encode(text) method (load_minilm_tokenizer()), "
+                        f"got {type(tokenizer).__name__}")
     if isinstance(sentences, str) or not isinstance(sentences, Sequence):
         raise TypeError(f"sentences must be a list of str, got {type(sentences).__name__}")
     if not all(isinstance(s, str) for s in sentences):
         raise TypeError("sentences must hold str only")
+    batch_size = validate.size("batch_size", batch_size)
+    max_length = validate.size("max_length", max_length, minimum=2)  # room for [CLS] and [SEP]
     device = model_device(model)
     encoded = []
     for s in sentences:

@@ -22,10 +22,12 @@ blk.{i}.ffn_gate/down/up     layers.{i}.feed_forward.w1/w2/w3.weight
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from llmlab import validate
 from llmlab.models import gguf as gguf_io
 from llmlab.nn.layers import permute_for_rotate_half
 from llmlab.nn.model import Decoder, DecoderConfig
@@ -45,15 +47,29 @@ _BLOCK_NAMES = {
 }
 
 
+def _check_mapping(name: str, value, what: str) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of {what}, got {type(value).__name__}")
+
+
+def _check_config(cfg) -> None:
+    if not isinstance(cfg, DecoderConfig):
+        raise TypeError(f"cfg must be a DecoderConfig (config_from_metadata(...)), got {type(cfg).__name__}")
+
+
 def config_from_metadata(meta: dict, n_tokens: int | None = None) -> DecoderConfig:
     """A ``DecoderConfig`` from a llama-architecture GGUF header (``llama.block_count`` etc.).
 
     Raises ValueError naming the architecture when it is not llama, or naming a missing key.
+    ``n_tokens``: the vocabulary size when the header has no ``llama.vocab_size``.
     """
+    _check_mapping("meta", meta, "GGUF metadata (read_metadata(reader))")
+    if n_tokens is not None:
+        n_tokens = validate.size("n_tokens", n_tokens)
     arch = meta.get("general.architecture")
     if arch != ARCHITECTURE:
         raise ValueError(
-            f"expected a GGUF of architecture {ARCHITECTURE!r} (SmolLM2 is a Llama), found {arch!r}"
+            f"meta must describe a GGUF of architecture {ARCHITECTURE!r} (SmolLM2 is a Llama), found {arch!r}"
         )
 
     def get(key: str, default=None):
@@ -88,6 +104,8 @@ def gguf_to_llmlab(tensors: dict[str, torch.Tensor], cfg: DecoderConfig) -> dict
 
     Raises ValueError listing missing or unexpected tensors.
     """
+    _check_mapping("tensors", tensors, "tensors by GGUF name (read_tensors(reader))")
+    _check_config(cfg)
     expected = {"token_embd.weight", "output_norm.weight"}
     expected |= {f"blk.{i}.{name}" for i in range(cfg.n_layers) for name in _BLOCK_NAMES}
     optional = {"output.weight"}
@@ -95,19 +113,29 @@ def gguf_to_llmlab(tensors: dict[str, torch.Tensor], cfg: DecoderConfig) -> dict
     unexpected = sorted(tensors.keys() - expected - optional)
     if missing or unexpected:
         raise ValueError(
-            f"GGUF tensors do not match a {cfg.n_layers}-layer llama: missing {missing[:8]}"
+            f"tensors do not match a {cfg.n_layers}-layer llama: missing {missing[:8]}"
             f"{'...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
         )
     state = {"tok_embeddings.weight": tensors["token_embd.weight"], "norm.weight": tensors["output_norm.weight"]}
     state["output.weight"] = tensors.get("output.weight", tensors["token_embd.weight"])
     for i in range(cfg.n_layers):
-        state.update({f"layers.{i}.{name}": w for name, w in layer_from_gguf(tensors, i, cfg).items()})
+        state.update({f"layers.{i}.{name}": w for name, w in _layer(tensors, i, cfg).items()})
     return state
 
 
 def layer_from_gguf(tensors: dict[str, torch.Tensor], i: int, cfg: DecoderConfig) -> dict[str, torch.Tensor]:
     """Block ``i``'s weights under ``DecoderBlock`` names ("attention.wq.weight", ...), with the q and k
     projections un-permuted from GGUF's interleaved-RoPE row order to rotate-half order."""
+    _check_mapping("tensors", tensors, "tensors by GGUF name (read_tensors(reader))")
+    _check_config(cfg)
+    i = validate.integer("i", i, 0, cfg.n_layers - 1)
+    missing = [f"blk.{i}.{name}" for name in _BLOCK_NAMES if f"blk.{i}.{name}" not in tensors]
+    if missing:
+        raise ValueError(f"tensors lacks block {i}'s {missing[:8]}")
+    return _layer(tensors, i, cfg)
+
+
+def _layer(tensors: dict[str, torch.Tensor], i: int, cfg: DecoderConfig) -> dict[str, torch.Tensor]:
     layer = {}
     for name, ours in _BLOCK_NAMES.items():
         w = tensors[f"blk.{i}.{name}"]
@@ -121,10 +149,13 @@ def layer_from_gguf(tensors: dict[str, torch.Tensor], i: int, cfg: DecoderConfig
 
 def check_shapes(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     """ValueError naming every parameter whose shape differs between ``model`` and ``state``."""
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_mapping("state", state, "tensors by parameter name")
     wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if wanted.keys() != state.keys():
         raise ValueError(
-            f"parameter names differ: missing {sorted(wanted.keys() - state.keys())[:8]}, "
+            f"state's parameter names differ from model's: missing {sorted(wanted.keys() - state.keys())[:8]}, "
             f"unexpected {sorted(state.keys() - wanted.keys())[:8]}"
         )
     bad = [f"{k}: file {tuple(s.shape)}, model {wanted[k]}" for k, s in state.items() if tuple(s.shape) != wanted[k]]
@@ -164,9 +195,10 @@ def load_smollm2(
         import llmlab
 
         device = llmlab.device()
+    device = validate.device("device", device)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
-    path = Path(path).resolve()
+    path = validate.path("path", path).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"GGUF file not found: {path}")
     stat = path.stat()

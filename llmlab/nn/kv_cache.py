@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from llmlab import model_device, model_dtype, validate
-from llmlab.nn.attention import causal_mask, padded_positions
+from llmlab.nn.attention import causal_mask, padded_positions_unchecked
 
 
 def write_kv(
@@ -40,7 +40,8 @@ def write_kv(
     (k_cache[:, :, :start+T], v_cache[:, :, :start+T]), each (B, Hkv, start+T, D).
     """
     for name, t in (("k_cache", k_cache), ("v_cache", v_cache), ("k", k), ("v", v)):
-        validate.tensor(name, t, ndim=4)
+        # the caches' unfilled slots may hold anything (torch.empty): only the new keys and values are checked
+        validate.tensor(name, t, ndim=4, floating=True, finite=name in ("k", "v"))
     if v_cache.shape != k_cache.shape:
         raise ValueError(f"v_cache must have k_cache's shape {tuple(k_cache.shape)}, got {tuple(v_cache.shape)}")
     B, Hkv, S, D = k_cache.shape
@@ -60,6 +61,16 @@ def _write(k_cache: torch.Tensor, v_cache: torch.Tensor, k: torch.Tensor, v: tor
     return k_cache.narrow(2, 0, start + T), v_cache.narrow(2, 0, start + T)
 
 
+def _model_cfg(model):
+    """The ``DecoderConfig`` of ``model`` (a ``Decoder`` or a model built from one, such as ``FastDecoder``)."""
+    from llmlab.nn.model import DecoderConfig  # here: llmlab.nn.model imports this module
+
+    cfg = getattr(model, "cfg", None)
+    if not isinstance(cfg, DecoderConfig):
+        raise TypeError(f"model must be a Decoder (a model with a DecoderConfig .cfg), got {type(model).__name__}")
+    return cfg
+
+
 class KVCache:
     """Preallocated keys and values of every layer for a batch of B sequences, ``max_len`` slots each.
 
@@ -77,7 +88,10 @@ class KVCache:
         for name, value in (("n_layers", n_layers), ("batch_size", batch_size), ("n_kv_heads", n_kv_heads),
                             ("head_dim", head_dim), ("max_len", max_len)):
             validate.size(name, value)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
         shape = (n_layers, batch_size, n_kv_heads, max_len, head_dim)
+        device = validate.device("device", device, allow_none=True)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self._layers = list(zip(self.k.unbind(0), self.v.unbind(0)))  # per-layer views, made once
@@ -90,9 +104,9 @@ class KVCache:
     def for_model(cls, model: nn.Module, batch_size: int = 1, max_len: int | None = None, **kwargs) -> "KVCache":
         """A cache shaped for a ``Decoder`` (its config, dtype and device); ``max_len`` defaults to the
         model's context length."""
-        cfg, dtype, device = model.cfg, model_dtype(model), model_device(model)
-        return cls(cfg.n_layers, batch_size, cfg.n_kv_heads, cfg.head_dim, max_len or cfg.max_seq_len,
-                   dtype=dtype, device=device, **kwargs)
+        cfg, dtype, device = _model_cfg(model), model_dtype(model), model_device(model)
+        max_len = cfg.max_seq_len if max_len is None else max_len
+        return cls(cfg.n_layers, batch_size, cfg.n_kv_heads, cfg.head_dim, max_len, dtype=dtype, device=device, **kwargs)
 
     @property
     def batch_size(self) -> int:
@@ -134,7 +148,7 @@ class KVCache:
             positions = self.next_pos[:, None] + torch.arange(T, device=device)
         else:
             new = attention_mask.to(device=device, dtype=torch.bool)
-            positions = padded_positions(new, self.next_pos)
+            positions = padded_positions_unchecked(new, self.next_pos)
             self.padded = self.padded or not bool(new.all())
         self.real[:, start:start + T] = new
         self.next_pos = self.next_pos + new.long().sum(1)
@@ -148,7 +162,24 @@ class KVCache:
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer ``layer``'s new k, v (B, Hkv, T, D) -> all its keys and values (B, Hkv, S, D)."""
-        return _write(*self._layers[layer], k, v, self.length)
+        try:
+            return _write(*self._layers[layer], k, v, self.length)
+        except (IndexError, TypeError, AttributeError, RuntimeError) as error:  # explained after the fact: hot
+            self._explain_update(layer, k, v, error)
+            raise
+
+    def _explain_update(self, layer, k, v, error: Exception) -> None:
+        """Raise an error that names the argument of ``update`` that made it fail, if one did."""
+        validate.integer("layer", layer, -len(self._layers), len(self._layers) - 1)
+        _, B, Hkv, S, D = self.k.shape
+        for name, t in (("k", k), ("v", v)):
+            validate.tensor(name, t, ndim=4)
+            if t.shape[:2] != (B, Hkv) or t.shape[3] != D or t.shape != k.shape:
+                raise ValueError(f"{name} must have shape (B, Hkv, T, D) = ({B}, {Hkv}, T, {D}), the same as k, "
+                                 f"got {tuple(t.shape)}") from error
+        if self.length + k.shape[2] > S:
+            raise ValueError(f"k and v hold {k.shape[2]} new tokens, more than the {S - self.length} free slots "
+                             "of the cache") from error
 
     def end(self, T: int) -> None:
         """The T tokens of ``begin`` went through every layer."""
@@ -157,6 +188,7 @@ class KVCache:
     def truncate(self, length: int) -> None:
         """Forget every slot from ``length`` on (a rejected speculative draft): nothing is erased, the
         next write simply lands there."""
+        validate.integer("length", length)
         if not 0 <= length <= self.length:
             raise ValueError(f"length must be in [0, {self.length}], got {length}")
         self.length = length
@@ -188,7 +220,7 @@ class SlidingWindowCache(KVCache):
 
     @classmethod
     def for_model(cls, model: nn.Module, batch_size: int = 1, window: int = 256, sink: int = 4) -> "SlidingWindowCache":
-        cfg, dtype, device = model.cfg, model_dtype(model), model_device(model)
+        cfg, dtype, device = _model_cfg(model), model_dtype(model), model_device(model)
         return cls(cfg.n_layers, batch_size, cfg.n_kv_heads, cfg.head_dim, window, sink, dtype=dtype, device=device)
 
     def _room(self, T: int) -> None:

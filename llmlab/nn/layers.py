@@ -45,16 +45,6 @@ def _check_tensor(name: str, x: torch.Tensor, min_rank: int = 1) -> None:
         raise ValueError(f"{name} must have at least {min_rank} dims, got shape {tuple(x.shape)}")
 
 
-def _explain_width(x, width: int, error: Exception) -> None:
-    """Called when a layer's computation on ``x`` failed: raise an error that names the argument and what
-    was wrong with it (instead of torch's message about matrices), if that was the cause. Nothing is checked
-    on success: these layers run 91 times per SmolLM2 forward, whose input ``Decoder.forward`` has checked."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}") from error
-    if x.ndim == 0 or x.shape[-1] != width:
-        raise ValueError(f"x must have width {width} in its last dim, got shape {tuple(x.shape)}") from error
-
-
 # ------------------------------------------------------------------------------------------ norms
 
 
@@ -73,9 +63,9 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         try:
-            return rms_norm(x, self.weight, self.eps)
+            return _rms_norm(x, self.weight, self.eps)
         except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
-            _explain_width(x, self.weight.shape[0], error)
+            validate.explain_input("x", x, self.weight.shape[0], error)
             raise
 
     def extra_repr(self) -> str:
@@ -83,7 +73,21 @@ class RMSNorm(nn.Module):
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """``RMSNorm``'s computation without its checks (for hot loops): x (..., C), weight (C,)."""
+    """``RMSNorm``'s computation without its checks (for hot loops): x (..., C), weight (C,). A failure is
+    explained after the fact."""
+    try:
+        return _rms_norm(x, weight, eps)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        validate.tensor("x", x, min_ndim=1)
+        validate.tensor("weight", weight, ndim=1)
+        if weight.shape[0] != x.shape[-1]:
+            raise ValueError(f"weight must have shape (C,) = ({x.shape[-1]},) for x {tuple(x.shape)}, "
+                             f"got {tuple(weight.shape)}") from error
+        validate.positive_float("eps", eps)
+        raise
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     x32 = x.float()
     x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
     return weight * x32.to(x.dtype)
@@ -98,7 +102,8 @@ class LayerNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
-        self.eps = eps
+        dim = validate.size("dim", dim)
+        self.eps = validate.positive_float("eps", eps)
         self.weight = nn.Parameter(torch.ones(dim))
         self.bias = nn.Parameter(torch.zeros(dim))
 
@@ -108,7 +113,7 @@ class LayerNorm(nn.Module):
             var = (x - mean).pow(2).mean(-1, keepdim=True)
             return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
         except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
-            _explain_width(x, self.weight.shape[0], error)
+            validate.explain_input("x", x, self.weight.shape[0], error)
             raise
 
     def extra_repr(self) -> str:
@@ -120,28 +125,48 @@ class LayerNorm(nn.Module):
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
     """Exact GELU, x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))) (BERT's "gelu"; not the tanh approximation)."""
+    return _gelu(validate.tensor("x", x, floating=True, finite=True))
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    """``gelu`` without its check, for ``GELUMLP``'s forward."""
     return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
 
 
-class GELUMLP(nn.Module):
-    """BERT's feed-forward network: w2(gelu(w1 x)); x (B, T, C) -> (B, T, C), with F hidden units."""
+class _FeedForward(nn.Module):
+    """What both feed-forward networks share: w1 (C -> F) and w2 (F -> C), their arguments checked once, and an
+    error in ``x`` explained only after it happens (``mlp`` runs in every block of every decode step)."""
 
-    def __init__(self, dim: int, hidden_dim: int, bias: bool = True):
+    def __init__(self, dim: int, hidden_dim: int, bias: bool):
         super().__init__()
         validate.flag("bias", bias)
+        dim, hidden_dim = validate.size("dim", dim), validate.size("hidden_dim", hidden_dim)
         self.w1 = nn.Linear(dim, hidden_dim, bias=bias)
         self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
 
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         try:
-            return self.w2(gelu(self.w1(x)))
-        except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
-            _explain_width(x, self.w1.in_features, error)
+            return self.mlp(x)
+        except (RuntimeError, TypeError, AttributeError) as error:
+            validate.explain_input("x", x, self.w1.in_features, error, self.w1.weight.dtype)
             raise
 
 
-class SwiGLU(nn.Module):
-    """Llama's gated feed-forward network: w2(silu(w1 x) * w3 x); x (B, T, C) -> (B, T, C).
+class GELUMLP(_FeedForward):
+    """BERT's feed-forward network: w2(gelu(w1 x)); x (B, T, C) -> (B, T, C), with F hidden units."""
+
+    def __init__(self, dim: int, hidden_dim: int, bias: bool = True):
+        super().__init__(dim, hidden_dim, bias)
+
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(_gelu(self.w1(x)))
+
+
+class SwiGLU(_FeedForward):
+    """Llama's gated feed-forward network: w2(silu(w1 x) * w3 x); x (..., C) -> (..., C), e.g. (B, T, C).
 
     w1 (C -> F) is the gate, w3 (C -> F) the "up" projection, w2 (F -> C) the "down" projection
     (GGUF: ffn_gate, ffn_up, ffn_down; transformers: gate_proj, up_proj, down_proj). Three matrices
@@ -149,18 +174,11 @@ class SwiGLU(nn.Module):
     """
 
     def __init__(self, dim: int, hidden_dim: int, bias: bool = False):
-        super().__init__()
-        validate.flag("bias", bias)
-        self.w1 = nn.Linear(dim, hidden_dim, bias=bias)
-        self.w2 = nn.Linear(hidden_dim, dim, bias=bias)
-        self.w3 = nn.Linear(dim, hidden_dim, bias=bias)
+        super().__init__(dim, hidden_dim, bias)
+        self.w3 = nn.Linear(self.w1.in_features, self.w1.out_features, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        try:
-            return self.w2(F.silu(self.w1(x)) * self.w3(x))
-        except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
-            _explain_width(x, self.w1.in_features, error)
-            raise
+    def mlp(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
 # -------------------------------------------------------------------------------------- positions
@@ -173,6 +191,7 @@ def sinusoidal_positions(n_positions: int, dim: int, base: float = 10000.0) -> t
 
     Added to the token embeddings; ``dim`` must be even.
     """
+    n_positions, dim = validate.size("n_positions", n_positions), validate.size("dim", dim)
     if dim % 2:
         raise ValueError(f"dim must be even for sinusoidal positions, got {dim}")
     angles = rope_angles(torch.arange(n_positions), dim, base)  # (n_positions, dim / 2)
@@ -185,11 +204,13 @@ def rope_frequencies(head_dim: int, base: float = 10000.0, device=None) -> torch
     base = validate.real("base", base, above=1.0)  # base <= 1 would make the "slow" frequencies fast
     if head_dim % 2:
         raise ValueError(f"RoPE needs an even head dim, got {head_dim}")
+    device = validate.device("device", device, allow_none=True)
     return 1.0 / base ** (torch.arange(0, head_dim, 2, device=device, dtype=torch.int64).float() / head_dim)
 
 
 def rope_angles(positions: torch.Tensor, head_dim: int, base: float = 10000.0) -> torch.Tensor:
     """Angles m * theta_i: positions (..., T) integers, e.g. (T,) or (B, T) -> (..., T, D/2) float32."""
+    _check_positions(positions)
     inv_freq = rope_frequencies(head_dim, base, device=positions.device)
     return positions.float()[..., None] * inv_freq
 
@@ -202,14 +223,29 @@ def rope_cos_sin(
 
     The same tables serve both conventions; only which channels they are applied to differs.
     """
-    if isinstance(positions, int):
-        positions = torch.arange(positions)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    if not isinstance(positions, torch.Tensor):  # an int T: positions 0 .. T-1
+        positions = torch.arange(validate.size("positions", positions))
     angles = rope_angles(positions, head_dim, base)
     return angles.cos().to(dtype), angles.sin().to(dtype)
 
 
+def _check_positions(positions: torch.Tensor) -> None:
+    """RoPE positions: a non-empty integer tensor (..., T). Its values are not looked at: that would cost a
+    GPU sync in every decode step (``Decoder`` and ``FastDecoder`` build their tables once per forward)."""
+    validate.tensor("positions", positions, min_ndim=1)
+    if positions.dtype.is_floating_point or positions.dtype.is_complex or positions.dtype == torch.bool:
+        raise TypeError(f"positions must hold integer positions, got dtype {positions.dtype}")
+    if positions.numel() == 0:
+        raise ValueError(f"positions is empty, shape {tuple(positions.shape)}: need at least one position")
+
+
 def _check_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
     _check_tensor("x", x, 2)
+    validate.tensor("x", x, floating=True, finite=True)
+    validate.tensor("cos", cos, min_ndim=2, floating=True, finite=True)
+    validate.tensor("sin", sin, min_ndim=2, floating=True, finite=True)
     if x.shape[-1] % 2:
         raise ValueError(f"RoPE needs an even head dim, got {x.shape[-1]}")
     if cos.shape != sin.shape or cos.shape[-1] != x.shape[-1] // 2 or cos.shape[-2] != x.shape[-2]:
@@ -221,7 +257,11 @@ def _check_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     """(x1, x2) -> (-x2, x1) where x1, x2 are the first and second halves of the last dim."""
-    x1, x2 = x.chunk(2, dim=-1)
+    try:
+        x1, x2 = x.chunk(2, dim=-1)
+    except (AttributeError, TypeError, RuntimeError, ValueError) as error:  # explained after the fact: hot (RoPE)
+        validate.tensor("x", x, min_ndim=1)
+        raise ValueError(f"x must have an even last dim of at least 2, got shape {tuple(x.shape)}") from error
     return torch.cat([-x2, x1], dim=-1)
 
 
@@ -251,9 +291,20 @@ def apply_rope_interleaved(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
 def interleaved_to_half_order(head_dim: int) -> torch.Tensor:
     """Channel order that turns an interleaved head into a rotate-half one: (D,) indices
     [0, 2, 4, ..., D-2, 1, 3, ..., D-1], so ``x[..., order]`` puts pair (2i, 2i+1) at (i, i + D/2)."""
+    head_dim = validate.size("head_dim", head_dim)
     if head_dim % 2:
-        raise ValueError(f"RoPE needs an even head dim, got {head_dim}")
+        raise ValueError(f"head_dim must be even for RoPE, got {head_dim}")
     return torch.cat([torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)])
+
+
+def _half_head_rows(w: torch.Tensor, n_heads: int) -> int:
+    """D / 2 for the rows (H * D, ...) of a q or k projection, after checking that they split that way."""
+    _check_tensor("w", w, 1)
+    n_heads = validate.size("n_heads", n_heads)
+    rows = w.shape[0]
+    if rows == 0 or rows % (2 * n_heads):
+        raise ValueError(f"w's {rows} rows (dim 0) cannot be split into n_heads = {n_heads} heads of an even head dim")
+    return rows // n_heads // 2
 
 
 def permute_for_rotate_half(w: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -267,12 +318,8 @@ def permute_for_rotate_half(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     ``apply_rope_half(x @ W'^T)`` equals ``apply_rope_interleaved(x @ W^T)`` with its channels
     reordered, and all attention scores q . k are unchanged.
     """
-    _check_tensor("w", w, 1)
-    rows = w.shape[0]
-    if rows % (2 * n_heads):
-        raise ValueError(f"{rows} rows cannot be split into {n_heads} heads of an even head dim")
-    rest = w.shape[1:]
-    return w.reshape(n_heads, rows // n_heads // 2, 2, *rest).transpose(1, 2).reshape(w.shape)
+    half = _half_head_rows(w, n_heads)
+    return w.reshape(n_heads, half, 2, *w.shape[1:]).transpose(1, 2).reshape(w.shape)
 
 
 def permute_for_interleaved(w: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -281,9 +328,5 @@ def permute_for_interleaved(w: torch.Tensor, n_heads: int) -> torch.Tensor:
 
         w.reshape(H, 2, D/2, in).swapaxes(1, 2).reshape(H * D, in)
     """
-    _check_tensor("w", w, 1)
-    rows = w.shape[0]
-    if rows % (2 * n_heads):
-        raise ValueError(f"{rows} rows cannot be split into {n_heads} heads of an even head dim")
-    rest = w.shape[1:]
-    return w.reshape(n_heads, 2, rows // n_heads // 2, *rest).transpose(1, 2).reshape(w.shape)
+    half = _half_head_rows(w, n_heads)
+    return w.reshape(n_heads, 2, half, *w.shape[1:]).transpose(1, 2).reshape(w.shape)

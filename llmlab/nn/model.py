@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from llmlab import validate
-from llmlab.nn.attention import MultiHeadAttention, causal_mask, padded_positions, padding_mask
+from llmlab.nn.attention import MultiHeadAttention, causal_mask, padded_positions_unchecked, padding_mask
 from llmlab.nn.kv_cache import KVCache
 from llmlab.nn.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, rope_cos_sin, rotate_half
 
@@ -45,6 +45,12 @@ def _check_attention_mask(attention_mask: torch.Tensor, idx: torch.Tensor) -> to
     if empty:
         raise ValueError(f"attention_mask rows {empty} have no real token (all padding)")
     return mask
+
+
+def _check_config(cfg, kind: type):
+    if not isinstance(cfg, kind):
+        raise TypeError(f"cfg must be a {kind.__name__}, got {type(cfg).__name__}")
+    return cfg
 
 
 # ------------------------------------------------------------------------------------------ decoder
@@ -72,8 +78,7 @@ class DecoderConfig:
         self.dropout = validate.probability("dropout", self.dropout, allow_one=False)
         self.rope_theta = validate.real("rope_theta", self.rope_theta, above=1.0)
         self.norm_eps = validate.positive_float("norm_eps", self.norm_eps)
-        if not isinstance(self.tie_embeddings, bool):
-            raise TypeError(f"tie_embeddings must be a bool, got {type(self.tie_embeddings).__name__}")
+        validate.flag("tie_embeddings", self.tie_embeddings)
         if self.dim % self.n_heads:
             raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -95,6 +100,7 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
+        _check_config(cfg, DecoderConfig)
         self.attention_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.attention = MultiHeadAttention(cfg.dim, cfg.n_heads, cfg.n_kv_heads, bias=False)
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
@@ -113,6 +119,9 @@ class DecoderBlock(nn.Module):
 def rope_rotary(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype):
     """The function (q, k) -> (q, k) that applies RoPE at ``positions`` ((T,) or (B, T)) to q (B, H, T, D) and
     k (B, Hkv, T, D): what each attention layer of a ``Decoder`` receives as ``rotary``."""
+    theta = validate.real("theta", theta, above=1.0)  # here, so that an error names theta, not rope_cos_sin's base
+    if not isinstance(positions, torch.Tensor):
+        raise TypeError(f"positions must be a torch.Tensor of shape (T,) or (B, T), got {type(positions).__name__}")
     cos, sin = rope_cos_sin(positions, head_dim, theta, dtype=dtype)
     if cos.ndim == 3:
         cos, sin = cos[:, None], sin[:, None]  # (B, 1, T, D/2): one table per row, shared by the heads
@@ -138,7 +147,7 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = _check_config(cfg, DecoderConfig)
         self.tok_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
         self.dropout = nn.Dropout(cfg.dropout)
         self.layers = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.n_layers))
@@ -153,6 +162,7 @@ class Decoder(nn.Module):
         projections that write into the residual stream (``wo``, ``w2``) scaled by 1/sqrt(2 L), so
         the stream's variance does not grow with depth. Without it the tied embedding's default
         N(0, 1) makes the first logits huge and the first loss ~3x ln V instead of ln V."""
+        std = validate.positive_float("std", std)
         for name, p in self.named_parameters():
             if p.ndim == 2:
                 scale = (2 * self.cfg.n_layers) ** -0.5 if name.endswith(("wo.weight", "w2.weight")) else 1.0
@@ -193,7 +203,7 @@ class Decoder(nn.Module):
         elif attention_mask is None:
             positions, mask = torch.arange(T, device=idx.device), causal_mask(T, device=idx.device)  # (T,), (T, T)
         else:
-            positions = padded_positions(keep)  # (B, T)
+            positions = padded_positions_unchecked(keep)  # (B, T)
             mask = causal_mask(T, device=idx.device) & padding_mask(keep)  # (B, 1, T, T)
             mask = mask | torch.eye(T, dtype=torch.bool, device=idx.device)
         rotary = rope_rotary(positions, cfg.head_dim, cfg.rope_theta, self.norm.weight.dtype)
@@ -243,6 +253,7 @@ class EncoderBlock(nn.Module):
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
+        _check_config(cfg, EncoderConfig)
         self.attention = MultiHeadAttention(cfg.dim, cfg.n_heads, bias=True)
         self.attention_norm = LayerNorm(cfg.dim, cfg.norm_eps)
         self.feed_forward = GELUMLP(cfg.dim, cfg.hidden_dim)
@@ -258,7 +269,7 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = _check_config(cfg, EncoderConfig)
         self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.dim)
         self.position_embeddings = nn.Embedding(cfg.max_seq_len, cfg.dim)
         self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.dim)
@@ -280,13 +291,18 @@ class Encoder(nn.Module):
         cfg = self.cfg
         validate.token_batch("input_ids", input_ids, cfg.vocab_size, cfg.max_seq_len)
         B, T = input_ids.shape
-        mask = None if attention_mask is None else padding_mask(_check_attention_mask(attention_mask, input_ids))
+        mask = None
+        if attention_mask is not None:
+            mask = padding_mask(_check_attention_mask(attention_mask, input_ids))
+            validate.zero_one_mask("attention_mask", attention_mask)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        elif token_type_ids.shape != input_ids.shape:
-            raise ValueError(
-                f"token_type_ids must have shape {tuple(input_ids.shape)}, got {tuple(token_type_ids.shape)}"
-            )
+        else:
+            validate.token_batch("token_type_ids", token_type_ids, cfg.type_vocab_size, cfg.max_seq_len)
+            if token_type_ids.shape != input_ids.shape:
+                raise ValueError(
+                    f"token_type_ids must have shape {tuple(input_ids.shape)}, got {tuple(token_type_ids.shape)}"
+                )
         positions = torch.arange(T, device=input_ids.device)
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
         x = x + self.token_type_embeddings(token_type_ids)

@@ -21,8 +21,10 @@ import heapq
 import torch
 import torch.nn as nn
 
-from llmlab.validate import positive_float, positive_int, size
+from llmlab.validate import integer, positive_float, size
 from llmlab.parallel.data_parallel import make_data, make_model
+
+N_EXAMPLES = 512  # the regression's data set, of which the workers take consecutive mini-batches
 
 
 def parameter_server(workers: int, updates: int, lr: float = 0.05, batch_size: int = 16, jitter: float = 0.0,
@@ -34,10 +36,12 @@ def parameter_server(workers: int, updates: int, lr: float = 0.05, batch_size: i
     ``staleness`` (τ of each update). ``workers`` = 1 is plain SGD.
     """
     workers, updates = size("workers", workers), size("updates", updates)
-    lr, batch_size = positive_float("lr", lr), positive_int("batch_size", batch_size)
+    # the data has N_EXAMPLES rows: a larger batch would only repeat them
+    lr, batch_size = positive_float("lr", lr), integer("batch_size", batch_size, minimum=1, maximum=N_EXAMPLES)
     jitter = positive_float("jitter", jitter, allow_zero=True)
+    seed = integer("seed", seed)
     gen = torch.Generator().manual_seed(seed)
-    x, y = make_data(512, seed=seed + 1)
+    x, y = make_data(N_EXAMPLES, seed=seed + 1)
     model = make_model(seed)
     params = nn.utils.parameters_to_vector(model.parameters()).detach()
 

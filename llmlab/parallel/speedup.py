@@ -17,6 +17,7 @@ third limit: they take turns.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
@@ -24,16 +25,16 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from llmlab.validate import flag, positive_float, positive_int, size
+from llmlab.validate import MAX_SIZE, flag, integer, positive_float, positive_int, probability, size
 from llmlab.parallel.data_parallel import average_gradients, shard_range
+from llmlab.parallel.launch import worker_place
 from llmlab.parallel.tensor_parallel import ring_all_reduce_bytes
 
 
 def amdahl(n: int, parallel_fraction: float) -> float:
     """Amdahl's speed-up with n workers when ``parallel_fraction`` of the work parallelises."""
     n = positive_int("n", n)
-    if not 0 <= parallel_fraction <= 1:
-        raise ValueError(f"parallel_fraction must be in [0, 1], got {parallel_fraction}")
+    probability("parallel_fraction", parallel_fraction)
     return 1 / ((1 - parallel_fraction) + parallel_fraction / n)
 
 
@@ -46,16 +47,34 @@ def comm_model(n: int, t1: float, nbytes: float, bandwidth: float, latency: floa
     return t1 / (t1 / n + comm)
 
 
+MAX_WIDTH = math.isqrt(MAX_SIZE // 8)  # the MLP has 8 width² weights
+
+
 def make_mlp(width: int, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
+    """width -> 4 width -> width, GELU in between; the same on every rank for a seed."""
+    width = integer("width", width, minimum=1, maximum=MAX_WIDTH)
+    torch.manual_seed(integer("seed", seed))
     return nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+
+def _check_run(width: int, batch_size: int, steps: int, world_sizes: list[int]) -> int:
+    """The sizes of a ``worker_step_times`` run on each of ``world_sizes``; returns steps."""
+    integer("width", width, minimum=1, maximum=MAX_WIDTH)
+    batch_size = size("batch_size", batch_size)
+    if batch_size * width > MAX_SIZE:  # the inputs and the targets are (batch_size, width) each
+        raise ValueError(f"batch_size x width must be <= {MAX_SIZE:,} (the inputs' size), got {batch_size} x {width}")
+    for n in world_sizes:
+        if batch_size % n:
+            raise ValueError(f"batch_size must be divisible by the world size {n} (equal shards), got {batch_size}")
+    return size("steps", steps)
 
 
 def worker_step_times(rank: int, world_size: int, width: int = 256, batch_size: int = 512, steps: int = 20) -> dict:
     """Worker for ``launch.run``: data-parallel SGD steps of an MLP on a fixed global batch, one thread per
     rank (one core each). Returns the median step time and the median time of its gradient all-reduce (s),
     and the bytes all-reduced per step."""
-    steps = size("steps", steps)
+    rank, world_size = worker_place(rank, world_size)
+    steps = _check_run(width, batch_size, steps, [world_size])
     torch.set_num_threads(1)
     model = make_mlp(width)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
@@ -89,9 +108,17 @@ def measure(world_sizes: list[int], width: int = 256, batch_size: int = 512, ste
     flag("progress", progress)
     from tqdm.auto import tqdm
 
-    from llmlab.parallel.launch import run
+    from llmlab.parallel.launch import MAX_LOCAL_RANKS, run
 
-    steps = size("steps", steps)
+    if isinstance(world_sizes, (str, bytes)) or not isinstance(world_sizes, (list, tuple, range)):
+        raise TypeError(f"world_sizes must be a list of ints, got {type(world_sizes).__name__}")
+    if not world_sizes:
+        raise ValueError("world_sizes is empty: give at least one number of processes, e.g. [1, 2]")
+    for i, n in enumerate(world_sizes):
+        integer(f"world_sizes[{i}]", n, minimum=1, maximum=MAX_LOCAL_RANKS)
+    # checked here, before any process starts: a rank's failure would arrive as "rank 0 of 1 failed: ..."
+    steps = _check_run(width, batch_size, steps, world_sizes)
+    positive_float("timeout", timeout)
     rows = []
     for n in tqdm(world_sizes, desc="world sizes", disable=not progress):
         ranks = run(worker_step_times, n, width, batch_size, steps, timeout=timeout)

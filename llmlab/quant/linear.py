@@ -21,12 +21,30 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from llmlab import validate
-from llmlab.quant.affine import quantize_weight
+from llmlab.quant.affine import QuantizedTensor, quantize_weight
+from llmlab.quant.gptq import GPTQResult
 
 
 def _check_weight(weight: torch.Tensor) -> None:
-    if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or not weight.is_floating_point():
-        raise TypeError(f"weight must be a 2-D float tensor (out_features, in_features), got {getattr(weight, 'shape', weight)}")
+    validate.tensor("weight", weight, ndim=2, floating=True, finite=True)
+    if weight.numel() == 0:
+        raise ValueError(f"weight must be (out_features, in_features) with both >= 1, got {tuple(weight.shape)}")
+
+
+def _check_codes(q, integer: str) -> tuple[int, int]:
+    """q: codes (N, K), N, K >= 1, of an integer dtype (``integer`` describes it); returns (N, K)."""
+    validate.tensor("q", q, ndim=2)
+    if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
+        raise TypeError(f"q must hold {integer} codes, got dtype {q.dtype}")
+    if q.numel() == 0:
+        raise ValueError(f"q must be (out_features, in_features) with both >= 1, got {tuple(q.shape)}")
+    return q.shape
+
+
+def _check_grid(name: str, x, shape: tuple[int, ...]) -> None:
+    validate.tensor(name, x, floating=True, finite=True)
+    if tuple(x.shape) != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(x.shape)}")
 
 
 def _cpu_kernel(name: str) -> bool:
@@ -38,6 +56,10 @@ class Int8WeightOnlyLinear(nn.Module):
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor):
         super().__init__()
+        if validate.tensor("q", q).dtype != torch.int8:
+            raise TypeError(f"q must be an int8 tensor of codes, got dtype {q.dtype}")
+        N, _ = _check_codes(q, "int8")
+        _check_grid("scale", scale, (N,))
         self.register_buffer("q", q)  # (N, K) int8
         self.out_features, self.in_features = q.shape
         self.register_buffer("scale", scale)  # (N,) float32
@@ -57,14 +79,18 @@ class Int8WeightOnlyLinear(nn.Module):
         return self.q.numel() + self.scale.numel() * self.scale.element_size()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x2 = x.reshape(-1, shape[-1])
-        # the CPU kernel reads rows in steps of 16 (AVX-512): any other K gives garbage or a crash
-        if x.device.type == "cpu" and shape[-1] % 16 == 0 and _cpu_kernel("_weight_int8pack_mm"):
-            y = torch.ops.aten._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale.to(torch.bfloat16))
-        else:
-            y = F.linear(x2, self.q.to(x.dtype)) * self.scale.to(x.dtype)
-        return y.to(x.dtype).reshape(*shape[:-1], -1)
+        try:
+            shape = x.shape
+            x2 = x.reshape(-1, shape[-1])
+            # the CPU kernel reads rows in steps of 16 (AVX-512): any other K gives garbage or a crash
+            if x.device.type == "cpu" and shape[-1] % 16 == 0 and _cpu_kernel("_weight_int8pack_mm"):
+                y = torch.ops.aten._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale.to(torch.bfloat16))
+            else:
+                y = F.linear(x2, self.q.to(x.dtype)) * self.scale.to(x.dtype)
+            return y.to(x.dtype).reshape(*shape[:-1], self.out_features)  # not -1: no rows is (..., 0, N)
+        except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
+            validate.explain_input("x", x, self.in_features, error)
+            raise
 
 
 class Int4WeightOnlyLinear(nn.Module):
@@ -73,6 +99,12 @@ class Int4WeightOnlyLinear(nn.Module):
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor, group_size: int):
         super().__init__()
+        N, K = _check_codes(q, "integer (4-bit)")
+        if int(q.min()) < 0 or int(q.max()) > 15:
+            raise ValueError(f"q must hold 4-bit codes in [0, 15], got codes from {int(q.min())} to {int(q.max())}")
+        group_size = validate.divisor("group_size", group_size, K, what="in_features")
+        _check_grid("scale", scale, (N, K // group_size))
+        _check_grid("minimum", minimum, (N, K // group_size))
         self.group_size = group_size
         self.register_buffer("scale", scale)  # (N, K / g) float32
         self.register_buffer("minimum", minimum)  # (N, K / g)
@@ -107,6 +139,10 @@ class Int4WeightOnlyLinear(nn.Module):
 
         Value s (q - z) is stored as s q' + m with q' = q + c in [0, 15] (c = 8 for symmetric codes,
         which go negative) and m = -s (z + c)."""
+        if not isinstance(qt, (QuantizedTensor, GPTQResult)):
+            raise TypeError(f"qt must be an affine.QuantizedTensor or a gptq.GPTQResult, got {type(qt).__name__}")
+        if qt.q.ndim != 2:
+            raise ValueError(f"qt must hold a 2-D weight (N, K), got codes of shape {tuple(qt.q.shape)}")
         if qt.bits > 4:
             raise ValueError(f"int4 storage holds codes of at most 4 bits, got {qt.bits}")
         N, K = qt.q.shape
@@ -140,9 +176,13 @@ class Int4WeightOnlyLinear(nn.Module):
         return torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self.packed, self.group_size, self.scale_zero)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])  # a decode step calls this ~120 times: no idle reshapes
-        if self.packed is not None and x.device.type == "cpu":
-            y = self._mm(x2.to(torch.bfloat16)).to(x.dtype)
-        else:
-            y = F.linear(x2, self.dequantize().to(device=x.device, dtype=x.dtype))
-        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], -1)
+        try:  # a decode step calls this ~120 times: no idle reshapes, no checks (errors are explained after)
+            x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+            if self.packed is not None and x.device.type == "cpu":
+                y = self._mm(x2.to(torch.bfloat16)).to(x.dtype)
+            else:
+                y = F.linear(x2, self.dequantize().to(device=x.device, dtype=x.dtype))
+            return y if x.ndim == 2 else y.reshape(*x.shape[:-1], self.out_features)  # not -1: no rows is (..., 0, N)
+        except (RuntimeError, TypeError, AttributeError) as error:  # explained after the fact
+            validate.explain_input("x", x, self.in_features, error)
+            raise

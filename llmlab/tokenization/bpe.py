@@ -40,9 +40,8 @@ Text handling, explicitly:
 from __future__ import annotations
 
 import heapq
-import numbers
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -79,6 +78,8 @@ def bytes_to_unicode() -> dict[int, str]:
 
 def unicode_to_bytes(token: str) -> bytes:
     """Inverse of ``bytes_to_unicode`` for a whole token string: "Ġthe" -> b" the"."""
+    if not isinstance(token, str):
+        raise TypeError(f"token must be a str, got {type(token).__name__}")
     try:
         return bytes(_UNICODE_TO_BYTE[ch] for ch in token)
     except KeyError as e:
@@ -98,7 +99,7 @@ def pretokenize(text: str, pattern: str = GPT2_PATTERN) -> list[str]:
     """Cut ``text`` into the pieces that BPE works on separately (merges never cross them)."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    return _compiled(pattern).findall(text)
+    return _check_pattern(pattern).findall(text)
 
 
 @lru_cache(maxsize=16)
@@ -106,15 +107,38 @@ def _compiled(pattern: str) -> regex.Pattern:
     return regex.compile(pattern)
 
 
+def _check_pattern(pattern) -> regex.Pattern:
+    """A pre-tokenisation regex: a non-empty str that compiles (an empty one would find only empty pieces)."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a regex str, got {type(pattern).__name__}")
+    if not pattern:
+        raise ValueError("pattern is empty: it would cut every text into empty pieces")
+    try:
+        return _compiled(pattern)
+    except regex.error as e:
+        raise ValueError(f"pattern is not a valid regex: {e}") from None
+
+
+def _check_ids(name: str, ids) -> list[int]:
+    """A word as symbol ids: a sequence of ints >= 0, maybe empty (not a str, whose characters are no ids)."""
+    return validate.token_ids(name, ids, allow_empty=True)
+
+
 def merge_pair(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
     """Replace every occurrence of ``pair`` in ``ids``, left to right, by ``new_id``.
 
     Left to right matters for overlaps: merging (a, a) in [a, a, a] gives [aa, a].
     """
-    if isinstance(new_id, bool) or not isinstance(new_id, int):
-        raise TypeError(f"new_id must be an int, got {type(new_id).__name__}")
+    ids = _check_ids("ids", ids)
+    validate.size("new_id", new_id, minimum=0)
     if not isinstance(pair, tuple) or len(pair) != 2:
         raise TypeError(f"pair must be a tuple of two ids, got {pair!r:.60}")
+    _check_ids("pair", pair)
+    return _merge_pair(ids, pair, new_id)
+
+
+def _merge_pair(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
+    """``merge_pair`` without its checks, for the trainers' inner loops."""
     a, b = pair
     out: list[int] = []
     i, n = 0, len(ids)
@@ -133,6 +157,22 @@ def merge_pair(ids: Sequence[int], pair: Pair, new_id: int) -> list[int]:
 
 def pair_counts(words: Sequence[Sequence[int]], freqs: Sequence[int]) -> Counter[Pair]:
     """count(x, y) = sum over words w of freq(w) * (occurrences of the adjacent pair (x, y) in w)."""
+    if isinstance(words, str) or not isinstance(words, Sequence):
+        raise TypeError(f"words must be a list of words (lists of ids), got {type(words).__name__}")
+    for i, word in enumerate(words):
+        _check_ids(f"words[{i}]", word)
+    if isinstance(freqs, str) or not isinstance(freqs, Sequence):
+        raise TypeError(f"freqs must be a list of ints, got {type(freqs).__name__}")
+    if len(freqs) != len(words):
+        raise ValueError(f"words and freqs must have the same length (one frequency per word), "
+                         f"got {len(words)} and {len(freqs)}")
+    for i, freq in enumerate(freqs):
+        validate.positive_int(f"freqs[{i}]", freq)
+    return _pair_counts(words, freqs)
+
+
+def _pair_counts(words: Sequence[Sequence[int]], freqs: Sequence[int]) -> Counter[Pair]:
+    """``pair_counts`` without its checks, for the trainers."""
     counts: Counter[Pair] = Counter()
     for word, freq in zip(words, freqs):
         for pair in zip(word, word[1:]):
@@ -149,10 +189,15 @@ def pair_count_change(
     ``into``: a Counter to add the change to (the trainer sums many words' changes; a fresh
     Counter per word would cost it a third of its time).
     """
-    if isinstance(freq, bool) or not isinstance(freq, int):
-        raise TypeError(f"freq must be an int, got {type(freq).__name__}")
-    if freq < 1:
-        raise ValueError(f"freq must be >= 1 (how often the word was seen), got {freq}")
+    validate.positive_int("freq", freq)  # how often the word was seen
+    old, new = _check_ids("old", old), _check_ids("new", new)
+    if into is not None and not isinstance(into, Counter):
+        raise TypeError(f"into must be a Counter (or None), got {type(into).__name__}")
+    return _pair_count_change(old, new, freq, into)
+
+
+def _pair_count_change(old: Sequence[int], new: Sequence[int], freq: int, into: Counter[Pair] | None = None):
+    """``pair_count_change`` without its checks, for ``train_bpe``'s inner loop."""
     delta: Counter[Pair] = Counter() if into is None else into
     for pair in zip(old, old[1:]):
         delta[pair] -= freq
@@ -165,12 +210,25 @@ def apply_merges(ids: Sequence[int], ranks: dict[Pair, int], merged: dict[Pair, 
     """Encode one pre-token given its byte ids: while some adjacent pair is a learned merge, merge
     the one learned first (lowest rank) into ``merged[pair]``. Later merges were learned on top of
     earlier ones, so this replays training's order."""
+    ids = _check_ids("ids", ids)
+    for name, table in (("ranks", ranks), ("merged", merged)):
+        if not isinstance(table, dict):
+            raise TypeError(f"{name} must be a dict of pair -> int, got {type(table).__name__}")
+    try:
+        return _apply_merges(ids, ranks, merged)
+    except KeyError as e:  # explained after the fact
+        raise ValueError(f"merged has no entry for the pair {e.args[0]} of ranks: every ranked pair needs its "
+                         "merged id") from None
+
+
+def _apply_merges(ids: Sequence[int], ranks: dict[Pair, int], merged: dict[Pair, int]) -> list[int]:
+    """``apply_merges`` without its checks, for ``ByteBPE``'s encoding of each piece."""
     ids, inf = list(ids), float("inf")
     while len(ids) > 1:
         pair = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, inf))
         if pair not in ranks:
             break
-        ids = merge_pair(ids, pair, merged[pair])
+        ids = _merge_pair(ids, pair, merged[pair])
     return ids
 
 
@@ -183,17 +241,25 @@ def _check_training_args(text, vocab_size, special_tokens) -> tuple[int, list[st
     """Validate the arguments of a trainer; returns (number of merges, special tokens as a list)."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    if isinstance(special_tokens, str):
-        raise TypeError("special_tokens must be a collection of strings, got one str; wrap it: [token]")
-    specials = list(special_tokens)
-    if any(not isinstance(s, str) or not s for s in specials):
-        raise TypeError(f"special tokens must be non-empty strings, got {specials!r}")
-    if len(set(specials)) != len(specials):
-        raise ValueError(f"special tokens must be distinct, got {specials!r}")
+    specials = _special_list(special_tokens)
     vocab_size = validate.size("vocab_size", vocab_size, minimum=256 + len(specials))  # every byte, every special
     if _SURROGATE.search(text):
         _reject_surrogate(text)
     return vocab_size - 256 - len(specials), specials
+
+
+def _special_list(special_tokens) -> list[str]:
+    """The special tokens of a trainer as a list of distinct non-empty strings."""
+    if isinstance(special_tokens, str):
+        raise TypeError("special_tokens must be a collection of strings, got one str; wrap it: [token]")
+    if not isinstance(special_tokens, Iterable):
+        raise TypeError(f"special_tokens must be a collection of strings, got {type(special_tokens).__name__}")
+    specials = list(special_tokens)
+    if any(not isinstance(s, str) or not s for s in specials):
+        raise TypeError(f"special_tokens must hold non-empty strings, got {specials!r}")
+    if len(set(specials)) != len(specials):
+        raise ValueError(f"special_tokens must be distinct, got {specials!r}")
+    return specials
 
 
 def _word_counts(text: str, pattern: str, special_tokens: list[str]) -> tuple[list[list[int]], list[int]]:
@@ -238,9 +304,10 @@ def train_bpe(
     BpeTrainer's rule, so both learn the same merges from the same pre-tokens.
     """
     n_merges, specials = _check_training_args(text, vocab_size, special_tokens)
+    _check_pattern(pattern)
     words, freqs = _word_counts(text, pattern, specials)
 
-    counts = pair_counts(words, freqs)
+    counts = _pair_counts(words, freqs)
     where: defaultdict[Pair, set[int]] = defaultdict(set)  # pair -> words that (may) contain it
     for w, word in enumerate(words):
         for pair in zip(word, word[1:]):
@@ -264,10 +331,10 @@ def train_bpe(
         delta: Counter[Pair] = Counter()
         for w in where.pop(pair):
             old = words[w]
-            new = merge_pair(old, pair, new_id)
+            new = _merge_pair(old, pair, new_id)
             if len(new) == len(old):
                 continue  # the index is allowed to be stale: this word lost the pair earlier
-            pair_count_change(old, new, freqs[w], into=delta)
+            _pair_count_change(old, new, freqs[w], into=delta)
             for p in zip(new, new[1:]):
                 where[p].add(w)
             words[w] = new
@@ -291,15 +358,16 @@ def train_bpe_naive(
     Kept to show what the incremental version saves (see benchmarks/bpe_train.py).
     """
     n_merges, specials = _check_training_args(text, vocab_size, special_tokens)
+    _check_pattern(pattern)
     words, freqs = _word_counts(text, pattern, specials)
     merges: list[Pair] = []
     for _ in range(n_merges):
-        counts = pair_counts(words, freqs)
+        counts = _pair_counts(words, freqs)
         if not counts:
             break
         best = min(counts, key=lambda p: (-counts[p], _tie_key(p[0]), _tie_key(p[1])))
         merges.append(best)
-        words = [merge_pair(word, best, 256 + len(merges) - 1) for word in words]
+        words = [_merge_pair(word, best, 256 + len(merges) - 1) for word in words]
     return merges, _vocab_after(merges, specials)
 
 
@@ -343,6 +411,15 @@ class ByteBPE:
             isinstance(i, int) and isinstance(b, bytes) for i, b in self.vocab.items()
         ):
             raise TypeError("vocab must be a dict of int id -> bytes")
+        if isinstance(self.merges, str) or not isinstance(self.merges, Sequence):
+            raise TypeError(f"merges must be a list of (a, b) pairs of ids, got {type(self.merges).__name__}")
+        for rank, pair in enumerate(self.merges):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"merges must hold (a, b) pairs of ids, got merges[{rank}] = {pair!r:.60}")
+        if not isinstance(self.special_tokens, dict):
+            raise TypeError(f"special_tokens must be a dict of name -> id, got {type(self.special_tokens).__name__}")
+        self.cache_size = validate.size("cache_size", self.cache_size)
+        _check_pattern(self.pattern)
         for name, i in self.special_tokens.items():
             if self.vocab.get(i) != name.encode("utf-8"):
                 raise ValueError(f"special token {name!r} has id {i}, but vocab[{i}] is {self.vocab.get(i)!r}")
@@ -370,7 +447,7 @@ class ByteBPE:
         cls, text: str, vocab_size: int, special_tokens: Iterable[str] = (), pattern: str = GPT2_PATTERN
     ) -> "ByteBPE":
         """Train on ``text`` with ``train_bpe`` and wrap the result in a tokenizer."""
-        specials = list(special_tokens) if not isinstance(special_tokens, str) else special_tokens
+        specials = _special_list(special_tokens)
         merges, vocab = train_bpe(text, vocab_size, specials, pattern)
         first_special = len(vocab) - len(specials)
         return cls(merges, vocab, {s: first_special + k for k, s in enumerate(specials)}, pattern)
@@ -387,7 +464,7 @@ class ByteBPE:
         if None in ids:
             bad = piece.encode("utf-8")[ids.index(None)]
             raise ValueError(f"byte 0x{bad:02X} (in {piece!r}) has no token in this vocabulary")
-        return apply_merges(ids, self.ranks, self.merged)
+        return _apply_merges(ids, self.ranks, self.merged)
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode ``text`` ignoring special tokens: "<|im_end|>" in it is spelled like any other text."""
@@ -452,17 +529,11 @@ class ByteBPE:
 
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
         """The bytes of ``ids`` joined: exact, also for ids that end inside a UTF-8 character."""
-        if isinstance(ids, (str, bytes)):
-            raise TypeError(f"ids must be a sequence of token ids, got {type(ids).__name__}")
-        ids = ids.tolist() if hasattr(ids, "tolist") else ids
-        out = []
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, numbers.Integral):
-                raise TypeError(f"ids must hold ints, found {type(i).__name__} {i!r}")
-            if int(i) not in self.vocab:
-                raise ValueError(f"id {i} is not in the vocabulary (size {len(self.vocab)})")
-            out.append(self.vocab[int(i)])
-        return b"".join(out)
+        ids = validate.token_ids("ids", list(ids) if isinstance(ids, Iterator) else ids, allow_empty=True)
+        unknown = next((i for i in ids if i not in self.vocab), None)
+        if unknown is not None:
+            raise ValueError(f"ids holds id {unknown}, which is not in the vocabulary (size {len(self.vocab)})")
+        return b"".join(self.vocab[i] for i in ids)
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ``ids``. Bytes that are not valid UTF-8 (e.g. half a character) become U+FFFD."""

@@ -23,6 +23,7 @@ token; ``tests/test_chinese.py`` checks it. Evaluation compares word *spans* wit
 from __future__ import annotations
 
 import math
+import operator
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,7 @@ RE_HAN = re.compile(r"([\u4E00-\u9FD5]+)")
 RE_HMM_SKIP = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 
 STATES = "BMES"
+_TAGS = frozenset(STATES)
 # which tags may precede each tag: a word starts after a word ended, a middle follows a begin or middle
 PREVIOUS = {"B": "ES", "M": "MB", "S": "SE", "E": "BM"}
 
@@ -57,11 +59,25 @@ class Dictionary:
     total: int
     max_len: int
 
+    def __post_init__(self):
+        # the table itself is not scanned (350K entries): from_words built it
+        if not isinstance(self.freq, dict):
+            raise TypeError(f"freq must be a dict of word -> count, got {type(self.freq).__name__}")
+        if not self.freq:
+            raise ValueError("freq is empty: a dictionary needs at least one word")
+        self.total = validate.positive_int("total", self.total)
+        self.max_len = validate.positive_int("max_len", self.max_len)
+
     @classmethod
     def from_words(cls, words: Iterable[tuple[str, int]]) -> "Dictionary":
+        if isinstance(words, (str, bytes)) or not isinstance(words, Iterable):
+            raise TypeError(f"words must be an iterable of (word, count) pairs, got {type(words).__name__}")
         freq: dict[str, int] = {}
         total = max_len = 0
-        for word, count in words:
+        for entry in words:
+            if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+                raise TypeError(f"words must hold (word, count) pairs, got {entry!r:.60}")
+            word, count = entry
             if not isinstance(word, str) or not word:
                 raise ValueError(f"dictionary words must be non-empty strings, got {word!r}")
             freq[word] = int(count)
@@ -70,7 +86,7 @@ class Dictionary:
             for i in range(1, len(word)):
                 freq.setdefault(word[:i], 0)
         if total <= 0:
-            raise ValueError("the dictionary is empty (no word with a positive frequency)")
+            raise ValueError("the dictionary is empty: words has no word with a positive frequency")
         return cls(freq, total, max_len)
 
     def __contains__(self, word: str) -> bool:
@@ -92,7 +108,7 @@ def jieba_dict_path() -> str:
 
 def load_dictionary(path: str | None = None) -> Dictionary:
     """Load a jieba-format dictionary (``word freq [tag]`` per line); default: jieba's ``dict.txt``."""
-    path = validate.path("path", path or jieba_dict_path())
+    path = validate.path("path", jieba_dict_path() if path is None else path)
     with open(path, encoding="utf-8") as f:
         entries = []
         for n, line in enumerate(f, 1):
@@ -105,10 +121,23 @@ def load_dictionary(path: str | None = None) -> Dictionary:
     return Dictionary.from_words(entries)
 
 
-def _check_text(text) -> str:
+def _check_text(text, name: str = "text") -> str:
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
     return text
+
+
+def _check_dictionary(dictionary) -> "Dictionary":
+    if not isinstance(dictionary, Dictionary):
+        raise TypeError(f"dictionary must be a Dictionary (load_dictionary(), Dictionary.from_words(...)), "
+                        f"got {type(dictionary).__name__}")
+    return dictionary
+
+
+def _check_hmm(hmm) -> "HMM":
+    if not isinstance(hmm, HMM):
+        raise TypeError(f"hmm must be an HMM (HMM.from_jieba()), got {type(hmm).__name__}")
+    return hmm
 
 
 # --------------------------------------------------------------------------- maximum matching
@@ -117,7 +146,7 @@ def _check_text(text) -> str:
 def forward_max_match(text: str, dictionary: Dictionary, max_len: int | None = None) -> list[str]:
     """Left to right, take the longest dictionary word (at most ``max_len`` chars) at each position;
     a character that starts no word is a word by itself."""
-    text = _check_text(text)
+    text, dictionary = _check_text(text), _check_dictionary(dictionary)
     max_len = dictionary.max_len if max_len is None else validate.positive_int("max_len", max_len)
     words, i = [], 0
     while i < len(text):
@@ -131,7 +160,7 @@ def forward_max_match(text: str, dictionary: Dictionary, max_len: int | None = N
 
 def backward_max_match(text: str, dictionary: Dictionary, max_len: int | None = None) -> list[str]:
     """Right to left, take the longest dictionary word ending at each position."""
-    text = _check_text(text)
+    text, dictionary = _check_text(text), _check_dictionary(dictionary)
     max_len = dictionary.max_len if max_len is None else validate.positive_int("max_len", max_len)
     words, j = [], len(text)
     while j > 0:
@@ -168,6 +197,8 @@ def bidirectional_max_match(text: str, dictionary: Dictionary, max_len: int | No
 def build_dag(sentence: str, dictionary: Dictionary) -> dict[int, list[int]]:
     """DAG[i] = the end positions j (inclusive) such that sentence[i..j] is a dictionary word;
     [i] alone when no word starts at i."""
+    _check_text(sentence, "sentence")
+    _check_dictionary(dictionary)
     dag = {}
     for i in range(len(sentence)):
         ends, j, frag = [], i, sentence[i]
@@ -185,22 +216,43 @@ def best_route(sentence: str, dag: dict[int, list[int]], dictionary: Dictionary)
 
     Unknown words count as frequency 1. Ties go to the longer first word (tuple comparison).
     """
-    n = len(sentence)
+    n = len(_check_text(sentence, "sentence"))
+    _check_dictionary(dictionary)
+    if isinstance(dag, str) or not hasattr(dag, "__getitem__"):
+        raise TypeError(f"dag must be a dict of position -> word ends (build_dag), got {type(dag).__name__}")
     route = [(0.0, 0)] * (n + 1)
     log_total = math.log(dictionary.total)
-    for i in range(n - 1, -1, -1):
-        route[i] = max(
-            (math.log(dictionary.freq.get(sentence[i : j + 1]) or 1) - log_total + route[j + 1][0], j)
-            for j in dag[i]
-        )
+    try:
+        for i in range(n - 1, -1, -1):
+            route[i] = max(
+                (math.log(dictionary.freq.get(sentence[i : j + 1]) or 1) - log_total + route[j + 1][0], j)
+                for j in dag[i]
+            )
+    except (KeyError, IndexError, TypeError, ValueError) as e:  # explained after the fact
+        raise ValueError(f"dag must map every position i < {n} to a non-empty list of word ends j, i <= j < {n} "
+                         f"(build_dag(sentence, dictionary)); position {i} has {_entry(dag, i)}") from e
     return route
+
+
+def _entry(table, i) -> str:
+    try:
+        return repr(table[i])
+    except (KeyError, IndexError, TypeError):
+        return "none"
 
 
 def route_words(sentence: str, route: Sequence[tuple[float, int]]) -> list[str]:
     """Follow the best route from position 0."""
+    _check_text(sentence, "sentence")
     words, i = [], 0
     while i < len(sentence):
-        j = route[i][1] + 1
+        try:
+            j = operator.index(route[i][1]) + 1
+            if j <= i:  # the route must move forward (or this loop never ends)
+                raise ValueError
+        except (IndexError, KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"route must hold a (score, end) pair with end >= i for every position "
+                             f"i < {len(sentence)} (best_route), got {_entry(route, i)} at {i}") from e
         words.append(sentence[i:j])
         i = j
     return words
@@ -217,6 +269,16 @@ class HMM:
     trans: dict[str, dict[str, float]]
     emit: dict[str, dict[str, float]] = field(repr=False)
 
+    def __post_init__(self):
+        if not isinstance(self.start, dict) or any(y not in self.start for y in STATES):
+            raise ValueError(f"start must be a dict of the log-probability of each tag {', '.join(STATES)}, "
+                             f"got {self.start!r:.80}")
+        for name in ("trans", "emit"):
+            table = getattr(self, name)
+            if not isinstance(table, dict) or any(not isinstance(table.get(y), dict) for y in STATES):
+                raise ValueError(f"{name} must be a dict with a dict of log-probabilities for each tag "
+                                 f"{', '.join(STATES)}, got {table!r:.80}")
+
     @classmethod
     def from_jieba(cls) -> "HMM":
         """jieba's ``finalseg`` tables (trained by jieba's authors on a segmented corpus)."""
@@ -230,8 +292,9 @@ class HMM:
 
 def viterbi(chars: str, hmm: HMM) -> list[str]:
     """The most likely B/M/E/S tag sequence of ``chars`` (non-empty). The last tag must end a word."""
-    if not chars:
-        raise ValueError("viterbi needs at least one character")
+    if not _check_text(chars, "chars"):
+        raise ValueError("chars is empty: viterbi needs at least one character")
+    _check_hmm(hmm)
     score = {y: hmm.start[y] + hmm.emit[y].get(chars[0], MIN_LOG) for y in STATES}
     paths = {y: [y] for y in STATES}
     for c in chars[1:]:
@@ -247,8 +310,14 @@ def viterbi(chars: str, hmm: HMM) -> list[str]:
 
 def tags_to_words(chars: str, tags: Sequence[str]) -> list[str]:
     """Cut ``chars`` after every E and S tag (a trailing unfinished word is kept)."""
+    _check_text(chars, "chars")
+    if not isinstance(tags, (str, list, tuple)):
+        raise TypeError(f"tags must be a str or a list of tags, got {type(tags).__name__}")
     if len(chars) != len(tags):
-        raise ValueError(f"{len(chars)} characters but {len(tags)} tags")
+        raise ValueError(f"chars and tags must have the same length, got {len(chars)} characters and {len(tags)} tags")
+    for tag in tags:
+        if tag not in _TAGS:
+            raise ValueError(f"tags must hold 'B', 'M', 'E' or 'S', found {tag!r}")
     words, begin = [], 0
     for i, tag in enumerate(tags):
         if tag == "B":
@@ -266,6 +335,7 @@ def tags_to_words(chars: str, tags: Sequence[str]) -> list[str]:
 
 def hmm_cut(text: str, hmm: HMM) -> list[str]:
     """Segment with the HMM alone: Han runs are tagged, ASCII words and numbers kept whole."""
+    _check_hmm(hmm)
     words = []
     for block in RE_HAN.split(_check_text(text)):
         if RE_HAN.fullmatch(block):
@@ -307,6 +377,9 @@ def _cut_block(block: str, dictionary: Dictionary, hmm: HMM | None) -> list[str]
 def cut(text: str, dictionary: Dictionary, hmm: HMM | None = None) -> list[str]:
     """Segment like ``jieba.cut(text, HMM=hmm is not None)``: blocks of Han/ASCII word characters are
     routed through the DAG (and HMM); whitespace is kept; other characters stand alone."""
+    _check_dictionary(dictionary)
+    if hmm is not None:
+        _check_hmm(hmm)
     words = []
     for block in RE_BLOCK.split(_check_text(text)):
         if not block:
@@ -328,6 +401,12 @@ def cut(text: str, dictionary: Dictionary, hmm: HMM | None = None) -> list[str]:
 def word_spans(words: Sequence[str]) -> set[tuple[int, int]]:
     """{(start, end)} character offsets of each word: two segmentations agree on a word exactly when
     they share its span."""
+    validate.strings("words", words, "str words")
+    return _word_spans(words)
+
+
+def _word_spans(words: Sequence[str]) -> set[tuple[int, int]]:
+    """``word_spans`` without its check."""
     spans, i = set(), 0
     for w in words:
         spans.add((i, i + len(w)))
@@ -342,6 +421,12 @@ class SegmentationScores:
     f1: float
     oov_recall: float  # recall on gold words absent from the dictionary (nan if there are none)
 
+    def __post_init__(self):
+        for name in ("precision", "recall", "f1"):
+            validate.probability(name, getattr(self, name))
+        if not (isinstance(self.oov_recall, float) and math.isnan(self.oov_recall)):
+            validate.probability("oov_recall", self.oov_recall)
+
 
 def evaluate(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]],
              dictionary: Dictionary | None = None) -> SegmentationScores:
@@ -349,15 +434,24 @@ def evaluate(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]],
 
     P = |gold ∩ pred| / |pred|,  R = |gold ∩ pred| / |gold|,  F1 = 2PR / (P + R).
     """
+    for name, sentences in (("gold", gold), ("predicted", predicted)):
+        if not isinstance(sentences, (list, tuple)):
+            raise TypeError(f"{name} must be a list of segmented sentences (lists of words), "
+                            f"got {type(sentences).__name__}")
+        for k, words in enumerate(sentences):
+            validate.strings(f"{name}[{k}]", words, "str words")
     if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted")
+        raise ValueError(f"gold and predicted must have the same length, got {len(gold)} gold sentences but "
+                         f"{len(predicted)} predicted")
     if not gold:
-        raise ValueError("nothing to evaluate: no sentences")
+        raise ValueError("gold is empty: nothing to evaluate")
+    if dictionary is not None:
+        _check_dictionary(dictionary)
     hit = n_gold = n_pred = oov = oov_hit = 0
     for g, p in zip(gold, predicted):
         if "".join(g) != "".join(p):
             raise ValueError(f"gold and predicted segment different texts: {''.join(g)!r} vs {''.join(p)!r}")
-        gs, ps = word_spans(g), word_spans(p)
+        gs, ps = _word_spans(g), _word_spans(p)
         hit, n_gold, n_pred = hit + len(gs & ps), n_gold + len(gs), n_pred + len(ps)
         if dictionary is not None:
             starts = {s: w for s, w in zip(sorted(gs), g)}

@@ -28,9 +28,8 @@ lower-casing is per character (a word-final "Σ" becomes "σ", not "ς" as ``str
 """
 from __future__ import annotations
 
-import numbers
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,19 +59,25 @@ _PUNCT = r"[\p{P}!-/:-@\[-`{-~]"  # Unicode punctuation, and ASCII 33-47, 58-64,
 _WORDS = regex.compile(rf"{_PUNCT}|(?:(?!{_PUNCT})\S)+")
 
 
+def _check_text(text) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    return text
+
+
 def clean_text(text: str) -> str:
     """Drop NUL, U+FFFD, control, format and private-use characters; each whitespace becomes " "."""
-    return regex.sub(r"\s", " ", _REMOVED.sub("", text))
+    return regex.sub(r"\s", " ", _REMOVED.sub("", _check_text(text)))
 
 
 def pad_cjk(text: str) -> str:
     """Put a space on both sides of every CJK ideograph: "我爱NLP" -> " 我  爱 NLP"."""
-    return _CJK.sub(r" \1 ", text)
+    return _CJK.sub(r" \1 ", _check_text(text))
 
 
 def strip_accents(text: str) -> str:
     """Decompose (NFD) and drop non-spacing marks: "Café naïve" -> "Cafe naive"."""
-    return regex.sub(r"\p{Mn}", "", unicodedata.normalize("NFD", text))
+    return regex.sub(r"\p{Mn}", "", unicodedata.normalize("NFD", _check_text(text)))
 
 
 def basic_tokenize(text: str, do_lower_case: bool = True) -> list[str]:
@@ -91,6 +96,10 @@ def wordpiece(word: str, vocab: dict[str, int], unk: str = UNK, max_chars: int =
     """Greedy longest-match-first pieces of one word; ``[unk]`` if some part matches nothing."""
     if not isinstance(word, str):
         raise TypeError(f"word must be a str, got {type(word).__name__}")
+    if not isinstance(vocab, Mapping):
+        raise TypeError(f"vocab must be a dict of piece -> id, got {type(vocab).__name__}")
+    if not isinstance(unk, str) or not unk:
+        raise TypeError(f"unk must be a non-empty str (the piece of an unknown word), got {unk!r}")
     max_chars = validate.positive_int("max_chars", max_chars)
     if len(word) > max_chars:
         return [unk]
@@ -131,6 +140,7 @@ class WordPiece:
         if missing:
             raise ValueError(f"vocab lacks the special tokens {missing}")
         validate.flag("do_lower_case", self.do_lower_case)
+        self.max_chars = validate.positive_int("max_chars", self.max_chars)
         self.id_to_token = {i: t for t, i in self.vocab.items()}
         self._specials = regex.compile("(" + "|".join(regex.escape(s) for s in SPECIAL_TOKENS) + ")")
         self._cache: dict[str, list[str]] = {}
@@ -165,16 +175,11 @@ class WordPiece:
         """Pieces joined by spaces, "##" continuations glued back. Lossy: case, accents and the
         spacing around punctuation are gone ("hello , world !")."""
         validate.flag("skip_special_tokens", skip_special_tokens)
-        ids = ids.tolist() if hasattr(ids, "tolist") else ids
-        tokens = []
-        for i in ids:
-            if isinstance(i, bool) or not isinstance(i, numbers.Integral):
-                raise TypeError(f"ids must hold ints, found {type(i).__name__} {i!r}")
-            token = self.id_to_token.get(int(i))
-            if token is None:
-                raise ValueError(f"id {i} is not in the vocabulary (size {len(self.vocab)})")
-            if not (skip_special_tokens and token in SPECIAL_TOKENS):
-                tokens.append(token)
+        ids = validate.token_ids("ids", list(ids) if isinstance(ids, Iterator) else ids, allow_empty=True)
+        unknown = next((i for i in ids if i not in self.id_to_token), None)
+        if unknown is not None:
+            raise ValueError(f"ids holds id {unknown}, which is not in the vocabulary (size {len(self.vocab)})")
+        tokens = [t for t in map(self.id_to_token.get, ids) if not (skip_special_tokens and t in SPECIAL_TOKENS)]
         return " ".join(tokens).replace(" " + CONTINUATION, "")
 
 

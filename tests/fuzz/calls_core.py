@@ -5,6 +5,8 @@ that a message naming the checked value names the argument.
 """
 from __future__ import annotations
 
+import torch
+
 from tests.fuzz import fixtures as F
 
 VALID = {
@@ -22,7 +24,14 @@ VALID = {
     "llmlab.validate.probability": lambda: dict(name="value", value=0.5, allow_zero=True, allow_one=True),
     "llmlab.validate.choice": lambda: dict(name="value", value="a", options=["a", "b"]),
     "llmlab.validate.tensor": lambda: dict(name="x", x=F.randn(2, 3), ndim=2, min_ndim=1, floating=True, finite=True),
+    "llmlab.validate.device": lambda: dict(name="value", value="cpu"),
+    "llmlab.validate.decoder": lambda: dict(name="model", model=F.decoder()),
+    "llmlab.validate.layered_model": lambda: dict(name="model", model=F.decoder()),
+    "llmlab.validate.zero_one_mask": lambda: dict(name="mask", mask=torch.ones(2, 3, dtype=torch.long)),
+    "llmlab.validate.explain_input": lambda: dict(name="x", x=F.randn(2, 3), width=3, error=RuntimeError("boom"),
+                                                  dtype=None),
     "llmlab.validate.path": lambda: dict(name="value", value="folder/file.txt"),
+    "llmlab.validate.strings": lambda: dict(name="value", value=["a", "b"], what="str tokens"),
     "llmlab.validate.token_ids": lambda: dict(name="tokens", tokens=[1, 2, 3], vocab_size=10, allow_empty=False),
     "llmlab.validate.token_batch": lambda: dict(name="idx", idx=F.ids(2, 5), vocab_size=F.VOCAB, max_len=8),
     "llmlab.validate.token_budget": lambda: dict(max_new_tokens=3, n_prompt=4, context=16),

@@ -92,10 +92,15 @@ VALID = {
     "llmlab.train.History": lambda: dict(train_loss=[1.0], lr=[1e-3], val_steps=[0], val_loss=[1.0], best_step=0,
                                          stopped_early=False, seconds=1.0),
     "llmlab.train.train": lambda: dict(model=F.decoder(), train_data=F.ids(200), val_data=F.ids(100, seed=1),
-                                       cfg=_train_cfg(), progress=False),
+                                       cfg=_train_cfg(), progress=False, loss_fn=_model("llmlab.train").lm_loss,
+                                       sample=None),
     # ------------------------------------------------------------------------- parallel.async_sgd
     "llmlab.parallel.async_sgd.parameter_server": lambda: dict(workers=2, updates=5, lr=0.05, batch_size=8, jitter=0.5,
                                                                seed=0),
+    "llmlab.parallel.launch.worker_place": lambda: dict(rank=0, world_size=1),
+    "llmlab.parallel.pipeline.worker_decoder_config": lambda: dict(cfg_kwargs=dict(vocab_size=64, dim=16, n_layers=2,
+                                                                                 n_heads=4, n_kv_heads=2,
+                                                                                 hidden_dim=32)),
     # ---------------------------------------------------------------------- parallel.data_parallel
     "llmlab.parallel.data_parallel.shard_range": lambda: dict(n=8, world_size=2, rank=1),
     "llmlab.parallel.data_parallel.average_gradients": lambda: dict(model=_dp_model_with_grads()),
