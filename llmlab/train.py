@@ -32,6 +32,29 @@ from llmlab import model_device, validate
 # ------------------------------------------------------------------------------------------ batches
 
 
+def _check_stream(name: str, data, block_size: int) -> None:
+    """A token stream (N,) of integer ids with room for one window of ``block_size`` and its next token."""
+    _check_ids(name, data, ndim=1)
+    if len(data) < block_size + 1:
+        raise ValueError(f"{name} has {len(data)} tokens: a window of {block_size} needs at least {block_size + 1}")
+
+
+def _check_ids(name: str, ids, ndim: int) -> None:
+    validate.tensor(name, ids, ndim=ndim)
+    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids, got dtype {ids.dtype}")
+    if ids.numel() == 0:
+        raise ValueError(f"{name} is empty, shape {tuple(ids.shape)}")
+    if bool((ids < 0).any()):
+        raise ValueError(f"{name} must hold token ids >= 0, got a minimum of {int(ids.min())}")
+
+
+def _check_model(model) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module mapping token ids to logits, got {type(model).__name__}")
+    return model
+
+
 def get_batch(
     data: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,12 +62,9 @@ def get_batch(
 
     Offsets are uniform over every window that has a next token: 0 .. N - T - 1.
     """
-    if not isinstance(data, torch.Tensor) or data.ndim != 1 or data.dtype.is_floating_point:
-        raise TypeError(f"data must be a 1-D tensor of token ids, got {getattr(data, 'shape', type(data).__name__)}")
     for name, value in (("batch_size", batch_size), ("block_size", block_size)):
         validate.size(name, value)
-    if len(data) < block_size + 1:
-        raise ValueError(f"data has {len(data)} tokens: a window of {block_size} needs at least {block_size + 1}")
+    _check_stream("data", data, block_size)
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator).to(data.device)  # (B,)
     offsets = starts[:, None] + torch.arange(block_size + 1, device=data.device)  # (B, T + 1)
     windows = data[offsets]
@@ -91,7 +111,8 @@ def adamw_step(
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups as GPT-2 and Llama use them: matrices (embeddings, projections) decay; gains and
     biases (1-D) do not, since shrinking a norm's gain towards 0 is not regularisation."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    weight_decay = validate.real("weight_decay", weight_decay, minimum=0.0)
+    params = [p for p in _check_model(model).parameters() if p.requires_grad]
     return [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
@@ -128,6 +149,11 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float) -> torch
     max_norm = validate.positive_float("max_norm", max_norm)
     if isinstance(parameters, torch.Tensor):
         parameters = [parameters]
+    if isinstance(parameters, (str, bytes)) or not isinstance(parameters, Iterable):
+        raise TypeError(f"parameters must be an iterable of tensors (model.parameters()), got {type(parameters).__name__}")
+    parameters = list(parameters)
+    if not all(isinstance(p, torch.Tensor) for p in parameters):
+        raise TypeError("parameters must hold tensors only (model.parameters())")
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
@@ -157,6 +183,9 @@ def should_stop(val_losses: Sequence[float], patience: int, min_delta: float = 0
     """Early stopping: True when none of the last ``patience`` evaluations beat the best loss before
     them by more than ``min_delta``, i.e. none is strictly below ``best - min_delta`` (a loss equal to the
     best is no improvement, as in Keras and PyTorch Lightning)."""
+    if isinstance(val_losses, (str, bytes)) or not isinstance(val_losses, Sequence):
+        raise TypeError(f"val_losses must be a list of losses, got {type(val_losses).__name__}")
+    val_losses = [validate.real(f"val_losses[{i}]", v) for i, v in enumerate(val_losses)]
     patience = validate.positive_int("patience", patience)
     min_delta = validate.real("min_delta", min_delta, minimum=0.0)
     if len(val_losses) <= patience:
@@ -170,6 +199,12 @@ def should_stop(val_losses: Sequence[float], patience: int, min_delta: float = 0
 
 def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy: model(x) (B, T, V) against y (B, T); computed in float32."""
+    if not callable(model):
+        raise TypeError(f"model must map token ids (B, T) to logits (B, T, V), got {type(model).__name__}")
+    _check_ids("x", x, ndim=2)
+    _check_ids("y", y, ndim=2)
+    if y.shape != x.shape:
+        raise ValueError(f"y must have x's shape {tuple(x.shape)} (the next token of each), got {tuple(y.shape)}")
     logits = model(x)
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
 
@@ -209,6 +244,12 @@ def train_step(
     the factor lowered) when they overflowed to inf. bf16 has fp32's range and needs none.
     Returns the loss as a Python float (keeping the tensor would keep the whole graph alive).
     """
+    _check_model(model)
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"optimizer must be a torch.optim.Optimizer (e.g. AdamW), got {type(optimizer).__name__}")
+    validate.tensor("x", x)
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be a function (model, x, y) -> loss, got {type(loss_fn).__name__}")
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(x.device.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
         loss = loss_fn(model, x, y)
@@ -232,7 +273,9 @@ def estimate_loss(
 ) -> float:
     """Mean loss over ``n_batches`` fixed random batches (the same ones every call: comparable over time),
     in eval mode (no dropout)."""
+    _check_model(model)
     n_batches = validate.size("n_batches", n_batches)
+    seed = validate.integer("seed", seed)
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(seed)
@@ -267,6 +310,24 @@ class TrainConfig:
     autocast_dtype: torch.dtype | None = None  # torch.bfloat16 (CPU or CUDA) or torch.float16 (CUDA)
     seed: int = 0
 
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "block_size", "eval_every", "eval_batches"):
+            validate.size(name, getattr(self, name))
+        validate.integer("warmup_steps", self.warmup_steps, 0, self.steps)
+        validate.positive_float("max_lr", self.max_lr)
+        validate.real("min_lr", self.min_lr, minimum=0.0, maximum=self.max_lr)
+        validate.real("weight_decay", self.weight_decay, minimum=0.0)
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {self.betas!r}")
+        for i, beta in enumerate(self.betas):
+            validate.probability(f"betas[{i}]", beta, allow_one=False)
+        validate.positive_float("max_norm", self.max_norm)
+        if self.patience is not None:
+            validate.positive_int("patience", self.patience)
+        validate.real("min_delta", self.min_delta, minimum=0.0)
+        validate.choice("autocast_dtype", self.autocast_dtype, [None, torch.bfloat16, torch.float16])
+        validate.integer("seed", self.seed)
+
 
 @dataclass
 class History:
@@ -297,6 +358,12 @@ def train(
     batch (x, y) instead of ``get_batch(train_data, cfg.batch_size, cfg.block_size, generator)``. The
     validation loss stays the next-token cross-entropy on ``val_data``, comparable between runs."""
     validate.flag("progress", progress)
+    _check_model(model)
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if sample is None:
+        _check_stream("train_data", train_data, cfg.block_size)
+    _check_stream("val_data", val_data, cfg.block_size)
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be a function (model, x, y) -> loss, got {type(loss_fn).__name__}")
     if sample is not None and not callable(sample):
