@@ -128,9 +128,14 @@ def lr_at(step: int, max_lr: float, warmup_steps: int, total_steps: int, min_lr:
     """
     step = validate.integer("step", step, minimum=0)
     warmup_steps = validate.integer("warmup_steps", warmup_steps, minimum=0)
-    total_steps = validate.integer("total_steps", total_steps, minimum=warmup_steps)
+    total_steps = validate.integer("total_steps", total_steps, minimum=0)
+    if total_steps < warmup_steps:
+        raise ValueError(f"total_steps must be >= warmup_steps, got total_steps={total_steps} < "
+                         f"warmup_steps={warmup_steps}")
     max_lr = validate.real("max_lr", max_lr, minimum=0.0)
-    min_lr = validate.real("min_lr", min_lr, minimum=0.0, maximum=max_lr)
+    min_lr = validate.real("min_lr", min_lr, minimum=0.0)
+    if min_lr > max_lr:
+        raise ValueError(f"min_lr must be <= max_lr, got min_lr={min_lr:g} > max_lr={max_lr:g}")
     if step < warmup_steps:
         return max_lr * (step + 1) / warmup_steps
     if step >= total_steps:

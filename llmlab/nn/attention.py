@@ -181,6 +181,8 @@ def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     _check_rank("x", x, 4, "(B, Hkv, S, D)")
     if n_rep == 1:
         return x
+    if isinstance(n_rep, int) and n_rep < 1:  # expand would give no head at all, without an error
+        raise ValueError(f"n_rep must be >= 1, got {n_rep}")
     B, Hkv, S, D = x.shape
     try:
         return x[:, :, None].expand(B, Hkv, n_rep, S, D).reshape(B, Hkv * n_rep, S, D)

@@ -34,8 +34,7 @@ from llmlab.nn.layers import GELUMLP, LayerNorm, RMSNorm, SwiGLU, rope_cos_sin, 
 
 
 def _check_attention_mask(attention_mask: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    if not isinstance(attention_mask, torch.Tensor):
-        raise TypeError(f"attention_mask must be a torch.Tensor, got {type(attention_mask).__name__}")
+    validate.zero_one_mask("attention_mask", attention_mask)
     if attention_mask.shape != idx.shape:
         raise ValueError(
             f"attention_mask must have the shape of the ids {tuple(idx.shape)}, got {tuple(attention_mask.shape)}"

@@ -168,7 +168,7 @@ VALID = {
     "llmlab.prune.apply.prune_model": lambda: dict(model=F.decoder(), sparsity=0.5, norms=_norms(), only="w2"),
     # ------------------------------------------------------------------------ prune.magnitude
     "llmlab.prune.magnitude.check_sparsity": lambda: dict(sparsity=0.5),
-    "llmlab.prune.magnitude.check_scores": lambda: dict(name="scores", s=F.randn(4, 8).abs()),
+    "llmlab.prune.magnitude.check_scores": lambda: dict(name="s", s=F.randn(4, 8).abs()),
     "llmlab.prune.magnitude.n_pruned": lambda: dict(n=10, sparsity=0.5),
     "llmlab.prune.magnitude.lowest_k_mask": lambda: dict(scores=F.randn(4, 8).abs(), k=3),
     "llmlab.prune.magnitude.prune_mask": lambda: dict(scores=F.randn(4, 8).abs(), sparsity=0.5, scope="row"),

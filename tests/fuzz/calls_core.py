@@ -38,3 +38,32 @@ VALID = {
 }
 
 SKIP: dict[str, str] = {}
+
+# The checks' own settings (the name to print, the bounds, the options) are literals that the package writes
+# at each call site, not input from a user: only the checked value is fuzzed.
+_SETTINGS = "the check's own settings, written as literals by the package; only the checked value is fuzzed"
+FIXED: dict[str, tuple[tuple[str, ...], str]] = {
+    f"llmlab.validate.{name}": (settings, _SETTINGS) for name, settings in {
+        "flag": ("name",),
+        "integer": ("name", "minimum", "maximum"),
+        "bits": ("name",),
+        "positive_int": ("name", "minimum"),
+        "size": ("name", "minimum"),
+        "divisor": ("name", "of", "minimum", "what"),
+        "real": ("name", "minimum", "maximum", "above", "below", "finite"),
+        "positive_float": ("name", "allow_zero"),
+        "probability": ("name", "allow_zero", "allow_one"),
+        "choice": ("name", "options"),
+        "tensor": ("name", "ndim", "min_ndim", "floating", "finite"),
+        "device": ("name", "allow_none"),
+        "decoder": ("name",),
+        "layered_model": ("name",),
+        "strings": ("name", "what"),
+        "zero_one_mask": ("name",),
+        "explain_input": ("name", "width", "error", "dtype"),
+        "path": ("name",),
+        "token_ids": ("name", "vocab_size", "allow_empty"),
+        "token_batch": ("name", "vocab_size", "max_len"),
+        "token_budget": ("n_prompt", "context"),
+    }.items()
+}

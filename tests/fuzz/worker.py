@@ -123,7 +123,7 @@ def _reset_state() -> None:
 
 def plan(qualname: str, limit: float) -> tuple[str, str, list[tuple[str, str]]]:
     from tests.fuzz.bad import bad_values
-    from tests.fuzz.calls import SKIP, VALID, valid_call
+    from tests.fuzz.calls import FIXED, SKIP, VALID, valid_call
 
     if qualname in SKIP:
         return "skipped", SKIP[qualname], []
@@ -132,7 +132,8 @@ def plan(qualname: str, limit: float) -> tuple[str, str, list[tuple[str, str]]]:
     try:
         call = valid_call(qualname)
         params = call.parameters()
-        cases = [(arg, kind) for arg, value in call.kwargs.items()
+        fixed = FIXED.get(qualname, ((), ""))[0]
+        cases = [(arg, kind) for arg, value in call.kwargs.items() if arg not in fixed
                  for kind, _ in bad_values(arg, value, params.get(arg))]
     except Exception as e:  # noqa: BLE001 - reported
         return "valid call cannot be built", f"{type(e).__name__}: {str(e).strip()[:300]}", []
