@@ -162,7 +162,7 @@ def test_rope_conventions_agree_under_the_gguf_permutation():
         (lambda: L.RMSNorm(8)(torch.zeros(2, 3, 6)), ValueError, r"width 8 in its last dim, got shape \(2, 3, 6\)"),
         (lambda: L.LayerNorm(8)([[0.0] * 8]), TypeError, "torch.Tensor"),
         (lambda: L.SwiGLU(8, 16)(torch.zeros(2, 3, 5)), ValueError, "must have width 8"),
-        (lambda: L.apply_rope_half(torch.zeros(16), *L.rope_cos_sin(1, 16)), ValueError, "at least 2 dims"),
+        (lambda: L.apply_rope_half(torch.zeros(16), *L.rope_cos_sin(1, 16)), ValueError, "x must have at least 2 dimensions"),
         (lambda: L.apply_rope_half(torch.zeros(1, 1, 4, 16), *L.rope_cos_sin(5, 16)), ValueError, r"\(T, D/2\)"),
         (lambda: L.apply_rope_interleaved(torch.zeros(1, 4, 15), *L.rope_cos_sin(4, 14)), ValueError, "even head dim"),
         (lambda: L.rope_frequencies(15), ValueError, "even head dim"),

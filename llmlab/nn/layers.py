@@ -38,13 +38,6 @@ import torch.nn.functional as F
 from llmlab import validate
 
 
-def _check_tensor(name: str, x: torch.Tensor, min_rank: int = 1) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < min_rank:
-        raise ValueError(f"{name} must have at least {min_rank} dims, got shape {tuple(x.shape)}")
-
-
 # ------------------------------------------------------------------------------------------ norms
 
 
@@ -242,7 +235,7 @@ def _check_positions(positions: torch.Tensor) -> None:
 
 
 def _check_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
-    _check_tensor("x", x, 2)
+    validate.tensor("x", x, min_ndim=2)
     validate.tensor("x", x, floating=True, finite=True)
     validate.tensor("cos", cos, min_ndim=2, floating=True, finite=True)
     validate.tensor("sin", sin, min_ndim=2, floating=True, finite=True)
@@ -299,7 +292,7 @@ def interleaved_to_half_order(head_dim: int) -> torch.Tensor:
 
 def _half_head_rows(w: torch.Tensor, n_heads: int) -> int:
     """D / 2 for the rows (H * D, ...) of a q or k projection, after checking that they split that way."""
-    _check_tensor("w", w, 1)
+    validate.tensor("w", w, min_ndim=1)
     n_heads = validate.size("n_heads", n_heads)
     rows = w.shape[0]
     if rows == 0 or rows % (2 * n_heads):
