@@ -365,6 +365,22 @@ def ask(qid: str, lang: str | None = None) -> None:
     print(("  → 课程：" if lang == "zh" else "  → taught in ") + q.link.replace("#", " §"))
 
 
+
+def test_yourself(qids: list[str], lang: str | None = None) -> None:
+    """Print the questions ``qids`` (3 to 5, from the bank) that end a notebook, with how to answer them:
+    ``answer(id, value)`` checks an answer and explains it. Not graded: it tells you what you understood."""
+    qids = checks.strings("qids", qids, "question ids")
+    if not qids:
+        raise ValueError("qids is empty: name the questions to ask")
+    questions = [question(qid) for qid in qids]  # refuses an unknown id
+    lang = _lang(lang)
+    print("自测（不计分）：用 answer('编号', 选项字母或数字) 作答，它会告诉你对错和原因。" if lang == "zh" else
+          "Test yourself (not graded): answer with answer('id', a letter or a number); it says why you are right "
+          "or wrong.")
+    for q in questions:
+        print()
+        print(q.text(lang))
+
 # ------------------------------------------------------------------------------------------------ mock interview
 
 

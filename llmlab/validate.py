@@ -217,6 +217,11 @@ def token_ids(name: str, tokens, vocab_size: int | None = None, allow_empty: boo
         raise TypeError(f"{name} must be a sequence of token ids, got a single {_type_name(ids)}")
     if not ids and not allow_empty:
         raise ValueError(f"{name} is empty: need at least one token")
+    if all(type(t) is int for t in ids):  # the common case, ~5x faster than the checks below (a corpus of bytes)
+        if ids and (min(ids) < 0 or (vocab_size is not None and max(ids) >= vocab_size)):
+            bad = next(t for t in ids if t < 0 or (vocab_size is not None and t >= vocab_size))
+            raise ValueError(f"{name} holds id {bad}, outside [0, {vocab_size if vocab_size else 'inf'})")
+        return ids  # a new list: list(tokens) or tokens.tolist()
     for t in ids:
         if isinstance(t, bool) or not isinstance(t, numbers.Integral):
             raise TypeError(f"{name} must hold ints, found {_type_name(t)} {t!r}")

@@ -52,6 +52,34 @@ def test_every_link_points_at_a_section_that_exists():
         assert int(n) in sections[stem], f"{q.id}: {stem} has no section {n} (it has {sorted(sections[stem])})"
 
 
+def _section_texts() -> dict[tuple[str, int], str]:
+    """(notebook, section number) -> the text (markdown and code) from its "## N." heading to the next one."""
+    out = {}
+    for path in (ROOT / "solutions").glob("*.ipynb"):
+        current = None
+        for cell in read(path).cells:
+            for line in cell.source.splitlines():
+                m = re.match(r"## (\d+)\.", line) if cell.cell_type == "markdown" else None
+                if m:
+                    current = (path.stem, int(m.group(1)))
+                    out[current] = ""
+                if current:
+                    out[current] += line.lower().replace("-", " ") + "\n"
+    return out
+
+
+def test_every_link_points_at_a_section_that_teaches_the_question():
+    """The linked section names one of the question's tags (hyphens read as spaces): it teaches the topic."""
+    texts = _section_texts()
+    wrong = []
+    for q in BANK.values():
+        stem, n = q.link.split("#")
+        text = texts.get((stem, int(n)), "")
+        if not any(tag.lower().replace("-", " ") in text for tag in q.tags):
+            wrong.append(f"{q.id} -> {q.link} {list(q.tags)}")
+    assert not wrong, "\n".join(wrong)
+
+
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_choice_questions_accept_the_right_option_only_and_explain_each(lang):
     for q in interview.select(kind="choice"):

@@ -361,7 +361,9 @@ def check_truncated_svd(c: Check) -> None:
 # ------------------------------------------------------------------------------------------ sizes
 
 
-def _sharing_reference(n_weights: int, k: int, weight_bits: int, codebook_bits: int) -> float:
+def sharing_ratio_reference(n_weights: int, k: int, weight_bits: int, codebook_bits: int) -> float:
+    """The reference of exercise 11.sharing_ratio (the notebook's demos fall back on it): n_weights · weight_bits
+    over n_weights · ceil(log2 k) + k · codebook_bits."""
     return ratio.compression_ratio(n_weights * weight_bits,
                                    n_weights * sharing.codebook_bits_per_weight(n_weights, k, codebook_bits))
 
@@ -374,12 +376,12 @@ def _sharing_cases(d: Draw) -> list[Case]:
             Case("a small matrix, where the codebook dominates", 64, 16, 16, 32)]
 
 
-@exercise("11.sharing_ratio", reference=_sharing_reference, cases=_sharing_cases)
+@exercise("11.sharing_ratio", reference=sharing_ratio_reference, cases=_sharing_cases)
 def check_sharing_ratio(c: Check) -> None:
     for n, k, wb, cb in ((4096, 16, 32, 32), (10_000, 100, 16, 16), (500, 64, 32, 32), (1_000_000, 256, 16, 32)):
         got = c.number(c.call(n, k, wb, cb), f"sharing_ratio({n}, {k}, {wb}, {cb})")
         index_bits = math.ceil(math.log2(k))
-        want = _sharing_reference(n, k, wb, cb)
+        want = sharing_ratio_reference(n, k, wb, cb)
         c.diagnose(got, {
             "the ratio is original / compressed (above 1 when the matrix got smaller); yours is inverted":
                 1 / want,
@@ -393,7 +395,9 @@ def check_sharing_ratio(c: Check) -> None:
                  f"{want:.4g}", "n · weight_bits / (n · ceil(log2 k) + k · codebook_bits)")
 
 
-def _sparse_reference(n_weights: int, density: float, value_bits: int, index_bits: int) -> float:
+def sparse_ratio_reference(n_weights: int, density: float, value_bits: int, index_bits: int) -> float:
+    """The reference of exercise 11.sparse_ratio (the notebook's demos fall back on it): n_weights · value_bits
+    over round(density · n_weights) · (value_bits + index_bits)."""
     return ratio.compression_ratio(n_weights * value_bits, ratio.pruned_bits(n_weights, density, value_bits, index_bits))
 
 
@@ -406,11 +410,11 @@ def _sparse_cases(d: Draw) -> list[Case]:
             Case("density 1 (nothing pruned)", d.int(10, 10**4), 1.0, 16, 16)]
 
 
-@exercise("11.sparse_ratio", reference=_sparse_reference, cases=_sparse_cases)
+@exercise("11.sparse_ratio", reference=sparse_ratio_reference, cases=_sparse_cases)
 def check_sparse_ratio(c: Check) -> None:
     for n, d, vb, ib in ((10_000, 0.3, 16, 16), (4096, 0.5, 32, 16), (1000, 0.25, 8, 12), (999, 0.5, 32, 16)):
         got = c.number(c.call(n, d, vb, ib), f"sparse_ratio({n}, {d}, {vb}, {ib})")
-        want = _sparse_reference(n, d, vb, ib)
+        want = sparse_ratio_reference(n, d, vb, ib)
         c.diagnose(got, {
             "the ratio is original / compressed (above 1 when the matrix got smaller); yours is inverted": 1 / want,
             "each kept weight stores its position too: nnz · (value_bits + index_bits)": 1 / d,

@@ -437,3 +437,111 @@ def check_amdahl(c: Check) -> None:
         }, f"amdahl({n}, {f}) = {out:.4g} is wrong", correct=want)
         c.expect(math.isclose(out, want, rel_tol=1e-9), f"amdahl({n}, {f}) = {out:.4g}, expected {want:.4g}",
                  "S = 1 / (time of the serial part + time of the parallel part on N workers), one worker's time being 1")
+
+
+# ------------------------------------------------------------------------------------- the notebook's demos
+
+
+class RankPart:
+    """One wrapped function of a demo (``yours(fn, reference)``) as the ranks of ``launch.run`` receive it: the
+    learner's function, carried as its source code when it was defined in a notebook cell (the ranks cannot import
+    it; they define it again next to torch, dist, nn, F and math, as the checks do), and llmlab's reference,
+    which takes over on the rank when the learner's raises. ``ran`` and ``why`` say afterwards what ran there."""
+
+    def __init__(self, name: str, reference, fn=None, source: str | None = None):
+        self.name, self.reference, self.fn, self.source = name, reference, fn, source
+        self.ran: str | None = None if (fn is not None or source is not None) else "reference"
+        self.why = "" if self.ran is None else "handed over before the run"
+        self._defined = None
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_defined"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _defined=None)
+
+    def _learner_fn(self):
+        if self._defined is None:
+            self._defined = self.fn if self.fn is not None else _learner(self.source, self.name)
+        return self._defined
+
+    def __call__(self, *args, **kwargs):
+        if self.ran == "reference":
+            return self.reference(*args, **kwargs)
+        try:
+            out = self._learner_fn()(*args, **kwargs)
+        except NotImplementedError:
+            self.ran, self.why = "reference", "yours is not written yet"
+            return self.reference(*args, **kwargs)
+        except Exception as error:  # the demo goes on with the reference, as yours() does
+            self.ran, self.why = "reference", f"yours raised {type(error).__name__}: {str(error)[:120]}"
+            return self.reference(*args, **kwargs)
+        self.ran = "yours"
+        return out
+
+
+def _importable(fn) -> bool:
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    return bool(module) and module != "__main__" and "<locals>" not in qualname and inspect.isfunction(fn)
+
+
+def _rank_part(part) -> RankPart:
+    """What the ranks get for ``part`` (a ``yours(...)`` wrapper)."""
+    if part.ran == "reference":  # handed over before: the reference from now on, as yours() does
+        return RankPart(part.name, part.reference)
+    if _importable(part.fn):
+        return RankPart(part.name, part.reference, fn=part.fn)
+    try:
+        source = textwrap.dedent(inspect.getsource(part.fn))
+    except (OSError, TypeError):
+        return RankPart(part.name, part.reference)
+    first = next((n.lineno for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)), 1)
+    return RankPart(part.name, part.reference, source="\n".join(source.split("\n")[first - 1:]))
+
+
+def _worker_with_parts(rank: int, world_size: int, worker, parts: dict, *args) -> tuple:
+    """On a rank: ``worker(rank, world_size, *args, **parts)``, and what ran for each part."""
+    out = worker(rank, world_size, *args, **parts)
+    return out, {key: (p.ran, p.why) for key, p in parts.items()}
+
+
+def _tell(part, ran: str | None, why: str) -> None:
+    """Bring a ``yours(...)`` wrapper up to date with what ran on the ranks, printing as its own first call does."""
+    if ran == "yours" and part.ran is None:
+        part.ran = "yours"
+        part._say(f"▶ {part.name}: yours (on every rank)")
+    elif ran == "reference" and part.ran != "reference":
+        part._hand_over(why)
+
+
+def run_yours(worker, world_size: int, *args, timeout: float = 60.0, **parts) -> list:
+    """``launch.run(worker, world_size, *args)`` with each keyword of ``parts``, a ``yours(fn, reference)``
+    wrapper, passed to ``worker`` under that name: every rank runs the learner's function (sent as source code
+    when it lives in a notebook cell), or llmlab's reference where it is not written yet or raises. The run
+    then prints which one ran, as ``yours`` does, and returns the ranks' results. When the learner's functions
+    make the run itself fail (a rank stuck in a collective, a result the worker refuses), it runs again with the
+    references and says why."""
+    from llmlab.grading.demo import Yours
+
+    if not callable(worker):
+        raise TypeError(f"worker must be a function, got {type(worker).__name__}")
+    for key, part in parts.items():
+        if not isinstance(part, Yours):
+            raise TypeError(f"{key} must be made by yours(fn, reference), got {type(part).__name__}")
+    shipped = {key: _rank_part(part) for key, part in parts.items()}
+    try:
+        ranks = launch.run(_worker_with_parts, world_size, worker, shipped, *args, timeout=timeout)
+    except (RuntimeError, TimeoutError) as error:
+        if all(p.ran == "reference" for p in shipped.values()):
+            raise
+        why = f"the run failed with yours: {str(error).splitlines()[0][:200]}"
+        for key, part in parts.items():
+            if shipped[key].ran != "reference":
+                _tell(part, "reference", why)
+        ranks = launch.run(_worker_with_parts, world_size, worker,
+                           {key: RankPart(p.name, p.reference) for key, p in parts.items()}, *args, timeout=timeout)
+    for key, part in parts.items():
+        reports = [report[key] for _, report in ranks]
+        fallback = next((r for r in reports if r[0] == "reference"), None)
+        _tell(part, *(fallback or reports[0]))
+    return [out for out, _ in ranks]

@@ -193,34 +193,61 @@ def check_swiglu(c: Check) -> None:
 
 def _reference_block(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     """SmolLM2's own DecoderBlock (float32) on these weights."""
+    block = _block_module(x, layer, n_heads, n_kv_heads, eps)
+    return block(x, causal_mask(x.shape[1]), _rotary(cos, sin))
+
+
+def _reference_attention(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    """The attention sub-layer of SmolLM2's own DecoderBlock (float32): attention(RMSNorm(x)), no residual."""
+    block = _block_module(x, layer, n_heads, n_kv_heads, eps)
+    return block.attention(block.attention_norm(x), causal_mask(x.shape[1]), _rotary(cos, sin))
+
+
+def _block_module(x, layer, n_heads, n_kv_heads, eps) -> DecoderBlock:
     cfg = DecoderConfig(vocab_size=8, dim=x.shape[-1], n_layers=1, n_heads=n_heads, n_kv_heads=n_kv_heads,
                         hidden_dim=layer["feed_forward.w1.weight"].shape[0], norm_eps=eps)
     block = DecoderBlock(cfg)
     block.load_state_dict(layer)
-    rotary = lambda q, k: (L.apply_rope_half(q, cos, sin), L.apply_rope_half(k, cos, sin))  # noqa: E731
-    return block(x, causal_mask(x.shape[1]), rotary)
+    return block
+
+
+def _rotary(cos, sin):
+    return lambda q, k: (L.apply_rope_half(q, cos, sin), L.apply_rope_half(k, cos, sin))
+
+
+def _functional_attention(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=False, causal=True, norm=True,
+                          rope=True, residual=False):
+    """The attention sub-layer written out step by step, in x's dtype, with switches for the classic mistakes:
+    wo(attention(RoPE(q), RoPE(k), v)) of RMSNorm(x), before the residual add."""
+    h = x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt() * layer["attention_norm.weight"] if norm else x
+    q, k, v = (split_heads(h @ layer[f"attention.w{n}.weight"].T, nh)
+               for n, nh in (("q", n_heads), ("k", n_kv_heads), ("v", n_kv_heads)))
+    if rope:
+        q, k = L.apply_rope_half(q, cos, sin), L.apply_rope_half(k, cos, sin)
+    if rope_v:
+        v = L.apply_rope_half(v, cos, sin)
+    rep = n_heads // n_kv_heads
+    a = F.scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), is_causal=causal)
+    out = merge_heads(a) @ layer["attention.wo.weight"].T
+    return x + out if residual else out
 
 
 def _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=False, residual=True, post_norm=False,
-                      causal=True):
-    """A decoder block written out step by step, in x's dtype, with switches for four classic mistakes."""
+                      causal=True, mlp_norm="ffn_norm.weight", parallel=False):
+    """A decoder block written out step by step, in x's dtype, with switches for six classic mistakes."""
     def norm(h, name):
         return h / (h.pow(2).mean(-1, keepdim=True) + eps).sqrt() * layer[name]
 
     def lin(h, name):
         return h @ layer[name].T
 
-    h = x if post_norm else norm(x, "attention_norm.weight")
-    q, k, v = (split_heads(lin(h, f"attention.w{n}.weight"), nh) for n, nh in (("q", n_heads), ("k", n_kv_heads), ("v", n_kv_heads)))
-    q, k = L.apply_rope_half(q, cos, sin), L.apply_rope_half(k, cos, sin)
-    if rope_v:
-        v = L.apply_rope_half(v, cos, sin)
-    rep = n_heads // n_kv_heads
-    a = lin(merge_heads(F.scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), is_causal=causal)), "attention.wo.weight")
+    a = _functional_attention(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=rope_v, causal=causal,
+                              norm=not post_norm)
+    mlp_in = x
     x = x + a if residual else a
     if post_norm:
         x = norm(x, "attention_norm.weight")
-    h = x if post_norm else norm(x, "ffn_norm.weight")
+    h = x if post_norm else norm(mlp_in if parallel else x, mlp_norm)
     m = lin(F.silu(lin(h, "feed_forward.w1.weight")) * lin(h, "feed_forward.w3.weight"), "feed_forward.w2.weight")
     x = x + m if residual else m
     return norm(x, "ffn_norm.weight") if post_norm else x
@@ -236,41 +263,76 @@ def _toy_layer(d: Draw, C: int, n_kv: int, D: int, Fh: int, dtype=torch.float32,
 
 
 def _block_cases(d: Draw) -> list[Case]:
-    def args(B, H, n_kv, D, dtype=torch.float32):
+    def args(B, H, n_kv, D, dtype=torch.float32, theta=None):
         T = d.int(3, 7)
         return (d.randn(B, T, H * D, dtype=dtype), _toy_layer(d, H * D, n_kv, D, d.int(8, 24), dtype),
-                *L.rope_cos_sin(T, D, d.choice([1e4, 1e5])), H, n_kv, d.choice([1e-5, 1e-6]))
+                *L.rope_cos_sin(T, D, theta or d.choice([1e4, 1e5])), H, n_kv, d.choice([1e-5, 1e-6]))
     gqa = "repeat each KV head n_heads // n_kv_heads times (not 3) and keep every row of the batch"
-    return [Case("a batch of 3, 4 query heads per KV head", *args(3, 8, 2, 4), hint=gqa),
+    return [Case("cos and sin tables of another RoPE base", *args(1, 6, 2, 4, theta=d.choice([500.0, 2000.0])),
+                 hint="use the cos and sin tables you are given (another model has another RoPE base), not tables of your own"),
+            Case("a batch of 3, 4 query heads per KV head", *args(3, 8, 2, 4), hint=gqa),
             Case("2 query heads per KV head", *args(2, 4, 2, 6), hint=gqa),
             Case("plain multi-head attention (n_kv_heads = n_heads)", *args(2, 2, 2, 8), hint=gqa),
             Case("float64 input and weights", *args(2, 4, 1, 4, torch.float64))]
 
 
+def _smollm2_block_args() -> tuple:
+    """SmolLM2's layer 0 on 6 positions of a small random residual stream: the example of both block checks."""
+    return _randn(1, 6, 576) * 0.1, _layer0(), *L.rope_cos_sin(6, 64, 1e5), 9, 3, 1e-5
+
+
+@exercise("05.attention_sublayer", reference=_functional_attention, cases=_block_cases, rtol=1e-4, atol=1e-5)
+def check_attention_sublayer(c: Check) -> None:
+    args = _smollm2_block_args()
+    x = args[0]
+    out = c.call(*args)
+    c.expect_tensor(out, shape=x.shape, dtype=x.dtype, name="attention_sublayer(x, SmolLM2 layer 0, ...)")
+    with torch.no_grad():
+        want = _reference_attention(*args)
+        c.diagnose(out, {
+            "return the sub-layer's output alone, before the residual add (decoder_block adds x)":
+                _functional_attention(*args, residual=True),
+            "causal attention: a position attends to itself and the past only (is_causal=True or a causal mask)":
+                _functional_attention(*args, causal=False),
+            "RoPE rotates q and k only, never v (values carry content, not position)": _functional_attention(*args, rope_v=True),
+            "rotate q and k with apply_rope (the cos and sin you are given) after splitting the heads":
+                _functional_attention(*args, rope=False),
+            "pre-norm: the sub-layer reads rms_norm(x, attention_norm.weight, eps), not x itself":
+                _functional_attention(*args, norm=False),
+        }, "your attention sub-layer matches a known mistake", rtol=1e-4, correct=want)
+    # The learner's fused attention and the reference's explicit one sum in different orders: float32 tolerances
+    # a little wider than the default (see check_decoder_block).
+    c.close(out, want, "SmolLM2's layer 0 gives a different attention output from the reference",
+            "follow the steps: RMSNorm, q/k/v projections, split heads, RoPE on q and k, repeat_kv, causal attention, "
+            "merge heads, wo", rtol=1e-4, atol=1e-5)
+
+
 @exercise("05.decoder_block", reference=_functional_block, cases=_block_cases, rtol=1e-4, atol=1e-5)
 def check_decoder_block(c: Check) -> None:
-    layer = _layer0()
-    x = _randn(1, 6, 576) * 0.1
-    cos, sin = L.rope_cos_sin(6, 64, 1e5)
-    args = (x, layer, cos, sin, 9, 3, 1e-5)
+    args = _smollm2_block_args()
+    x = args[0]
     out = c.call(*args)
-    c.expect_tensor(out, shape=x.shape, name="decoder_block(x, SmolLM2 layer 0, ...)")
+    c.expect_tensor(out, shape=x.shape, dtype=x.dtype, name="decoder_block(x, SmolLM2 layer 0, ...)")
     with torch.no_grad():
         want = _reference_block(*args)
         c.diagnose(out, {
-            "causal attention: a position attends to itself and the past only (is_causal=True or a causal mask)":
-                _functional_block(*args, causal=False),
-            "RoPE rotates q and k only, never v (values carry content, not position)": _functional_block(*args, rope_v=True),
             "add each sublayer's output to its input: x = x + attention(norm(x)); x = x + mlp(norm(x))":
                 _functional_block(*args, residual=False),
             "pre-norm: normalise the input of each sublayer (Llama), not the sum after it (the original Transformer)":
                 _functional_block(*args, post_norm=True),
+            "the MLP's RMSNorm has its own gain, ffn_norm.weight (attention_norm.weight is the attention's)":
+                _functional_block(*args, mlp_norm="attention_norm.weight"),
+            "the MLP reads the updated stream h = x + attention_sublayer(x, ...), not the block's input x":
+                _functional_block(*args, parallel=True),
+            "causal attention: a position attends to itself and the past only (is_causal=True or a causal mask)":
+                _functional_block(*args, causal=False),
+            "RoPE rotates q and k only, never v (values carry content, not position)": _functional_block(*args, rope_v=True),
         }, "your block matches a known mistake", rtol=1e-4, correct=want)
     # The learner's fused attention and the reference's explicit one sum in different orders: with one
     # CPU thread, 1 of the 3,456 outputs fell just outside float32's default tolerances.
     c.close(out, want, "SmolLM2's layer 0 gives a different output from the reference block",
-            "follow the formula step by step: RMSNorm, q/k/v, RoPE, repeat_kv, causal attention, wo, residual; "
-            "then RMSNorm, SwiGLU, residual", rtol=1e-4, atol=1e-5)
+            "h = x + attention_sublayer(x, ...) (check it passes above), then out = h + swiglu(rms_norm(h, "
+            "ffn_norm.weight, eps), w1, w2, w3)", rtol=1e-4, atol=1e-5)
 
 
 _GGUF_NAMES = {

@@ -225,13 +225,16 @@ def _check_eos(eos_id, vocab_size: int) -> None:
 
 @torch.no_grad()
 def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling = GREEDY,
-                 pad_id: int = 0, use_cache: bool = True, cache=None):
+                 pad_id: int = 0, use_cache: bool = True, cache=None, pad=None):
     """Yield the next token of every prompt, (B,) per step, ``max_new_tokens`` times.
 
     With ``use_cache`` the prompts go through the model once (prefill, left-padded, with the
     attention mask) and every later step feeds one token per row; without it every step reruns the
     whole padded sequence. ``cache``: a ``KVCache`` (or ``SlidingWindowCache``) to use instead of a
     new one sized prompt + max_new_tokens. The model: a ``Decoder`` or a ``FastDecoder``.
+    ``pad``: the function that pads the prompts, ``(prompts, pad_id) -> (ids (B, T), attention_mask (B, T))``
+    with ``left_pad``'s signature (a notebook passes the learner's); None: ``left_pad``. Its result is used
+    as it is (as int64), so padding on the wrong side shows in the tokens.
     """
     validate.flag("use_cache", use_cache)
     from llmlab.nn.kv_cache import KVCache
@@ -243,7 +246,10 @@ def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling:
         raise TypeError(f"cache must be a KVCache or SlidingWindowCache (or None for a new one), "
                         f"got {type(cache).__name__}")
     pad_id = validate.integer("pad_id", pad_id, 0, model.cfg.vocab_size - 1)
-    ids, mask = left_pad(prompts, pad_id)
+    if pad is None:
+        ids, mask = left_pad(prompts, pad_id)
+    else:
+        ids, mask = _padded(pad, prompts, pad_id)
     validate.token_budget(max_new_tokens, ids.shape[1], model.cfg.max_seq_len)
     device = model_device(model)
     ids, mask = ids.to(device), mask.to(device)
@@ -267,17 +273,42 @@ def stream_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling:
         step_ids, step_mask = nxt[:, None], None
 
 
+def _padded(pad, prompts, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pad(prompts, pad_id)`` as int64 (ids, attention_mask), refused unless both are (B, T) with T at least
+    the longest prompt."""
+    if not callable(pad):
+        raise TypeError(f"pad must be a function (prompts, pad_id) -> (ids, attention_mask) like left_pad, or None, "
+                        f"got {type(pad).__name__}")
+    rows = [validate.token_ids(f"prompts[{i}]", p) for i, p in enumerate(prompts)]
+    out = pad([list(r) for r in rows], pad_id)
+    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
+        raise TypeError(f"pad must return a pair of tensors (ids, attention_mask), got {type(out).__name__}")
+    ids, mask = out
+    longest = max(len(r) for r in rows)
+    if ids.ndim != 2 or ids.shape != mask.shape or ids.shape[0] != len(rows) or ids.shape[1] < longest:
+        raise ValueError(f"pad must return ids and attention_mask of one shape (B, T) = ({len(rows)}, >= {longest}), "
+                         f"got {tuple(ids.shape)} and {tuple(mask.shape)}")
+    if ids.is_floating_point() or ids.is_complex():
+        raise TypeError(f"pad must return integer token ids, got dtype {ids.dtype}")
+    return ids.long(), mask.long()
+
+
 def generate_batch(model, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling = GREEDY,
-                   eos_id: int | None = None, pad_id: int = 0, use_cache: bool = True) -> list[list[int]]:
+                   eos_id: int | None = None, pad_id: int = 0, use_cache: bool = True,
+                   pad=None) -> list[list[int]]:
     """New tokens of each prompt, generated together in one left-padded batch; a row ends at
     ``eos_id`` (included) and the batch stops when every row has ended. Greedy results equal
-    ``generate`` run on each prompt alone."""
+    ``generate`` run on each prompt alone. ``pad``: the function that pads the prompts, with ``left_pad``'s
+    signature (a notebook passes the learner's); None: ``left_pad`` (see ``stream_batch``)."""
     validate.decoder("model", model)
     _check_prompts(prompts)
     _check_eos(eos_id, model.cfg.vocab_size)
+    if pad is not None and not callable(pad):
+        raise TypeError(f"pad must be a function (prompts, pad_id) -> (ids, attention_mask) like left_pad, or None, "
+                        f"got {type(pad).__name__}")
     out: list[list[int]] = [[] for _ in prompts]
     done = [False] * len(prompts)
-    for nxt in stream_batch(model, prompts, max_new_tokens, sampling, pad_id, use_cache):
+    for nxt in stream_batch(model, prompts, max_new_tokens, sampling, pad_id, use_cache, pad=pad):
         for i, t in enumerate(nxt.tolist()):
             if not done[i]:
                 out[i].append(t)

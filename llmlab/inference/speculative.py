@@ -151,17 +151,34 @@ class ModelDraft:
 
 class PromptLookupDraft:
     """Propose the γ tokens that followed the most recent earlier occurrence of the text's last
-    n-gram (n from ``max_ngram`` down to 1); nothing when there is no match (Saxena, 2023)."""
+    n-gram (n from ``max_ngram`` down to 1); nothing when there is no match (Saxena, 2023).
 
-    def __init__(self, max_ngram: int = 3):
+    ``lookup``: the function that finds them, ``(tokens, gamma, max_ngram) -> list of ids`` (a notebook
+    passes the learner's ``prompt_lookup``); None: llmlab's own. It gets a copy of the tokens, and at
+    most its first γ ids are proposed."""
+
+    def __init__(self, max_ngram: int = 3, lookup=None):
         self.max_ngram = validate.size("max_ngram", max_ngram)
+        if lookup is not None and not callable(lookup):
+            raise TypeError(f"lookup must be a function (tokens, gamma, max_ngram) -> list of token ids, or None "
+                            f"for llmlab's own, got {type(lookup).__name__}")
+        self.lookup = lookup
 
     def propose(self, tokens: list[int], gamma: int, temperature: float = 0.0, generator=None):
         """(up to γ proposed tokens, None: no draft distribution). The ids in ``tokens`` are not checked
         again: ``speculative_generate`` checked them, and the list grows every round."""
         if not isinstance(tokens, list):
             raise TypeError(f"tokens must be a list of token ids, got {type(tokens).__name__}")
-        return _lookup(tokens, validate.size("gamma", gamma, minimum=0), self.max_ngram), None
+        gamma = validate.size("gamma", gamma, minimum=0)
+        if self.lookup is None:
+            return _lookup(tokens, gamma, self.max_ngram), None
+        draft = self.lookup(list(tokens), gamma, self.max_ngram)
+        if isinstance(draft, torch.Tensor):
+            draft = draft.tolist()
+        if not isinstance(draft, (list, tuple)) or not all(
+                isinstance(t, int) and not isinstance(t, bool) for t in draft):
+            raise TypeError(f"lookup must return a list of token ids, got {draft!r:.80}")
+        return [int(t) for t in draft][:gamma], None
 
 
 def prompt_lookup(tokens: list[int], gamma: int, max_ngram: int = 3) -> list[int]:
@@ -216,13 +233,30 @@ class SpeculativeStats:
         return (self.accepted + self.rounds) / self.rounds if self.rounds else float("nan")
 
 
+def _verdict(out, gamma: int, vocab_size: int) -> list[int]:
+    """An ``accept`` function's result as a list of ids, refused unless it holds 1 to γ+1 ids in [0, V)."""
+    if isinstance(out, torch.Tensor):
+        out = out.tolist()
+    if not isinstance(out, (list, tuple)) or not all(isinstance(t, int) and not isinstance(t, bool) for t in out):
+        raise TypeError(f"accept must return a list of token ids, got {out!r:.80}")
+    if not 1 <= len(out) <= gamma + 1 or any(not 0 <= t < vocab_size for t in out):
+        raise ValueError(f"accept must return the accepted drafts and one more token: 1 to γ+1 = {gamma + 1} ids "
+                         f"in [0, {vocab_size}), got {list(out)!r:.80}")
+    return [int(t) for t in out]
+
+
 @torch.no_grad()
 def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gamma: int = 4,
                          temperature: float = 0.0, seed: int | None = None,
-                         eos_id: int | None = None) -> tuple[list[int], SpeculativeStats]:
+                         eos_id: int | None = None, accept=None) -> tuple[list[int], SpeculativeStats]:
     """New tokens after ``ids`` from ``target``, drafted by ``draft`` (``ModelDraft`` or
     ``PromptLookupDraft``), and the acceptance statistics. Greedy (temperature 0) output equals
-    ``generate(target, ids, max_new_tokens)``."""
+    ``generate(target, ids, max_new_tokens)``.
+
+    ``accept``: a round's verdict when sampling (temperature > 0), with ``speculative_accept``'s signature
+    ``(p (γ+1, V), q (γ, V), draft (γ,), u (γ,), v) -> accepted drafts + one token`` (a notebook passes the
+    learner's); None: llmlab's own. A greedy round keeps the longest prefix of the draft that agrees with
+    the target's argmax and calls no ``accept``. Its result must hold 1 to γ+1 token ids."""
     validate.decoder("target", target)
     if not callable(getattr(draft, "propose", None)):
         raise TypeError(f"draft must be a ModelDraft or PromptLookupDraft (an object with .propose), "
@@ -238,6 +272,9 @@ def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gam
         validate.integer("seed", seed)
     if eos_id is not None:
         validate.integer("eos_id", eos_id, 0, target.cfg.vocab_size - 1)
+    if accept is not None and not callable(accept):
+        raise TypeError(f"accept must be a function (p, q, draft, u, v) -> list of token ids (speculative_accept's "
+                        f"signature), or None for llmlab's own, got {type(accept).__name__}")
     device = model_device(target)
     gen = None if seed is None else torch.Generator().manual_seed(seed)
     cache = KVCache.for_model(target, 1, len(tokens) + max_new_tokens + gamma + 1)
@@ -256,7 +293,11 @@ def speculative_generate(target: nn.Module, draft, ids, max_new_tokens: int, gam
                 q = torch.nn.functional.one_hot(torch.tensor(guesses, dtype=torch.long), p.shape[-1]).float()
             u = torch.rand(len(guesses), generator=gen)
             v = float(torch.rand((), generator=gen))
-            new = _accept(p, q.cpu(), torch.tensor(guesses, dtype=torch.long), u, v)
+            draft_ids = torch.tensor(guesses, dtype=torch.long)
+            if accept is None:
+                new = _accept(p, q.cpu(), draft_ids, u, v)
+            else:
+                new = _verdict(accept(p, q.cpu(), draft_ids, u, v), len(guesses), p.shape[-1])
         stats.rounds += 1
         stats.proposed += len(guesses)
         stats.accepted += len(new) - 1

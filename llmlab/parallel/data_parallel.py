@@ -65,12 +65,40 @@ def make_data(n: int = 64, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return x, x.sin().sum(1, keepdim=True)
 
 
+def _function(name: str, fn, signature: str):
+    """None, or a callable (``signature`` says how it is called)."""
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{name} must be a function {signature}, or None for llmlab's, got {type(fn).__name__}")
+    return fn
+
+
+def _shard_rows(shard, batch_size: int, world_size: int, rank: int) -> torch.Tensor:
+    """The rows of a batch that ``shard(batch_size, world_size, rank)`` gives this rank, checked: ints in
+    [0, batch_size)."""
+    out = shard(batch_size, world_size, rank)
+    if isinstance(out, (str, bytes, torch.Tensor)) or not isinstance(out, (range, list, tuple)):
+        raise TypeError(f"shard({batch_size}, {world_size}, {rank}) must return a range (or list) of example indices, "
+                        f"got {type(out).__name__}")
+    rows = list(out)
+    if not rows or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < batch_size for i in rows):
+        raise ValueError(f"shard({batch_size}, {world_size}, {rank}) must return indices in [0, {batch_size}) (a "
+                         f"shard of one batch), got {rows[:8]}{' ...' if len(rows) > 8 else ''}")
+    return torch.tensor(rows)
+
+
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int,
-          lr: float = 0.05, rank: int = 0, world_size: int = 1, ddp: bool = False) -> nn.Module:
+          lr: float = 0.05, rank: int = 0, world_size: int = 1, ddp: bool = False, shard=None,
+          average=None) -> nn.Module:
     """``steps`` SGD steps on consecutive batches of x, y; with world_size > 1 each rank uses its shard of
     every batch and averages gradients (by hand, or with DistributedDataParallel when ``ddp``). x (n, ...) and
-    y (n, ...) hold one example per row; batch_size <= n must be divisible by world_size."""
+    y (n, ...) hold one example per row; batch_size <= n must be divisible by world_size.
+
+    ``shard(n, world_size, rank)`` (default ``shard_range``) gives the indices of this rank's examples in a
+    batch of n, and ``average(model)`` (default ``average_gradients``; unused with ``ddp``) averages the
+    gradients over the ranks in place: pass your own to run them in a real data-parallel loop."""
     flag("ddp", ddp)
+    _function("shard", shard, "(n, world_size, rank) -> indices")
+    _function("average", average, "(model) -> None")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     steps = size("steps", steps, minimum=0)
@@ -85,26 +113,36 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_
     if batch_size % world_size:
         raise ValueError(f"batch_size must be divisible by world_size {world_size} (equal shards), got {batch_size}")
     rank = integer("rank", rank, minimum=0, maximum=world_size - 1)
+    average = average_gradients if average is None else average
     net = nn.parallel.DistributedDataParallel(model) if ddp else model
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     for step in range(steps):
         start = (step * batch_size) % len(x)
-        shard = shard_range(batch_size, world_size, rank)
-        xb, yb = x[start + shard.start:start + shard.stop], y[start + shard.start:start + shard.stop]
+        if shard is None:
+            part = shard_range(batch_size, world_size, rank)
+            xb, yb = x[start + part.start:start + part.stop], y[start + part.start:start + part.stop]
+        else:
+            rows = start + _shard_rows(shard, batch_size, world_size, rank)
+            xb, yb = x[rows], y[rows]
         opt.zero_grad()
         nn.functional.mse_loss(net(xb), yb).backward()
         if world_size > 1 and not ddp:
-            average_gradients(model)
+            average(model)
         opt.step()
     return model
 
 
-def worker_train(rank: int, world_size: int, steps: int, batch_size: int, ddp: bool = False) -> dict:
-    """Worker for ``launch.run``: train the shared model on this rank's shards; return its final weights."""
+def worker_train(rank: int, world_size: int, steps: int, batch_size: int, ddp: bool = False, shard=None,
+                 average=None) -> dict:
+    """Worker for ``launch.run``: train the shared model on this rank's shards; return its final weights.
+    ``shard`` and ``average`` as in ``train`` (functions that ``launch.run`` can send to the ranks)."""
     flag("ddp", ddp)
+    _function("shard", shard, "(n, world_size, rank) -> indices")
+    _function("average", average, "(model) -> None")
     rank, world_size = worker_place(rank, world_size)
     x, y = make_data()
-    model = train(make_model(), x, y, steps, batch_size, rank=rank, world_size=world_size, ddp=ddp)
+    model = train(make_model(), x, y, steps, batch_size, rank=rank, world_size=world_size, ddp=ddp, shard=shard,
+                  average=average)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

@@ -152,45 +152,91 @@ def lm_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
 
 
-def gpipe_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, world_size: int) -> dict:
+def _schedule_orders(schedule, stages: int, micro_batches: int) -> list[list[tuple[str, int]]]:
+    """Each stage's work, in time order, from a timetable such as ``gpipe_schedule(stages, micro_batches)``:
+    ``orders[s]`` lists the ("F", j) and ("B", j) of column s, top to bottom. Raises ValueError unless every
+    row has one slot per stage (None or ("F" | "B", j) with 0 <= j < micro_batches) and every stage runs each
+    micro-batch's forward pass once and, after it, its backward pass once."""
+    stages, micro_batches = positive_int("stages", stages), positive_int("micro_batches", micro_batches)
+    if isinstance(schedule, (str, bytes)) or not isinstance(schedule, (list, tuple)):
+        raise TypeError(f"schedule must be a list of rows (one per clock step), got {type(schedule).__name__}")
+    if len(schedule) > MAX_SIZE // stages:
+        raise ValueError(f"schedule has {len(schedule):,} rows: more than a timetable of {stages} stages needs")
+    orders: list[list[tuple[str, int]]] = [[] for _ in range(stages)]
+    for t, row in enumerate(schedule):
+        if isinstance(row, (str, bytes)) or not isinstance(row, (list, tuple)) or len(row) != stages:
+            raise ValueError(f"schedule[{t}] must be a list of {stages} slots (one per stage), got {row!r:.80}")
+        for s, slot in enumerate(row):
+            if slot is None:
+                continue
+            if not (isinstance(slot, (list, tuple)) and len(slot) == 2 and slot[0] in ("F", "B")
+                    and isinstance(slot[1], int) and not isinstance(slot[1], bool) and 0 <= slot[1] < micro_batches):
+                raise ValueError(f"schedule[{t}][{s}] must be None, ('F', j) or ('B', j) with 0 <= j < "
+                                 f"{micro_batches}, got {slot!r:.80}")
+            orders[s].append((slot[0], slot[1]))
+    for s, order in enumerate(orders):
+        for j in range(micro_batches):
+            f, b = order.count(("F", j)), order.count(("B", j))
+            if f != 1 or b != 1:
+                raise ValueError(f"schedule: stage {s} runs the forward pass of micro-batch {j} {f} times and its "
+                                 f"backward pass {b} times; each must run once")
+            if order.index(("B", j)) < order.index(("F", j)):
+                raise ValueError(f"schedule: stage {s} runs the backward pass of micro-batch {j} before its "
+                                 "forward pass")
+    return orders
+
+
+def gpipe_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, world_size: int,
+               schedule=None) -> dict:
     """One GPipe forward/backward pass of a batch ``ids`` (B, T) on this rank's stage: gradients accumulate in
-    the stage's parameters. Returns the batch loss (last stage, else None) and this rank's busy intervals."""
+    the stage's parameters. Returns the batch loss (last stage, else None) and this rank's busy intervals, in
+    the order the rank ran them.
+
+    ``schedule``, a timetable as ``gpipe_schedule(world_size, micro_batches)`` gives (one row per clock step,
+    one slot per stage), sets the order in which this rank runs its forward and backward passes (its column,
+    top to bottom); None is GPipe's: every forward pass, then the backward passes in
+    reverse. Each message is tagged with its micro-batch, so any order that every stage can follow works."""
     rank, world_size = worker_place(rank, world_size)
     micro_batches = positive_int("micro_batches", micro_batches)
     _check_split(len(_check_ids(ids)), micro_batches)
     if not isinstance(stage, Stage):
         raise TypeError(f"stage must be a Stage, got {type(stage).__name__}")
     _check_ids_below(ids, stage.cfg.vocab_size)  # on every rank: one that raised alone would leave the others waiting
+    if schedule is None:
+        order = [("F", j) for j in range(micro_batches)] + [("B", j) for j in reversed(range(micro_batches))]
+    else:  # every stage's column checked on every rank: a bad timetable fails everywhere, before any message
+        order = _schedule_orders(schedule, world_size, micro_batches)[rank]
     chunks = ids.chunk(micro_batches)
-    C, busy, inputs, outputs, loss = stage.cfg.dim, [], [], [], 0.0
+    C, busy, inputs, outputs, loss = stage.cfg.dim, [], {}, {}, 0.0
     first, last = rank == 0, rank == world_size - 1
-    for j, mb in enumerate(chunks):
-        if first:
-            x = mb
+    for kind, j in order:
+        if kind == "F":
+            mb = chunks[j]
+            if first:
+                x = mb
+            else:
+                x = torch.empty(*mb.shape, C)
+                dist.recv(x, rank - 1, tag=j)
+                x.requires_grad_(True)
+            t0 = time.perf_counter()
+            y = stage(x)
+            if last:
+                y = lm_loss(y, mb) / micro_batches  # the mean over the batch: equal micro-batches, equal weights
+                loss += float(y.detach())
+            busy.append((t0, time.perf_counter()))
+            if not last:
+                dist.send(y.detach(), rank + 1, tag=j)
+            inputs[j], outputs[j] = x, y
         else:
-            x = torch.empty(*mb.shape, C)
-            dist.recv(x, rank - 1)
-            x.requires_grad_(True)
-        t0 = time.perf_counter()
-        y = stage(x)
-        if last:
-            y = lm_loss(y, mb) / micro_batches  # the mean over the batch: equal micro-batches, equal weights
-            loss += float(y.detach())
-        busy.append((t0, time.perf_counter()))
-        if not last:
-            dist.send(y.detach(), rank + 1)
-        inputs.append(x)
-        outputs.append(y)
-    for j in reversed(range(micro_batches)):
-        grad = None
-        if not last:
-            grad = torch.empty_like(outputs[j])
-            dist.recv(grad, rank + 1)
-        t0 = time.perf_counter()
-        outputs[j].backward(grad)
-        busy.append((t0, time.perf_counter()))
-        if not first:
-            dist.send(inputs[j].grad, rank - 1)
+            grad = None
+            if not last:
+                grad = torch.empty_like(outputs[j])
+                dist.recv(grad, rank + 1, tag=j)
+            t0 = time.perf_counter()
+            outputs[j].backward(grad)
+            busy.append((t0, time.perf_counter()))
+            if not first:
+                dist.send(inputs[j].grad, rank - 1, tag=j)
     return {"loss": loss if last else None, "busy": busy}
 
 
@@ -226,12 +272,13 @@ def _stage_of(rank: int, world_size: int, cfg_kwargs: dict, seed: int) -> tuple[
     return model, Stage(model, layers, first=rank == 0, last=rank == world_size - 1)
 
 
-def _timed_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, world_size: int) -> dict:
+def _timed_step(stage: Stage, ids: torch.Tensor, micro_batches: int, rank: int, world_size: int,
+                schedule=None) -> dict:
     # the first backward pass pays one-off costs (autograd's start-up, allocations): run an untimed step first
-    gpipe_step(stage, ids, micro_batches, rank, world_size)
+    gpipe_step(stage, ids, micro_batches, rank, world_size, schedule)
     stage.zero_grad(set_to_none=True)
     dist.barrier()  # start the clocks together
-    return gpipe_step(stage, ids, micro_batches, rank, world_size)
+    return gpipe_step(stage, ids, micro_batches, rank, world_size, schedule)
 
 
 def _check_threads(threads: int) -> int:
@@ -240,23 +287,26 @@ def _check_threads(threads: int) -> int:
 
 
 def worker_gpipe(rank: int, world_size: int, cfg_kwargs: dict, ids: torch.Tensor, micro_batches: int,
-                 seed: int = 0, threads: int = 1) -> dict:
+                 seed: int = 0, threads: int = 1, schedule=None) -> dict:
     """Worker for ``launch.run``: build the decoder (same seed, same weights on every rank), keep this rank's
-    stage, run one timed GPipe step; return the loss, the busy intervals and the stage's gradients by the full
-    model's parameter names."""
+    stage, run one timed GPipe step (in the order of ``schedule``, as in ``gpipe_step``); return the loss, the
+    busy intervals and the stage's gradients by the full model's parameter names."""
     torch.set_num_threads(_check_threads(threads))
     _check_split(len(_check_ids(ids)), positive_int("micro_batches", micro_batches))
+    if schedule is not None:
+        _schedule_orders(schedule, positive_int("world_size", world_size), micro_batches)
     model, stage = _stage_of(rank, world_size, cfg_kwargs, seed)
-    out = _timed_step(stage, ids, micro_batches, rank, world_size)
+    out = _timed_step(stage, ids, micro_batches, rank, world_size, schedule)
     owned = {id(p) for p in stage.parameters()}
     out["grads"] = {k: p.grad for k, p in model.named_parameters() if id(p) in owned}
     return out
 
 
 def worker_gpipe_sweep(rank: int, world_size: int, cfg_kwargs: dict, ids: torch.Tensor, micro_batch_counts: list[int],
-                       seed: int = 0, threads: int = 1) -> dict[int, list]:
+                       seed: int = 0, threads: int = 1, schedules: dict | None = None) -> dict[int, list]:
     """Worker for ``launch.run``: one timed GPipe step per micro-batch count, in one process group (starting
-    processes costs more than the steps); returns {m: this rank's busy intervals}."""
+    processes costs more than the steps); returns {m: this rank's busy intervals, in the order it ran them}.
+    ``schedules`` maps each count m to the timetable its step follows (as in ``gpipe_step``; None: GPipe's)."""
     torch.set_num_threads(_check_threads(threads))
     batch = len(_check_ids(ids))
     if isinstance(micro_batch_counts, (str, bytes)) or not isinstance(micro_batch_counts, (list, tuple, range)):
@@ -265,9 +315,17 @@ def worker_gpipe_sweep(rank: int, world_size: int, cfg_kwargs: dict, ids: torch.
         raise ValueError("micro_batch_counts is empty: give at least one number of micro-batches")
     for i, m in enumerate(micro_batch_counts):  # all checked before the first step: a sweep fails at once, not midway
         _check_split(batch, positive_int(f"micro_batch_counts[{i}]", m), f"micro_batch_counts[{i}]")
+    if schedules is not None:
+        if not isinstance(schedules, Mapping):
+            raise TypeError(f"schedules must be a dict {{micro-batch count: timetable}}, got {type(schedules).__name__}")
+        missing = [m for m in micro_batch_counts if m not in schedules]
+        if missing:
+            raise ValueError(f"schedules has no timetable for the micro-batch counts {missing}")
+        for m in micro_batch_counts:
+            _schedule_orders(schedules[m], positive_int("world_size", world_size), m)
     _, stage = _stage_of(rank, world_size, cfg_kwargs, seed)
     out = {}
     for m in micro_batch_counts:
-        out[m] = _timed_step(stage, ids, m, rank, world_size)["busy"]
+        out[m] = _timed_step(stage, ids, m, rank, world_size, None if schedules is None else schedules[m])["busy"]
         stage.zero_grad(set_to_none=True)
     return out

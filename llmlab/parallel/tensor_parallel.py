@@ -128,8 +128,33 @@ class _ReduceFromParallel(torch.autograd.Function):
         return grad
 
 
-def _column_linear(linear: nn.Linear, world_size: int, rank: int) -> nn.Linear:
-    w, b = column_split(linear.weight.detach(), None if linear.bias is None else linear.bias.detach(), world_size, rank)
+def _function(name: str, fn, signature: str):
+    """None, or a callable (``signature`` says how it is called)."""
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{name} must be a function {signature}, or None for llmlab's, got {type(fn).__name__}")
+    return fn
+
+
+_SPLIT = "(weight, bias, world_size, rank) -> (weight_part, bias_part)"
+_PRODUCT = "(x_part, weight_part, bias) -> y"
+
+
+def _column_linear(linear: nn.Linear, world_size: int, rank: int, split=None) -> nn.Linear:
+    weight, bias = linear.weight.detach(), None if linear.bias is None else linear.bias.detach()
+    if split is None:
+        w, b = column_split(weight, bias, world_size, rank)
+    else:  # a caller's split (a learner's column_split): its result checked before it builds a layer
+        out = split(weight, bias, world_size, rank)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], torch.Tensor)):
+            raise TypeError(f"split must return (weight_part, bias_part), got {type(out).__name__}")
+        w, b = out
+        if w.ndim != 2 or w.shape[1] != weight.shape[1] or not 1 <= w.shape[0] <= weight.shape[0]:
+            raise ValueError(f"split returned a weight_part of shape {tuple(w.shape)} for a weight of shape "
+                             f"{tuple(weight.shape)}: expected (out / {world_size}, {weight.shape[1]})")
+        if (bias is None) != (b is None) or (b is not None and tuple(b.shape) != (w.shape[0],)):
+            raise ValueError(f"split returned a bias_part of shape {None if b is None else tuple(b.shape)} for a "
+                             f"weight_part of shape {tuple(w.shape)}: expected ({w.shape[0]},)"
+                             + (" (bias None stays None)" if bias is None else ""))
     out = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
     with torch.no_grad():
         out.weight.copy_(w)
@@ -143,17 +168,26 @@ class RowParallelLinear(nn.Module):
 
     ``communicated`` counts the bytes this rank hands to all-reduce (the payload, B T out × element size
     per call); a ring all-reduce puts 2 (N - 1) / N of that on the wire from each rank.
+
+    ``product(x_part, weight_part, bias) -> y`` (such as ``row_parallel_linear``, or a learner's) computes the
+    forward pass instead, all-reduce included; without it, Megatron's ``g`` (all-reduce forward, identity
+    backward) does, which training needs.
     """
 
-    def __init__(self, linear: nn.Linear, world_size: int, rank: int):
+    def __init__(self, linear: nn.Linear, world_size: int, rank: int, product=None):
         super().__init__()
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"linear must be an nn.Linear, got {type(linear).__name__}")
+        self.product = _function("product", product, _PRODUCT)
         self.weight = nn.Parameter(row_split(linear.weight.detach(), world_size, rank).clone())
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone())
         self.communicated = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.product is not None:
+            y = self.product(x, self.weight, self.bias)
+            self.communicated += y.numel() * y.element_size()  # the (..., out) sum it all-reduces
+            return y
         try:  # no checks on success: a layer's forward pass; explained only if the product fails
             y = F.linear(x, self.weight)
         except (RuntimeError, TypeError) as error:
@@ -187,39 +221,52 @@ def _check_hidden(mlp: GELUMLP | SwiGLU, world_size: int) -> None:
     _split_features(mlp.w1.out_features, world_size, "the MLP's hidden units")
 
 
-def shard_attention(attn: MultiHeadAttention, world_size: int, rank: int) -> MultiHeadAttention:
-    """Keep heads [r H/N, (r+1) H/N) and their K/V heads; wo becomes row parallel. In place."""
+def shard_attention(attn: MultiHeadAttention, world_size: int, rank: int, split=None,
+                    product=None) -> MultiHeadAttention:
+    """Keep heads [r H/N, (r+1) H/N) and their K/V heads; wo becomes row parallel. In place.
+    ``split`` (like ``column_split``) and ``product`` (like ``row_parallel_linear``) replace llmlab's."""
     if not isinstance(attn, MultiHeadAttention):
         raise TypeError(f"attn must be a MultiHeadAttention, got {type(attn).__name__}")
+    _function("split", split, _SPLIT)
+    _function("product", product, _PRODUCT)
     rank, world_size = _check_shard(rank, world_size)
     _check_heads(attn, world_size)
     # head h occupies rows h D .. (h+1) D of wq (split_heads), so a block of heads is a block of rows
-    attn.wq, attn.wk, attn.wv = (_column_linear(m, world_size, rank) for m in (attn.wq, attn.wk, attn.wv))
-    attn.wo = RowParallelLinear(attn.wo, world_size, rank)
+    attn.wq, attn.wk, attn.wv = (_column_linear(m, world_size, rank, split) for m in (attn.wq, attn.wk, attn.wv))
+    attn.wo = RowParallelLinear(attn.wo, world_size, rank, product)
     attn.n_heads //= world_size
     attn.n_kv_heads //= world_size
     return attn
 
 
-def shard_mlp(mlp: GELUMLP | SwiGLU, world_size: int, rank: int) -> GELUMLP | SwiGLU:
-    """Keep a block of the hidden units: w1 (and SwiGLU's w3) column parallel, w2 row parallel. In place."""
+def shard_mlp(mlp: GELUMLP | SwiGLU, world_size: int, rank: int, split=None, product=None) -> GELUMLP | SwiGLU:
+    """Keep a block of the hidden units: w1 (and SwiGLU's w3) column parallel, w2 row parallel. In place.
+    ``split`` (like ``column_split``) and ``product`` (like ``row_parallel_linear``) replace llmlab's."""
     if not isinstance(mlp, (GELUMLP, SwiGLU)):
         raise TypeError(f"mlp must be a GELUMLP or a SwiGLU, got {type(mlp).__name__}")
+    _function("split", split, _SPLIT)
+    _function("product", product, _PRODUCT)
     rank, world_size = _check_shard(rank, world_size)
     _check_hidden(mlp, world_size)
-    mlp.w1 = _column_linear(mlp.w1, world_size, rank)
+    mlp.w1 = _column_linear(mlp.w1, world_size, rank, split)
     if isinstance(mlp, SwiGLU):
-        mlp.w3 = _column_linear(mlp.w3, world_size, rank)
-    mlp.w2 = RowParallelLinear(mlp.w2, world_size, rank)
+        mlp.w3 = _column_linear(mlp.w3, world_size, rank, split)
+    mlp.w2 = RowParallelLinear(mlp.w2, world_size, rank, product)
     return mlp
 
 
-def parallelize(model: nn.Module, world_size: int, rank: int) -> nn.Module:
+def parallelize(model: nn.Module, world_size: int, rank: int, split=None, product=None) -> nn.Module:
     """Shard every attention and MLP of ``model`` (an ``Encoder``, a ``Decoder`` or a block) for rank ``rank``
     of ``world_size``, in place; the other parameters (embeddings, norms) stay replicated. Run the model on
-    every rank of an initialised process group, with the same input: each rank gets the whole output."""
+    every rank of an initialised process group, with the same input: each rank gets the whole output.
+
+    ``split(weight, bias, world_size, rank)`` cuts every column-parallel layer (default ``column_split``), and
+    ``product(x_part, weight_part, bias)`` computes every row-parallel one's forward pass with its all-reduce
+    (default: Megatron's ``g``, which training needs); pass your own to run them in a real model."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    _function("split", split, _SPLIT)
+    _function("product", product, _PRODUCT)
     rank, world_size = _check_shard(rank, world_size)
     for m in model.modules():  # every layer checked before the first is sharded: a failure leaves the model whole
         if isinstance(m, MultiHeadAttention):
@@ -229,9 +276,9 @@ def parallelize(model: nn.Module, world_size: int, rank: int) -> nn.Module:
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, MultiHeadAttention):
-                setattr(parent, name, TensorParallel(shard_attention(child, world_size, rank)))
+                setattr(parent, name, TensorParallel(shard_attention(child, world_size, rank, split, product)))
             elif isinstance(child, (GELUMLP, SwiGLU)):
-                setattr(parent, name, TensorParallel(shard_mlp(child, world_size, rank)))
+                setattr(parent, name, TensorParallel(shard_mlp(child, world_size, rank, split, product)))
     return model
 
 
@@ -250,18 +297,21 @@ def ring_all_reduce_bytes(nbytes: int, world_size: int) -> float:
     return 2 * (world_size - 1) / world_size * nbytes
 
 
-def worker_minilm(rank: int, world_size: int, texts: list[str]) -> dict:
-    """Worker for ``launch.run``: all-MiniLM-L6-v2 split over the ranks embeds ``texts``."""
+def worker_minilm(rank: int, world_size: int, texts: list[str], split=None, product=None) -> dict:
+    """Worker for ``launch.run``: all-MiniLM-L6-v2 split over the ranks embeds ``texts``; ``split`` and
+    ``product`` as in ``parallelize`` (functions that ``launch.run`` can send to the ranks)."""
     from llmlab.models.minilm import embed, load_minilm
     from llmlab.tokenization.wordpiece import load_minilm_tokenizer
 
+    _function("split", split, _SPLIT)
+    _function("product", product, _PRODUCT)
     rank, world_size = worker_place(rank, world_size)
     if isinstance(texts, str) or not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
         raise TypeError(f"texts must be a list of str, got {type(texts).__name__}")
     if not texts:
         raise ValueError("texts is empty: give at least one text to embed")
     torch.set_num_threads(1)
-    model = parallelize(load_minilm(device="cpu"), world_size, rank)
+    model = parallelize(load_minilm(device="cpu"), world_size, rank, split, product)
     emb = embed(model, load_minilm_tokenizer(), texts)
     return {"embeddings": emb, "bytes": communicated_bytes(model),
             "parameters": sum(p.numel() for p in model.parameters())}

@@ -144,16 +144,65 @@ def _rows(x: torch.Tensor, block_bytes: torch.Tensor) -> torch.Tensor:
     return block_bytes.reshape(*x.shape[:-1], -1)
 
 
-def quantize_q8_0(x: torch.Tensor) -> torch.Tensor:
-    """x (..., K) -> uint8 (..., K / 32 * 34), equal to ``gguf.quants.quantize(x, Q8_0)``."""
-    d, q = _q8_0_codes(_nonempty_blocks(x))
+def _check_function(name: str, fn, what: str) -> None:
+    if fn is not None and not callable(fn):
+        raise TypeError(f"{name} must be a function {what} (or None for llmlab's), got {type(fn).__name__}")
+
+
+def _given_codes(codes, blocks: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d (n, 1) float16, q (n, 32)) from a caller's ``codes(blocks)``, checked before they become bytes."""
+    out = codes(blocks)
+    n = blocks.shape[0]
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
+        raise TypeError(f"codes must return (d, q), two tensors, as {kind.lower()}_codes does; got "
+                        f"{type(out).__name__}")
+    d, q = out
+    if tuple(d.shape) != (n, 1) or tuple(q.shape) != (n, BLOCK):
+        raise ValueError(f"codes must return d ({n}, 1) and q ({n}, {BLOCK}) for {n} blocks, got {tuple(d.shape)} "
+                         f"and {tuple(q.shape)}")
+    if not d.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
+        raise TypeError(f"codes must return a float d and integer codes q, got dtypes {d.dtype} and {q.dtype}")
+    if kind == "Q4_0" and q.numel() and (float(q.min()) < 0 or float(q.max()) > 15):
+        raise ValueError(f"codes must return Q4_0 codes in [0, 15], got {float(q.min()):g} to {float(q.max()):g}")
+    if kind == "Q8_0" and q.numel() and (float(q.min()) < -128 or float(q.max()) > 127):
+        raise ValueError(f"codes must return Q8_0 codes in [-128, 127], got {float(q.min()):g} to {float(q.max()):g}")
+    return d.to(torch.float16), q.to(torch.int8 if kind == "Q8_0" else torch.uint8)
+
+
+def _given_packing(pack, q: torch.Tensor) -> torch.Tensor:
+    """(n, 16) uint8 from a caller's ``pack(q)``, checked."""
+    out = pack(q)
+    if not isinstance(out, torch.Tensor) or out.dtype != torch.uint8:
+        raise TypeError(f"pack must return a uint8 tensor (two codes per byte), got "
+                        f"{getattr(out, 'dtype', type(out).__name__)}")
+    if tuple(out.shape) != (q.shape[0], BLOCK // 2):
+        raise ValueError(f"pack must return ({q.shape[0]}, {BLOCK // 2}) bytes for {q.shape[0]} blocks, got "
+                         f"{tuple(out.shape)}")
+    return out
+
+
+def quantize_q8_0(x: torch.Tensor, codes=None) -> torch.Tensor:
+    """x (..., K) -> uint8 (..., K / 32 * 34), equal to ``gguf.quants.quantize(x, Q8_0)``.
+
+    ``codes``: the block step, blocks (n, 32) float32 -> (d (n, 1), q (n, 32)), as ``q8_0_codes`` (the default,
+    None); notebook 09 passes the learner's, so the bytes are made by it."""
+    _check_function("codes", codes, "blocks (n, 32) -> (d (n, 1), q (n, 32))")
+    blocks = _nonempty_blocks(x)
+    d, q = _q8_0_codes(blocks) if codes is None else _given_codes(codes, blocks, "Q8_0")
     return _rows(x, torch.cat([d.view(torch.uint8), q.view(torch.uint8)], 1))
 
 
-def quantize_q4_0(x: torch.Tensor) -> torch.Tensor:
-    """x (..., K) -> uint8 (..., K / 32 * 18), equal to ``gguf.quants.quantize(x, Q4_0)``."""
-    d, q = _q4_0_codes(_nonempty_blocks(x))
-    return _rows(x, torch.cat([d.view(torch.uint8), _pack_nibbles(q)], 1))
+def quantize_q4_0(x: torch.Tensor, codes=None, pack=None) -> torch.Tensor:
+    """x (..., K) -> uint8 (..., K / 32 * 18), equal to ``gguf.quants.quantize(x, Q4_0)``.
+
+    ``codes``: blocks (n, 32) float32 -> (d (n, 1), q (n, 32) in [0, 15]), as ``q4_0_codes``; ``pack``:
+    q (n, 32) uint8 -> (n, 16) uint8, as ``pack_nibbles``. None (the default) uses llmlab's; notebook 09 passes
+    the learner's."""
+    _check_function("codes", codes, "blocks (n, 32) -> (d (n, 1), q (n, 32))")
+    _check_function("pack", pack, "q (n, 32) -> bytes (n, 16)")
+    blocks = _nonempty_blocks(x)
+    d, q = _q4_0_codes(blocks) if codes is None else _given_codes(codes, blocks, "Q4_0")
+    return _rows(x, torch.cat([d.view(torch.uint8), _pack_nibbles(q) if pack is None else _given_packing(pack, q)], 1))
 
 
 def quantize_q4_1(x: torch.Tensor) -> torch.Tensor:
@@ -244,10 +293,18 @@ _CODES_AND_VALUES = {"Q8_0": (_q8_0_codes, _q8_0_values), "Q4_0": (_q4_0_codes, 
                      "Q4_1": (_q4_1_codes, _q4_1_values)}
 
 
-def fake_quantize(x: torch.Tensor, kind: str) -> torch.Tensor:
+def fake_quantize(x: torch.Tensor, kind: str, codes=None) -> torch.Tensor:
     """x through a GGUF format and back (float32, x's shape): the weights a llama.cpp model computes with.
-    Equal to ``DEQUANTIZE[kind](QUANTIZE[kind](x))``, computed from the codes without packing them."""
+    Equal to ``DEQUANTIZE[kind](QUANTIZE[kind](x))``, computed from the codes without packing them.
+
+    ``codes`` (Q8_0 and Q4_0 only): the block step, blocks (n, 32) float32 -> (d (n, 1), q (n, 32)), as
+    ``q8_0_codes`` / ``q4_0_codes`` (the default, None); notebook 09 passes the learner's."""
     if kind not in QUANTIZE:
         raise ValueError(f"kind must be one of {sorted(QUANTIZE)}, got {kind!r}")
-    codes, values = _CODES_AND_VALUES[kind]
-    return values(*codes(_nonempty_blocks(x))).reshape(x.shape)
+    _check_function("codes", codes, "blocks (n, 32) -> (d (n, 1), q (n, 32))")
+    if codes is not None and kind == "Q4_1":
+        raise ValueError("codes replaces the block step of Q8_0 or Q4_0; Q4_1 has three outputs (d, m, q): "
+                         "give codes=None for it")
+    own, values = _CODES_AND_VALUES[kind]
+    blocks = _nonempty_blocks(x)
+    return values(*(own(blocks) if codes is None else _given_codes(codes, blocks, kind))).reshape(x.shape)

@@ -377,7 +377,8 @@ def calibrate(model: nn.Module, batches: Iterable[tuple]) -> Calibration:
 @torch.no_grad()
 def gptq_model(model: nn.Module, batches: Iterable[tuple] | None, bits: int = 4, *, group_size: int | None = 128,
                symmetric: bool = True, act_order: bool = False, damp: float = 0.01,
-               calibration: Calibration | None = None, progress: bool = False) -> dict[str, GPTQResult]:
+               calibration: Calibration | None = None, progress: bool = False,
+               update: Callable | None = None) -> dict[str, GPTQResult]:
     """Quantize every linear layer of ``model.layers`` with GPTQ, block after block, in place.
 
     ``batches``: calibration inputs, each a tuple of arguments for ``model(*batch)`` (e.g. ``(ids,)``).
@@ -389,6 +390,8 @@ def gptq_model(model: nn.Module, batches: Iterable[tuple] | None, bits: int = 4,
     ``calibration`` (from ``calibrate`` on the float model) instead: every block uses the float model's
     Hessians, with no forward pass here. Less exact (no block sees its predecessors' errors), much faster
     when one calibration serves several settings.
+    ``update``: the per-column step (W (N, B), U (B, B), i, q (N,)) -> err (N,), which updates W in place, as
+    ``gptq_column_update`` (None, the default: llmlab's); notebook 09 passes the learner's ``gptq_update``.
     Returns {module name: GPTQResult}; the model's weights are replaced by the dequantized ones."""
     validate.flag("progress", progress)
     validate.flag("act_order", act_order)
@@ -397,9 +400,13 @@ def gptq_model(model: nn.Module, batches: Iterable[tuple] | None, bits: int = 4,
     damp = validate.real("damp", damp, minimum=0.0, below=1.0)
     if group_size is not None:
         validate.positive_int("group_size", group_size)
+    if update is not None and not callable(update):
+        raise TypeError(f"update must be a function (W, U, i, q) -> err (or None for llmlab's), got "
+                        f"{type(update).__name__}")
     from tqdm.auto import tqdm
 
-    options = dict(group_size=group_size, symmetric=symmetric, act_order=act_order, damp=damp)
+    options = dict(group_size=group_size, symmetric=symmetric, act_order=act_order, damp=damp,
+                   update=_column_update if update is None else update)
     if calibration is not None:
         if not isinstance(calibration, Calibration):
             raise TypeError(f"calibration must be a gptq.Calibration (from gptq.calibrate), got "

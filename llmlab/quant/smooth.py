@@ -107,14 +107,27 @@ def smooth_scales(act_absmax: torch.Tensor, weight_absmax: torch.Tensor, alpha: 
 
 
 def smoothquant_linear(x: torch.Tensor, weight: torch.Tensor, alpha: float = 0.5,
-                       act_absmax: torch.Tensor | None = None) -> torch.Tensor:
-    """W8A8 after smoothing: w8a8(x / s, W * s). ``act_absmax`` (K,) defaults to x's own (calibrated on x)."""
+                       act_absmax: torch.Tensor | None = None, scales=None) -> torch.Tensor:
+    """W8A8 after smoothing: w8a8(x / s, W * s). ``act_absmax`` (K,) defaults to x's own (calibrated on x).
+
+    ``scales``: the function that makes s, (act_absmax (K,), weight_absmax (K,), alpha) -> s (K,) > 0, as
+    ``smooth_scales`` (None, the default: llmlab's); notebook 09 passes the learner's."""
     _check_linear_args(x, weight)
+    if scales is not None and not callable(scales):
+        raise TypeError(f"scales must be a function (act_absmax, weight_absmax, alpha) -> s (or None for "
+                        f"llmlab's smooth_scales), got {type(scales).__name__}")
     if act_absmax is None:
         if x.numel() == 0:
             raise ValueError(f"x is empty, shape {tuple(x.shape)}: give act_absmax, or tokens to calibrate on")
         act_absmax = x.reshape(-1, x.shape[-1]).abs().amax(0)
     s = smooth_scales(act_absmax, weight.abs().amax(0), alpha)  # checks act_absmax against weight's K
+    if scales is not None:
+        s = scales(act_absmax, weight.abs().amax(0), alpha)
+        if not isinstance(s, torch.Tensor) or s.shape != (weight.shape[1],) or not s.is_floating_point():
+            raise ValueError(f"scales must return a float tensor of shape ({weight.shape[1]},), one per input "
+                             f"channel, got {getattr(s, 'shape', type(s).__name__)}")
+        if not bool(torch.isfinite(s).all() & (s > 0).all()):
+            raise ValueError("scales must return finite scales > 0 (x is divided by them)")
     return _w8a8_linear(x / s, weight * s, 8)
 
 

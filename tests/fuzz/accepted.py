@@ -873,3 +873,33 @@ ACCEPTED: dict[str, str] = {
     "llmlab.validate.tensor(x=<empty>)":
         'tensor checks only what it is told (ndim, dtype, finite): an empty tensor passes',
 }
+
+_COORD = "a position or size in the diagram's data units: any finite number is a place (off the canvas is the caller's choice)"
+_LABEL = "an empty label draws nothing, as matplotlib does"
+ACCEPTED.update({
+    **{f"llmlab.diagrams.draw.{fn}({arg}=<{kind}>)": _COORD for fn, args in
+       (("box", ("x", "y")), ("legend", ("x", "y"))) for arg in args
+       for kind in ("float", "huge", "negative", "zero")},
+    **{f"llmlab.diagrams.draw.{fn}({arg}=<{kind}>)": _COORD for fn, arg, kinds in
+       (("box", "w", ("float", "huge")), ("box", "h", ("float", "huge")), ("canvas", "width", ("float",)),
+        ("canvas", "height", ("float",)), ("arrow", "start", ("negative_item",)), ("arrow", "end", ("negative_item",)))
+       for kind in kinds},
+    "llmlab.diagrams.draw.box(text=<empty>)": _LABEL,
+    "llmlab.diagrams.draw.arrow(text=<empty>)": _LABEL,
+    "llmlab.diagrams.draw.canvas(title=<empty>)": _LABEL,
+    "llmlab.diagrams.draw.legend(entries=<empty>)": "an empty key draws nothing",
+    "llmlab.inference.engine.Engine.generate(max_new_tokens=<zero>)": "0 new tokens is an empty answer (as generate)",
+    "llmlab.inference.engine.Engine.speculative_generate(max_new_tokens=<zero>)":
+        "0 new tokens is an empty answer (as generate)",
+    **{f"llmlab.inference.engine.cached_attention({a}=<nan>)": _NAN for a in "qkv"},
+})
+
+# each tests/fuzz/accepted_<part>.py may hold an ACCEPTED dict of its own
+import importlib as _importlib  # noqa: E402
+import pkgutil as _pkgutil  # noqa: E402
+
+import tests.fuzz as _fuzz  # noqa: E402
+
+for _info in _pkgutil.iter_modules(_fuzz.__path__):
+    if _info.name.startswith("accepted_"):
+        ACCEPTED.update(_importlib.import_module(f"tests.fuzz.{_info.name}").ACCEPTED)

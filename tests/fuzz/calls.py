@@ -8,14 +8,20 @@ writes as literals: ``validate.integer("k", k, minimum=1)``).
 """
 from __future__ import annotations
 
-from tests.fuzz import calls_compress, calls_core, calls_nn, calls_text, calls_train
+import importlib
+import pkgutil
+
+import tests.fuzz
 from tests.fuzz.api import resolve
 from tests.fuzz.call import Call
 
-VALID = {**calls_core.VALID, **calls_nn.VALID, **calls_compress.VALID, **calls_text.VALID, **calls_train.VALID}
-SKIP = {**calls_core.SKIP, **calls_nn.SKIP, **calls_compress.SKIP, **calls_text.SKIP, **calls_train.SKIP}
-FIXED = dict(calls_core.FIXED)
-TIME_LIMITS = dict(calls_train.TIME_LIMITS)
+# every tests/fuzz/calls_<part>.py holds VALID and SKIP, and may hold FIXED and TIME_LIMITS
+_PARTS = [importlib.import_module(f"tests.fuzz.{info.name}") for info in pkgutil.iter_modules(tests.fuzz.__path__)
+          if info.name.startswith("calls_")]
+VALID = {name: make for part in _PARTS for name, make in part.VALID.items()}
+SKIP = {name: why for part in _PARTS for name, why in part.SKIP.items()}
+FIXED = {name: why for part in _PARTS for name, why in getattr(part, "FIXED", {}).items()}
+TIME_LIMITS = {name: s for part in _PARTS for name, s in getattr(part, "TIME_LIMITS", {}).items()}
 
 
 def valid_call(qualname: str) -> Call:

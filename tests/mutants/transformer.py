@@ -12,14 +12,15 @@ from llmlab.nn.model import DecoderConfig
 from tests.mutants import mistake
 
 _functional_block = grade.check_decoder_block.reference  # with switches for the catalogued slips
+_functional_attention = grade.check_attention_sublayer.reference
 
 
 def _rms(x, w, eps):
     return x / (x.pow(2).mean(-1, keepdim=True) + eps).sqrt() * w
 
 
-def _block(x, layer, cos, sin, n_heads, n_kv_heads, eps):
-    """The notebook's solution."""
+def _attention(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    """The notebook's solution of attention_sublayer."""
     h = _rms(x, layer["attention_norm.weight"], eps)
     q = split_heads(F.linear(h, layer["attention.wq.weight"]), n_heads)
     k = split_heads(F.linear(h, layer["attention.wk.weight"]), n_kv_heads)
@@ -27,7 +28,12 @@ def _block(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     q, k = L.apply_rope_half(q, cos, sin), L.apply_rope_half(k, cos, sin)
     rep = n_heads // n_kv_heads
     a = F.scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), is_causal=True)
-    x = x + F.linear(merge_heads(a), layer["attention.wo.weight"])
+    return F.linear(merge_heads(a), layer["attention.wo.weight"])
+
+
+def _block(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    """The notebook's solution of decoder_block."""
+    x = x + _attention(x, layer, cos, sin, n_heads, n_kv_heads, eps)
     h = _rms(x, layer["ffn_norm.weight"], eps)
     return x + F.linear(F.silu(F.linear(h, layer["feed_forward.w1.weight"])) * F.linear(h, layer["feed_forward.w3.weight"]),
                         layer["feed_forward.w2.weight"])
@@ -61,6 +67,7 @@ REFERENCE = {
     "check_apply_rope": L.apply_rope_half,
     "check_unpermute_qk": L.permute_for_rotate_half,
     "check_swiglu": lambda x, w1, w2, w3: F.linear(F.silu(F.linear(x, w1)) * F.linear(x, w3), w2),
+    "check_attention_sublayer": _attention,
     "check_decoder_block": _block,
     "check_load_layer": lambda tensors, i, nh, nkv: layer_from_gguf(tensors, i, DecoderConfig(n_heads=nh, n_kv_heads=nkv)),
     "check_decoder_forward": _forward,
@@ -134,6 +141,47 @@ def swiglu_swapped(x, w1, w2, w3):
 @mistake("check_swiglu", "up projection")
 def swiglu_no_up(x, w1, w2, w3):
     return F.linear(F.silu(F.linear(x, w1)), w2)
+
+
+@mistake("check_attention_sublayer", "before the residual add")
+def attention_adds_residual(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return x + _attention(x, layer, cos, sin, n_heads, n_kv_heads, eps)
+
+
+@mistake("check_attention_sublayer", "never v (values")
+def attention_rope_on_v(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return _functional_attention(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope_v=True)
+
+
+@mistake("check_attention_sublayer", "a position attends to itself and the past only")
+def attention_not_causal(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return _functional_attention(x, layer, cos, sin, n_heads, n_kv_heads, eps, causal=False)
+
+
+@mistake("check_attention_sublayer", "not x itself")
+def attention_without_norm(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return _functional_attention(x, layer, cos, sin, n_heads, n_kv_heads, eps, norm=False)
+
+
+@mistake("check_attention_sublayer", "rotate q and k with apply_rope")
+def attention_without_rope(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return _functional_attention(x, layer, cos, sin, n_heads, n_kv_heads, eps, rope=False)
+
+
+@mistake("check_attention_sublayer", "use the cos and sin tables you are given")
+def attention_own_rope_tables(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    cos, sin = L.rope_cos_sin(x.shape[1], cos.shape[-1] * 2, 1e5)  # SmolLM2's base, whatever the model
+    return _attention(x, layer, cos.to(x.dtype), sin.to(x.dtype), n_heads, n_kv_heads, eps)
+
+
+@mistake("check_decoder_block", "ffn_norm.weight (attention_norm.weight is the attention's)")
+def block_one_norm_weight(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, mlp_norm="attention_norm.weight")
+
+
+@mistake("check_decoder_block", "not the block's input x")
+def block_parallel_mlp(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return _functional_block(x, layer, cos, sin, n_heads, n_kv_heads, eps, parallel=True)
 
 
 @mistake("check_decoder_block", "never v (values")
@@ -262,6 +310,22 @@ def swiglu_assumes_batch(x, w1, w2, w3):
     return (F.silu(h @ w1.T) * (h @ w3.T) @ w2.T).reshape(B, T, C)
 
 
+@mistake("check_attention_sublayer", "not 3", kind="overfit")
+def attention_ratio_three(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    h = _rms(x, layer["attention_norm.weight"], eps)
+    q = split_heads(F.linear(h, layer["attention.wq.weight"]), n_heads)
+    k = split_heads(F.linear(h, layer["attention.wk.weight"]), n_kv_heads)
+    v = split_heads(F.linear(h, layer["attention.wv.weight"]), n_kv_heads)
+    q, k = L.apply_rope_half(q, cos, sin), L.apply_rope_half(k, cos, sin)
+    a = F.scaled_dot_product_attention(q, repeat_kv(k, 3), repeat_kv(v, 3), is_causal=True)  # SmolLM2: 9 / 3
+    return F.linear(merge_heads(a), layer["attention.wo.weight"])
+
+
+@mistake("check_attention_sublayer", "keep every row of the batch", kind="overfit")
+def attention_batch_of_one(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return _attention(x[:1], layer, cos, sin, n_heads, n_kv_heads, eps).expand_as(x)
+
+
 @mistake("check_decoder_block", "not 3", kind="overfit")
 def block_ratio_three(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     h = _rms(x, layer["attention_norm.weight"], eps)
@@ -357,6 +421,19 @@ def swiglu_transposes_in_place(x, w1, w2, w3):
     return (F.silu(x @ w1.t_()) * (x @ w3.t_())) @ w2.t_()
 
 
+@mistake("check_attention_sublayer", "leave the inputs as they are", kind="inplace")
+def attention_normalises_in_place(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    x *= torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)  # "normalise x" on the caller's tensor
+    h = x * layer["attention_norm.weight"]
+    q = split_heads(F.linear(h, layer["attention.wq.weight"]), n_heads)
+    k = split_heads(F.linear(h, layer["attention.wk.weight"]), n_kv_heads)
+    v = split_heads(F.linear(h, layer["attention.wv.weight"]), n_kv_heads)
+    q, k = L.apply_rope_half(q, cos, sin), L.apply_rope_half(k, cos, sin)
+    rep = n_heads // n_kv_heads
+    a = F.scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), is_causal=True)
+    return F.linear(merge_heads(a), layer["attention.wo.weight"])
+
+
 @mistake("check_decoder_block", "leave the inputs as they are", kind="inplace")
 def block_residual_in_place(x, layer, cos, sin, n_heads, n_kv_heads, eps):
     out = _block(x, layer, cos, sin, n_heads, n_kv_heads, eps)
@@ -425,6 +502,11 @@ def unpermute_into_zeros(w, n_heads):
 @mistake("check_swiglu", "dtype", kind="dtype")
 def swiglu_float32(x, w1, w2, w3):
     return F.linear(F.silu(F.linear(x.float(), w1.float())) * F.linear(x.float(), w3.float()), w2.float())
+
+
+@mistake("check_attention_sublayer", "dtype", kind="dtype")
+def attention_float32(x, layer, cos, sin, n_heads, n_kv_heads, eps):
+    return _attention(x.float(), {k: v.float() for k, v in layer.items()}, cos.float(), sin.float(), n_heads, n_kv_heads, eps)
 
 
 @mistake("check_decoder_block", "dtype", kind="dtype")
