@@ -8,18 +8,10 @@
 from __future__ import annotations
 
 from llmlab import validate
-from llmlab.diagrams.draw import PALETTE, arrow, box, canvas
+from llmlab.diagrams.draw import PALETTE, arrow, box, canvas, optional_title
 
 MAX_WEIGHTS = 4096  # dots on one line: a row of SmolLM2's widest matrix (1536) fits, a whole matrix does not
 MAX_CENTROIDS = 20  # one distinct colour each (matplotlib's tab20)
-
-
-def _title(title) -> str | None:
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
-    if title == "":
-        raise ValueError("title is empty: pass None for the default title")
-    return title
 
 
 def shared_weights(values, codebook, idx, title: str | None = None):
@@ -54,7 +46,7 @@ def shared_weights(values, codebook, idx, title: str | None = None):
     if int(idx.min()) < 0 or int(idx.max()) >= k:
         raise ValueError(f"idx must hold indices in [0, {k}) (the codebook's size), got {int(idx.min())} to "
                          f"{int(idx.max())}")
-    title = _title(title)
+    title = optional_title(title)
     x, c = values.detach().double().cpu(), codebook.detach().double().cpu()
     counts = torch.bincount(idx, minlength=k).tolist()
     err = float((x - c[idx]).norm() / x.norm().clamp(min=1e-300))
@@ -107,7 +99,7 @@ def low_rank_factors(n: int, k: int, rank: int, error: float | None = None, titl
     rank = validate.integer("rank", rank, 1, min(n, k))
     if error is not None:
         error = validate.real("error", error, minimum=0.0)
-    title = _title(title)
+    title = optional_title(title)
     unit = 6.0 / max(n, k)  # the longer side of W is 6 units
     wn, wk, r = n * unit, k * unit, max(rank * unit, 0.06)  # a thin factor stays visible
     even = n * k / (n + k)

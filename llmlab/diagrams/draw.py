@@ -160,3 +160,12 @@ def _grid(name: str, value) -> list[list]:
     if sum(len(r) for r in value) > 100_000:
         raise ValueError(f"{name} has more than 100,000 cells: draw a smaller grid")
     return [list(r) for r in value]
+
+
+def optional_title(title) -> str | None:
+    """A diagram's ``title`` argument: a non-empty str, or None for the diagram's default title."""
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
+    if title == "":
+        raise ValueError("title is empty: give a title, or None for the default one")
+    return title

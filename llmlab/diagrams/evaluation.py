@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from llmlab import validate
-from llmlab.diagrams.draw import PALETTE, box, canvas, cells, legend
+from llmlab.diagrams.draw import PALETTE, box, canvas, cells, legend, optional_title
 
 MAX_TOKENS = 64  # more columns than this no longer read at a glance
 
@@ -29,14 +29,6 @@ def _tokens(name: str, tokens, maximum: int = MAX_TOKENS) -> list[str]:
     return tokens
 
 
-def _title(title) -> str | None:
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
-    if title == "":
-        raise ValueError("title must be a non-empty str, or None for the default title")
-    return title
-
-
 def sliding_windows(tokens: list[str], window: int, stride: int, title: str | None = None):
     """The windows of a strided perplexity over ``tokens`` (the text's token pieces, 1 to 64 of them).
 
@@ -51,7 +43,7 @@ def sliding_windows(tokens: list[str], window: int, stride: int, title: str | No
     stride = validate.positive_int("stride", stride)
     if stride > window:
         raise ValueError(f"stride must be <= window ({window}), got {stride}: a larger stride skips tokens")
-    title = _title(title)
+    title = optional_title(title)
     wins = strided_windows(len(tokens), window, stride)
     n, rows = len(tokens), len(wins)
     head = 3.2  # room for the tokens, written upright above the grid
@@ -102,7 +94,7 @@ def bleu_matches(hyp: list[str], refs: list[list[str]], max_n: int = 4, title: s
         raise ValueError(f"refs must hold 1 to 4 references, got {len(refs)}")
     refs = [_tokens(f"refs[{i}]", r, maximum=40) for i, r in enumerate(refs)]
     max_n = validate.integer("max_n", max_n, 1, 6)
-    title = _title(title)
+    title = optional_title(title)
     w = 1.9  # one token's width
     width = w * max(len(hyp), *(len(r) for r in refs)) + 9
     height = 1.2 * (len(refs) + 1 + max_n) + 2.6

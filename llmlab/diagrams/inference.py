@@ -13,7 +13,7 @@ from __future__ import annotations
 import numbers
 
 from llmlab import validate
-from llmlab.diagrams.draw import PALETTE, box, canvas, cells, legend
+from llmlab.diagrams.draw import PALETTE, box, canvas, cells, legend, optional_title
 
 MAX_STEPS, MAX_SLOTS, MAX_ROUNDS, MAX_GAMMA = 24, 48, 16, 8
 
@@ -46,13 +46,6 @@ def _int_list(name: str, value, minimum: int = 0) -> list[int]:
     return out
 
 
-def _title(title) -> None:
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
-    if title == "":
-        raise ValueError("title is empty: pass None for the default title")
-
-
 def kv_cache_filling(lengths, tokens=None, capacity: int | None = None, slot_bytes: int | None = None,
                      title: str | None = None):
     """The preallocated KV cache of a real generation, pass by pass.
@@ -83,7 +76,7 @@ def kv_cache_filling(lengths, tokens=None, capacity: int | None = None, slot_byt
         capacity = validate.integer("capacity", capacity, minimum=max(top, 1), maximum=validate.MAX_SIZE)
     if slot_bytes is not None:
         slot_bytes = validate.size("slot_bytes", slot_bytes)
-    _title(title)
+    optional_title(title)
 
     shown = min(top + 2, capacity) if capacity is not None else top + 2
     kinds, previous = [], 0
@@ -177,7 +170,7 @@ def speculative_rounds(drafts, output, decode=None, max_rounds: int = 16, title:
     max_rounds = validate.integer("max_rounds", max_rounds, 1, MAX_ROUNDS)
     if any(len(d) > MAX_GAMMA for d, _, _ in rounds[:max_rounds]):
         raise ValueError(f"drafts hold more than {MAX_GAMMA} tokens in a round: too wide for a readable picture")
-    _title(title)
+    optional_title(title)
 
     def label(t: int) -> str:
         if t < 0:

@@ -11,7 +11,7 @@ import numbers
 from collections.abc import Mapping
 
 from llmlab import validate
-from llmlab.diagrams.draw import PALETTE, arrow, box, canvas, cells, legend
+from llmlab.diagrams.draw import PALETTE, arrow, box, canvas, cells, legend, optional_title
 
 MAX_LENGTH = 32  # more byte columns than this no longer read at a glance
 MAX_ROWS = 6  # distributions drawn by inverse_cdf
@@ -25,14 +25,6 @@ def byte_label(byte: int) -> str:
     if byte in special:
         return special[byte]
     return chr(byte) if 33 <= byte <= 126 else f"\\x{byte:02x}"
-
-
-def _title(title) -> str | None:
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
-    if title == "":
-        raise ValueError("title is empty: pass None for the default title")
-    return title
 
 
 def counting_window(tokens, n: int, counts: Mapping, start: int = 0, length: int = 16, title: str | None = None):
@@ -56,7 +48,7 @@ def counting_window(tokens, n: int, counts: Mapping, start: int = 0, length: int
     start = validate.integer("start", start, 0)
     if start + length > len(tokens):
         raise ValueError(f"start must be <= len(tokens) - length = {len(tokens) - length}, got {start}")
-    title = _title(title)
+    title = optional_title(title)
     piece = tokens[start : start + length]
     windows = length - n + 1
     top = windows + 1.6  # the row of bytes
@@ -119,7 +111,7 @@ def inverse_cdf(probs, u: float, labels: list[str], names: list[str] | None = No
     names = validate.strings("names", names, "str names")
     if len(names) != rows.shape[0]:
         raise ValueError(f"names must name the {rows.shape[0]} rows of probs, got {len(names)}")
-    title = _title(title)
+    title = optional_title(title)
     W, left, gap, bottom = 24.0, 3.2, 2.0, 2.9  # the strip's width, room for names, one strip's height, the key
     R = rows.shape[0]
     height = bottom + R * gap + 0.4

@@ -10,18 +10,10 @@
 from __future__ import annotations
 
 from llmlab import validate
-from llmlab.diagrams.draw import PALETTE, arrow, box, canvas, cells, legend
+from llmlab.diagrams.draw import PALETTE, arrow, box, canvas, cells, legend, optional_title
 
 MAX_STAGES = 16
 MAX_STEPS = 64  # clock steps: more cells than this no longer read
-
-
-def _title(title) -> str | None:
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
-    if title == "":
-        raise ValueError("title is empty: pass None for the default title")
-    return title
 
 
 def gpipe_timetable(schedule, title: str | None = None):
@@ -51,7 +43,7 @@ def gpipe_timetable(schedule, title: str | None = None):
                                          and slot[1] >= 0):
                 raise ValueError(f"schedule[{t}][{s}] must be None, ('F', j) or ('B', j) with j >= 0, "
                                  f"got {slot!r:.60}")
-    title = _title(title)
+    title = optional_title(title)
     steps = len(schedule)
     colors = {"F": PALETTE["stored"], "B": PALETTE["new"]}
     grid = [[PALETTE["idle"] if row[s] is None else colors[row[s][0]] for row in schedule] for s in range(stages)]
@@ -86,7 +78,7 @@ def megatron_mlp(dim: int, hidden: int, world_size: int = 2, title: str | None =
     if hidden % world_size:
         raise ValueError(f"hidden must be divisible by world_size {world_size} (equal blocks of hidden units), "
                          f"got {hidden}")
-    title = _title(title)
+    title = optional_title(title)
     part = hidden // world_size
     lane = 6.4
     width = world_size * lane + 0.8

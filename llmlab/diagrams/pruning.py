@@ -10,20 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from llmlab import validate
-from llmlab.diagrams.draw import PALETTE, box, canvas, cells
+from llmlab.diagrams.draw import PALETTE, box, canvas, cells, optional_title
 
 MAX_PANELS = 4
 MAX_SIDE = 32  # rows or columns of a mask corner
 MAX_LAYERS = 64
 MAX_HEADS = 32
-
-
-def _title(title) -> str | None:
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
-    if title == "":
-        raise ValueError("title is empty: give a title, or None for the default one")
-    return title
 
 
 def mask_patterns(masks: Mapping, rows: int = 8, cols: int = 16, group: int | None = None,
@@ -45,7 +37,7 @@ def mask_patterns(masks: Mapping, rows: int = 8, cols: int = 16, group: int | No
     cols = validate.integer("cols", cols, 1, MAX_SIDE)
     if group is not None:
         group = validate.divisor("group", group, cols, what="cols")
-    title = _title(title)
+    title = optional_title(title)
     shape = None
     corners = {}
     for name, mask in masks.items():
@@ -120,7 +112,7 @@ def kept_heads(importance, keep, n_kv_heads: int, title: str | None = None):
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= H):
             raise ValueError(f"keep[{i}] must hold head indices in [0, {H}), got {idx.tolist()}")
         kept[i, idx.long().cpu()] = True
-    title = _title(title)
+    title = optional_title(title)
     imp = importance.detach().double().cpu()
     rank = (imp - imp.amin(1, keepdim=True)) / (imp.amax(1, keepdim=True) - imp.amin(1, keepdim=True)).clamp(min=1e-12)
 

@@ -11,17 +11,9 @@ from __future__ import annotations
 import numbers
 
 from llmlab import validate
-from llmlab.diagrams.draw import PALETTE, arrow, box, canvas, cells, legend
+from llmlab.diagrams.draw import PALETTE, arrow, box, canvas, cells, legend, optional_title
 
 MAX_VALUES = 64  # more values than this no longer read at a glance
-
-
-def _title(title) -> str | None:
-    if title is not None and not isinstance(title, str):
-        raise TypeError(f"title must be a str or None, got {type(title).__name__}")
-    if title == "":
-        raise ValueError("title is empty: give a title, or None for the default one")
-    return title
 
 
 def _number(name: str, value, above: float | None = None, minimum: float | None = None) -> float:
@@ -62,7 +54,7 @@ def block_on_grid(values, scale, zero, bits: int, x_hat=None, title: str | None 
     zero = _number("zero", zero)
     if zero != round(zero) or not 0 <= zero <= qmax:
         raise ValueError(f"zero must be a whole code in [0, {qmax}] (the code of 0.0), got {zero:g}")
-    title = _title(title)
+    title = optional_title(title)
     x = values.detach().double().cpu()
     if x_hat is None:
         x_hat = scale * (torch.clamp(torch.round(x / scale) + zero, 0, qmax) - zero)
@@ -137,7 +129,7 @@ def q4_0_layout(d, q, packed, title: str | None = None):
         raise TypeError(f"packed must be uint8 bytes, got dtype {packed.dtype}")
     if tuple(packed.shape) != (1, 16):
         raise ValueError(f"packed must hold the 16 bytes of one block, shape (1, 16), got {tuple(packed.shape)}")
-    title = _title(title)
+    title = optional_title(title)
     codes, data = q[0].tolist(), packed[0].tolist()
     low, high = "#8ecae6", "#f4a261"
     fig, ax = canvas(31.0, 9.6, title or "one Q4_0 block: 2 + 16 = 18 bytes for 32 weights (4.5 bits each)",

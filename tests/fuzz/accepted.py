@@ -888,6 +888,7 @@ ACCEPTED.update({
     "llmlab.diagrams.draw.arrow(text=<empty>)": _LABEL,
     "llmlab.diagrams.draw.canvas(title=<empty>)": _LABEL,
     "llmlab.diagrams.draw.legend(entries=<empty>)": "an empty key draws nothing",
+    "llmlab.diagrams.draw.optional_title(title=<None>)": "None means the diagram's default title (documented)",
     "llmlab.inference.engine.Engine.generate(max_new_tokens=<zero>)": "0 new tokens is an empty answer (as generate)",
     "llmlab.inference.engine.Engine.speculative_generate(max_new_tokens=<zero>)":
         "0 new tokens is an empty answer (as generate)",

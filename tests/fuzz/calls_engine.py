@@ -42,3 +42,4 @@ VALID = {
 }
 
 SKIP: dict[str, str] = {}
+VALID["llmlab.diagrams.draw.optional_title"] = lambda: dict(title="a title")
