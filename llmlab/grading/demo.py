@@ -55,6 +55,17 @@ class Yours:
             self._say(f"▶ {self.name}: yours")
         return out
 
+    def record(self, ran: str, why: str = "", where: str = "") -> None:
+        """Say what ran elsewhere (in worker processes, say): ``ran`` "yours" or "reference", printed as the
+        wrapper's own first call would print it, once; ``where`` is added to the line ("on every rank")."""
+        if ran not in ("yours", "reference"):
+            raise ValueError(f"ran must be 'yours' or 'reference', got {ran!r}")
+        if ran == "yours" and self.ran is None:
+            self.ran = "yours"
+            self._say(f"▶ {self.name}: yours" + (f" ({where})" if where else ""))
+        elif ran == "reference" and self.ran != "reference":
+            self._hand_over(why or "handed over")
+
     def _hand_over(self, why: str) -> None:
         self.ran, self.why = "reference", why
         self._say(f"▶ {self.name}: llmlab's reference ({why})")

@@ -507,11 +507,8 @@ def _worker_with_parts(rank: int, world_size: int, worker, parts: dict, *args) -
 
 def _tell(part, ran: str | None, why: str) -> None:
     """Bring a ``yours(...)`` wrapper up to date with what ran on the ranks, printing as its own first call does."""
-    if ran == "yours" and part.ran is None:
-        part.ran = "yours"
-        part._say(f"▶ {part.name}: yours (on every rank)")
-    elif ran == "reference" and part.ran != "reference":
-        part._hand_over(why)
+    if ran in ("yours", "reference"):
+        part.record(ran, why, where="on every rank")
 
 
 def run_yours(worker, world_size: int, *args, timeout: float = 60.0, **parts) -> list:
