@@ -45,7 +45,7 @@ class Question:
     topic: str
     difficulty: int
     tags: tuple[str, ...]
-    link: str  # "NN_notebook#section"
+    link: str  # "NN_notebook#section" ("07a_perplexity#3" for a topic taught in parts)
     question: dict[str, str]
     explanation: dict[str, str]
     options: tuple[dict, ...] = ()  # choice: {"text": {...}, "correct": bool, "why": {...}}
@@ -68,7 +68,7 @@ class Question:
         _sequence("tags", self.tags)
         if not 1 <= len(self.tags) <= 6 or not all(isinstance(t, str) and t for t in self.tags):
             raise ValueError(f"tags must hold 1 to 6 non-empty strings, got {self.tags!r}")
-        if not isinstance(self.link, str) or not re.fullmatch(r"\d\d_[a-z_]+#\d+", self.link):
+        if not isinstance(self.link, str) or not re.fullmatch(r"\d\d[a-z]?_[a-z_]+#\d+", self.link):
             raise (ValueError if isinstance(self.link, str) else TypeError)(
                 f"link must look like '09_quantization#3', got {self.link!r}")
         _texts("question", self.question)
@@ -176,7 +176,7 @@ def validate(item: dict) -> Question:
     if not isinstance(tags, list) or not 1 <= len(tags) <= 6 or not all(isinstance(t, str) and t for t in tags):
         raise ValueError(f"{qid}: tags must be a list of 1 to 6 strings")
     link = item.get("link")
-    if not isinstance(link, str) or not re.fullmatch(r"\d\d_[a-z_]+#\d+", link):
+    if not isinstance(link, str) or not re.fullmatch(r"\d\d[a-z]?_[a-z_]+#\d+", link):
         raise ValueError(f"{qid}: link must look like '09_quantization#3', got {link!r}")
     common = dict(id=qid, kind=kind, topic=topic, difficulty=difficulty, tags=tuple(tags), link=link,
                   question=_bilingual(qid, "question", item.get("question")),

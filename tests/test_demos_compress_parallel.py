@@ -19,7 +19,7 @@ from llmlab.grading import compression as grade11
 from llmlab.grading import parallelism as grade12
 from llmlab.grading.demo import yours
 from llmlab.nn.model import Decoder
-from llmlab.parallel import data_parallel, pipeline, tensor_parallel
+from llmlab.parallel import async_sgd, data_parallel, pipeline, tensor_parallel
 from tests.fuzz import fixtures
 from tests.mutants import compression as mut11
 from tests.mutants import parallelism as mut12
@@ -307,3 +307,16 @@ def test_the_diagrams_return_figures_and_check_their_arguments():
     with pytest.raises(ValueError, match="hidden must be divisible by world_size"):
         dp.megatron_mlp(384, 1537, 2)
     matplotlib.pyplot.close("all")
+
+
+def test_async_demo_reads_the_staleness_with_your_function(capsys):
+    run = async_sgd.parameter_server(8, 60, jitter=0.5)
+    mine = yours(async_sgd.staleness, async_sgd.staleness, name="staleness")
+    assert mine(run["events"]) == run["staleness"] and max(run["staleness"]) > 7  # uneven workers: some τ > W - 1
+    assert "staleness: yours" in capsys.readouterr().out
+    assert yours(mut12.staleness_counts_own_push, async_sgd.staleness)(run["events"]) == [t + 1 for t in run["staleness"]]
+
+    def stub(events):
+        raise NotImplementedError
+
+    assert yours(stub, async_sgd.staleness)(run["events"]) == run["staleness"]

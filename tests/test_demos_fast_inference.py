@@ -15,10 +15,11 @@ import torch  # noqa: E402
 
 from llmlab.diagrams import inference as diagram  # noqa: E402
 from llmlab.grading.demo import yours  # noqa: E402
-from llmlab.inference import engine, generation, speculative  # noqa: E402
+from llmlab.inference import early_exit, engine, generation, long_context, speculative  # noqa: E402
 from llmlab.inference.engine import Engine, Parts  # noqa: E402
 from llmlab.inference.generation import Sampling, generate, generate_batch  # noqa: E402
 from llmlab.nn import kv_cache  # noqa: E402
+from llmlab.nn.kv_cache import SlidingWindowCache  # noqa: E402
 from tests.fuzz import fixtures as F  # noqa: E402
 from tests.mutants import fast_inference as mutants  # noqa: E402
 
@@ -231,6 +232,38 @@ def test_prompt_lookup_draft_with_the_learners_lookup():
     assert speculative.speculative_generate(model, speculative.PromptLookupDraft(2, lookup=speculative.prompt_lookup),
                                             ids, 4, gamma=2) == \
         speculative.speculative_generate(model, speculative.PromptLookupDraft(2), ids, 4, gamma=2)
+
+
+# ------------------------------------------------------------------------------------------ early exit, long inputs
+
+
+def test_an_exit_rule_without_the_last_exit_fallback_changes_the_tradeoff(smol, capsys):
+    model, tok, _ = smol
+    ids = torch.tensor([tok.encode("The function returns a list of the lines of the file, without their newlines.")])
+    exits, taus = [5, 10, 15, 20, 25, 30], [0.4, 0.9, 0.99]
+    preds, conf = early_exit.exit_predictions(model, ids, exits)
+    want = early_exit.exit_tradeoff(preds, conf, exits, 30, taus)
+    mine = early_exit.exit_tradeoff(preds, conf, exits, 30, taus, choose=yours(
+        mutants.exit_no_fallback, early_exit.choose_exit, name="choose_exit"))
+    said(capsys, "choose_exit", "yours")
+    # positions that no exit is sure of leave after 5 blocks instead of 30: less compute, lower agreement
+    assert mine[-1].layers_fraction < want[-1].layers_fraction and mine[-1].agreement < want[-1].agreement
+    assert early_exit.exit_tradeoff(preds, conf, exits, 30, taus, choose=yours(
+        stub, early_exit.choose_exit, name="choose_exit")) == want
+    said(capsys, "choose_exit", "llmlab's reference")
+
+
+def test_a_window_one_key_too_wide_no_longer_matches_the_window_cache(smol, capsys):
+    model, tok, _ = smol
+    ids = tok.encode(CODE * 2)[:41]
+    cache = SlidingWindowCache.for_model(model, 1, window=8, sink=2)
+    by_token = long_context.chunked_nll(model, ids, chunk=1, cache=cache)
+    mask = yours(mutants.window_one_too_many, long_context.sliding_window_mask, name="sliding_window_mask")
+    mine = long_context.masked_nll(model, ids, mask(40, 8, 2))
+    said(capsys, "sliding_window_mask", "yours")
+    want = long_context.masked_nll(model, ids, long_context.sliding_window_mask(40, 8, 2))
+    assert float((want - by_token).abs().max()) < 1e-3  # the demo's line: one pass = the cache, token by token
+    assert float((mine - by_token).abs().max()) > 1e-2  # with one key too many it is not
 
 
 # ------------------------------------------------------------------------------------------ diagrams

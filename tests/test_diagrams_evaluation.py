@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from llmlab.diagrams import evaluation as D  # noqa: E402
@@ -83,3 +84,40 @@ def test_bleu_matches_refuses_bad_arguments(kwargs, error):
     args = dict(hyp=HYP, refs=REFS, max_n=4) | kwargs
     with pytest.raises(error, match=next(iter(kwargs))):
         D.bleu_matches(**args)
+
+
+CM = [[17, 1, 2, 0], [0, 19, 1, 0], [3, 0, 15, 2], [0, 0, 0, 0]]  # the last class never occurs
+TOPICS = ["sports", "food", "technology", "weather"]
+
+
+def test_confusion_grid_writes_every_count_and_the_per_class_numbers():
+    fig = D.confusion_grid(torch.tensor(CM), TOPICS)
+    assert isinstance(fig, Figure)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("19") == 1 and texts.count("0") >= 7  # one cell per count
+    assert "  20  R 0.75  F1 0.79" in texts  # technology: 15 of 20, predicted 18 times: F1 = 30 / 38
+    assert "   0  R 0.00  F1 0.00" in texts  # an absent class: 0/0 is 0
+    assert "51 of 60 correct" in fig.axes[0].get_title()
+    assert isinstance(D.confusion_grid(torch.tensor(CM[:2])[:, :2].to(torch.uint8), ["a", "b"], title="t"), Figure)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(cm=CM), TypeError),
+    (dict(cm="cm"), TypeError),
+    (dict(cm=1.0 * torch.tensor(CM)), TypeError),
+    (dict(cm=torch.tensor(CM).bool()), TypeError),
+    (dict(cm=torch.tensor(CM)[:, :3]), ValueError),
+    (dict(cm=torch.tensor([[1]])), ValueError),
+    (dict(cm=torch.zeros(13, 13, dtype=torch.long)), ValueError),
+    (dict(cm=torch.tensor(CM) - 1), ValueError),
+    (dict(cm=torch.tensor([1, 2])), ValueError),
+    (dict(labels="abcd"), TypeError),
+    (dict(labels=["a", "b", "c", 4]), TypeError),
+    (dict(labels=["a", "b", "c"]), ValueError),
+    (dict(title=""), ValueError),
+    (dict(title=3), TypeError),
+])
+def test_confusion_grid_refuses_bad_arguments(kwargs, error):
+    args = dict(cm=torch.tensor(CM), labels=TOPICS) | kwargs
+    with pytest.raises(error, match=next(iter(kwargs))):
+        D.confusion_grid(**args)

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmlab.inference.early_exit import exit_predictions, exit_tradeoff
+from llmlab.inference.early_exit import choose_exit, exit_predictions, exit_tradeoff
 from llmlab.inference.fast_decoder import FastDecoder
 from llmlab.inference.generation import (GREEDY, Sampling, generate, generate_batch, left_pad, repetition_penalty,
                                stop_strings, stream, top_k_filter, top_p_filter)
-from llmlab.inference.long_context import chunked_nll, window_perplexity
+from llmlab.inference.long_context import chunked_nll, masked_nll, sliding_window_mask, window_perplexity
 from llmlab.metrics.speed import bandwidth_bound, decode_bytes_per_token, measure_bandwidth
 from llmlab.nn.kv_cache import KVCache, SlidingWindowCache, write_kv
 from llmlab.nn.model import Decoder, DecoderConfig
@@ -234,6 +234,39 @@ def test_window_perplexity_and_chunked_nll(tiny):
     assert window_perplexity(tiny, _ids(60, seed=10), window=8, sink=2)[1] == nbytes
     with pytest.raises(ValueError, match="at least 2"):
         chunked_nll(tiny, [1])
+
+
+def test_sliding_window_mask_counts_the_query_in_the_window():
+    m = sliding_window_mask(7, 3, 2)
+    assert m.dtype == torch.bool and m.shape == (7, 7)
+    assert m[6].tolist() == [True, True, False, False, True, True, True]  # sinks 0, 1 and keys 4 .. 6
+    assert m[1].tolist() == [True, True] + [False] * 5  # causal, sinks included
+    assert torch.equal(sliding_window_mask(6, 6, 0), torch.ones(6, 6, dtype=torch.bool).tril())  # window >= T: causal
+    assert torch.equal(sliding_window_mask(4, 1), torch.eye(4, dtype=torch.bool))
+    assert torch.equal(sliding_window_mask(9, 2, 4)[:4, :4], torch.ones(4, 4, dtype=torch.bool).tril())  # sink > window
+    for kw, error, match in [(dict(T=0, window=2), ValueError, "T"), (dict(T=4, window=0), ValueError, "window"),
+                             (dict(T=4, window=2, sink=-1), ValueError, "sink"), (dict(T=4.0, window=2), TypeError, "T")]:
+        with pytest.raises(error, match=match):
+            sliding_window_mask(**kw)
+
+
+@torch.no_grad()
+def test_one_pass_with_the_window_mask_equals_the_window_cache_token_by_token(tiny):
+    ids = _ids(30, seed=11)
+    for window, sink in ((4, 0), (4, 2), (6, 9), (40, 0)):
+        one_pass = masked_nll(tiny, ids, sliding_window_mask(29, window, sink))
+        cache = SlidingWindowCache.for_model(tiny, 1, window=window, sink=sink)
+        torch.testing.assert_close(one_pass, chunked_nll(tiny, ids, chunk=1, cache=cache), atol=1e-5, rtol=1e-5)
+    t = torch.tensor(ids)  # the causal mask is the model's own forward
+    torch.testing.assert_close(masked_nll(tiny, ids, torch.ones(29, 29, dtype=torch.bool).tril()),
+                               F.cross_entropy(tiny(t[None])[0, :-1], t[1:], reduction="none"))
+    assert not tiny.layers[0]._forward_pre_hooks  # the hooks are removed
+    with pytest.raises(TypeError, match="mask"):
+        masked_nll(tiny, ids, sliding_window_mask(29, 4).float())
+    with pytest.raises(ValueError, match="mask"):
+        masked_nll(tiny, ids, sliding_window_mask(30, 4))
+    with pytest.raises(TypeError, match="model"):
+        masked_nll(FastDecoder(tiny), ids, sliding_window_mask(29, 4))
 
 
 # ------------------------------------------------------------------------------------------ sampling
@@ -539,6 +572,48 @@ def test_early_exit_tradeoff():
         exit_predictions(model, idx, [0, 4])
     with pytest.raises(ValueError, match="layers"):
         exit_predictions(model, idx, [])
+
+
+def test_choose_exit_takes_the_first_confident_exit_or_the_last():
+    preds = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]], dtype=torch.int32)
+    conf = torch.tensor([[0.5, 0.1, 0.9, 0.1], [0.9, 0.5, 0.1, 0.2], [0.1, 0.2, 0.3, 0.3]])
+    before = conf.clone()
+    exit_, token = choose_exit(preds, conf, 0.5)
+    assert exit_.tolist() == [0, 1, 0, 2] and exit_.dtype == torch.long  # a tie exits; none confident: the last
+    assert token.tolist() == [1, 6, 3, 12] and token.dtype == torch.int32
+    assert torch.equal(conf, before)
+    assert choose_exit(preds, conf, math.inf)[0].tolist() == [2] * 4
+    assert choose_exit(preds[:1], conf[:1], 0.99)[0].tolist() == [0] * 4  # one exit: the full model
+    for args, error, match in [((preds.float(), conf, 0.5), TypeError, "preds"), ((-preds, conf, 0.5), ValueError, "preds"),
+                               ((preds, conf.long(), 0.5), TypeError, "conf"), ((preds, conf[:2], 0.5), ValueError, "conf"),
+                               ((preds[:, :0], conf[:, :0], 0.5), ValueError, "preds"),
+                               ((preds, conf, float("nan")), ValueError, "threshold"),
+                               ((preds, conf, "0.5"), TypeError, "threshold")]:
+        with pytest.raises(error, match=match):
+            choose_exit(*args)
+
+
+def test_exit_tradeoff_with_a_choose_of_ones_own():
+    model = _tiny(n_layers=4)
+    preds, conf = exit_predictions(model, torch.tensor([_ids(12, seed=16)]), [2, 4])
+    taus = [0.0, 0.3, 0.6, 1.1]
+    want = exit_tradeoff(preds, conf, [2, 4], 4, taus)
+    assert exit_tradeoff(preds, conf, [2, 4], 4, taus, choose=choose_exit) == want
+
+    def in_place(p, c, tau):  # the learner's function gets copies: exit_tradeoff's tensors are left as they are
+        c.fill_(0.0)
+        return choose_exit(p, c, tau)
+
+    exit_tradeoff(preds, conf, [2, 4], 4, taus, choose=in_place)
+    assert exit_tradeoff(preds, conf, [2, 4], 4, taus) == want
+    as_lists = exit_tradeoff(preds, conf, [2, 4], 4, taus, choose=lambda p, c, t: [x.tolist() for x in choose_exit(p, c, t)])
+    assert as_lists == want
+    for bad, error in [("first", TypeError), (lambda p, c, t: None, TypeError),
+                       (lambda p, c, t: (torch.full((12,), 2), p[-1]), ValueError),
+                       (lambda p, c, t: (torch.zeros(12), p[-1]), ValueError),
+                       (lambda p, c, t: (torch.zeros(3, dtype=torch.long), p[-1]), ValueError)]:
+        with pytest.raises(error, match="choose"):
+            exit_tradeoff(preds, conf, [2, 4], 4, taus, choose=bad)
 
 
 def test_decode_bytes_per_token_and_bandwidth_bound():

@@ -70,3 +70,23 @@ def test_measure_generation_rejects_empty_and_non_callable():
         speed.measure_generation([1, 2, 3])
     with pytest.raises(ValueError):
         speed.speed_table({})
+
+
+def test_speed_metrics_from_one_runs_timestamps():
+    ttft, latency, throughput = speed.speed_metrics(2.0, [2.5, 2.6, 2.9, 3.0])
+    assert ttft == pytest.approx(0.5) and latency == pytest.approx(0.1) and throughput == pytest.approx(4.0)
+    assert speed.speed_metrics(0.0, [1.0, 2.0, 2.5, 4.5, 5.0])[1] == pytest.approx(0.75)  # even count: the two middle ones
+    ttft, latency, throughput = speed.speed_metrics(1.0, [1.25])
+    assert ttft == 0.25 and math.isnan(latency) and throughput == 4.0  # one token: no decode step to time
+    assert speed.speed_metrics(0, (1, 1, 2)) == (1.0, 0.5, 1.5)  # a step of 0 (a clock's resolution) is a step
+
+
+@pytest.mark.parametrize("args,exc,match", [
+    ((0.0, []), ValueError, "token_times"), ((0.0, [2.0, 1.0]), ValueError, "order"),
+    ((1.0, [0.5, 2.0]), ValueError, "t_start"), ((1.0, [1.0]), ValueError, "no time"),
+    ((0.0, "12"), TypeError, "token_times"), ((0.0, [1.0, "2"]), TypeError, "token_times"),
+    ((float("nan"), [1.0]), ValueError, "t_start"), ((None, [1.0]), TypeError, "t_start"),
+])
+def test_speed_metrics_rejects_bad_timestamps(args, exc, match):
+    with pytest.raises(exc, match=match):
+        speed.speed_metrics(*args)

@@ -1,7 +1,9 @@
-"""Diagrams of notebook 07 (evaluation), drawn from the run's real tokens and texts.
+"""Diagrams of the evaluation notebooks (07a-07c), drawn from the run's real tokens, texts and counts.
 
 * ``sliding_windows``: the windows of a strided perplexity over a text's real tokens, which tokens each window
   scores and which it only reads as context;
+* ``confusion_grid``: a confusion matrix as a grid of counts, correct answers on the diagonal, with each class's
+  support, recall, precision and F1 beside it;
 * ``bleu_matches``: BLEU's clipped n-gram matches of one hypothesis against its references, order by order.
 """
 from __future__ import annotations
@@ -71,6 +73,66 @@ def sliding_windows(tokens: list[str], window: int, stride: int, title: str | No
     legend(ax, {"scored (new in this window)": PALETTE["new"], "context only": PALETTE["stored"],
                 "first token: nothing predicts it": PALETTE["empty"]}, x=n + 0.3, y=rows + head - 0.2, size=0.45,
            fontsize=7)
+    return fig
+
+
+MAX_CLASSES = 12
+
+
+def confusion_grid(cm, labels: list[str], title: str | None = None):
+    """The confusion matrix ``cm`` (an integer tensor (K, K) of counts, rows the true class, columns the
+    predicted one, 2 <= K <= 12) of the classes named by ``labels`` (K str).
+
+    One cell per count: the diagonal's correct answers, the errors off it, and the empty pairs. Each row ends
+    with the class's support (its row sum), recall and F1, each column with how often the class was predicted
+    (its column sum) and its precision; a 0/0 ratio is written as 0, as ``zero_division=0``. Returns the Figure.
+    """
+    import torch
+
+    cm = validate.tensor("cm", cm, ndim=2)
+    if cm.is_floating_point() or cm.is_complex() or cm.dtype == torch.bool:
+        raise TypeError(f"cm must be an integer tensor of counts, got dtype {cm.dtype}")
+    K = cm.shape[0]
+    if cm.shape != (K, K) or not 2 <= K <= MAX_CLASSES:
+        raise ValueError(f"cm must be square (K, K) with 2 <= K <= {MAX_CLASSES}, got shape {tuple(cm.shape)}")
+    if bool((cm < 0).any()):
+        raise ValueError("cm holds negative values: a confusion matrix counts examples")
+    labels = validate.strings("labels", labels, "class names (str)")
+    if len(labels) != K:
+        raise ValueError(f"labels must name the {K} classes of cm, got {len(labels)} names")
+    title = optional_title(title)
+    counts = cm.long().tolist()
+    support = [sum(row) for row in counts]
+    predicted = [sum(row[j] for row in counts) for j in range(K)]
+    total, correct = sum(support), sum(counts[k][k] for k in range(K))
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else 0.0
+
+    left, head, below = 4.4, 3.2, 2.6  # room for the row names, the column names, the column sums
+    width, height = left + K + 7, below + K + head
+    fig, ax = canvas(width, height, title or f"confusion matrix: {correct} of {total} correct "
+                     f"(accuracy {ratio(correct, total):.2f})", scale=0.42)
+    colours = [[PALETTE["empty"] if counts[i][j] == 0 else PALETTE["kept"] if i == j else PALETTE["dropped"]
+                for j in range(K)] for i in range(K)]
+    cells(ax, colours, x=left, y=below, labels=[[str(v) for v in row] for row in counts], fontsize=8)
+    for k, name in enumerate(labels):
+        y = below + K - k - 0.5
+        ax.text(left - 0.2, y, _label(name, 12), ha="right", va="center", fontsize=8)
+        ax.text(left + k + 0.5, below + K + 0.15, _label(name, 12), rotation=90, ha="center", va="bottom", fontsize=8)
+        f1 = ratio(2 * counts[k][k], support[k] + predicted[k])
+        ax.text(left + K + 0.3, y, f"{support[k]:4}  R {ratio(counts[k][k], support[k]):.2f}  F1 {f1:.2f}",
+                va="center", fontsize=8, family="monospace")
+        ax.text(left + k + 0.5, below - 0.45, str(predicted[k]), ha="center", va="center", fontsize=8,
+                family="monospace")
+        ax.text(left + k + 0.5, below - 1.5, f"{ratio(counts[k][k], predicted[k]):.2f}", ha="center", va="center",
+                fontsize=7, family="monospace")
+    ax.text(left + K + 0.3, below + K + 0.4, "support, recall, F1", fontsize=8, va="bottom")
+    ax.text(left - 0.2, below - 0.45, "predicted", ha="right", va="center", fontsize=8)
+    ax.text(left - 0.2, below - 1.5, "precision", ha="right", va="center", fontsize=8)
+    ax.text(left - 0.2, below + K + 0.4, "true ↓  predicted →", ha="right", fontsize=8, va="bottom")
+    legend(ax, {"correct (diagonal)": PALETTE["kept"], "error": PALETTE["dropped"], "no example": PALETTE["empty"]},
+           x=left + K + 0.3, y=below - 0.6, size=0.45, fontsize=7)
     return fig
 
 

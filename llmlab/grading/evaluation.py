@@ -1,4 +1,4 @@
-"""Checks for notebook 07_evaluation."""
+"""Checks for the evaluation notebooks: 07a_perplexity, 07b_classification_metrics and 07c_generation_metrics."""
 from __future__ import annotations
 
 import math

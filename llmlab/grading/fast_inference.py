@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from llmlab.inference import generation, speculative
+from llmlab.inference import early_exit, generation, long_context, speculative
 from llmlab.grading.core import Case, Check, Draw, exercise, same
 from llmlab.grading.core import randn as _randn
 from llmlab.metrics import speed
@@ -26,6 +26,67 @@ def _int_list(c: Check, out, what: str) -> list[int]:
 
 def _same_ids(actual, expected) -> str | None:
     return same(actual.tolist() if isinstance(actual, torch.Tensor) else actual, expected, reveal=False)
+
+
+# ------------------------------------------------------------------------------------------ measuring speed
+
+
+_MEDIAN_HINT = ("with an even count the median is the mean of the two middle values (statistics.median does that; "
+                "torch.median returns the lower one)")
+_FLOAT32_HINT = ("compute in Python floats (or float64): float32 keeps about 7 digits, too few for the small "
+                 "differences of readings such as 54321.012345")
+_ONE_TOKEN_HINT = "with one token there is no decode step to time: return float('nan') for the latency"
+
+
+def _speed_cases(d: Draw) -> list[Case]:
+    def run(n, t0, step=0.02):
+        times, t = [], t0 + d.float(0.1, 0.5)  # the prefill, then decode steps with jitter
+        for _ in range(n):
+            times.append(round(t, 6))
+            t += step * d.float(0.5, 3.0)
+        return round(t0, 6), times
+
+    even, one, large, far = run(2 * d.int(2, 6) + 1, 0.0), run(1, d.float(0, 5)), run(d.int(500, 1000), 1.0, 0.005), \
+        run(d.int(6, 12), d.float(1e4, 1e5))
+    t0, tied = run(d.int(5, 9), 0.0)
+    k = d.int(1, len(tied) - 2)
+    tied[k + 1] = tied[k]  # two tokens read at the same instant: a step of 0 (a clock's resolution)
+    return [Case("an even number of decode steps", *even, hint=_MEDIAN_HINT),
+            Case("a single token", *one, hint=_ONE_TOKEN_HINT),
+            Case("a long run (hundreds of tokens)", *large, hint=_FLOAT32_HINT),
+            Case("clock readings far from 0 (time.perf_counter's)", *far,
+                 hint="every figure is a difference of readings: subtract t_start (never assume it is 0); "
+                      + _FLOAT32_HINT),
+            Case("two tokens at the same clock reading (a step of 0)", t0, tied)]
+
+
+@exercise("08.speed_metrics", reference=speed.speed_metrics, cases=_speed_cases)
+def check_speed_metrics(c: Check) -> None:
+    t0, times = 2.0, [2.5, 2.6, 2.9, 3.0]  # TTFT 0.5; steps 0.1, 0.3, 0.1; 4 tokens in 1 s
+    out = c.call(t0, times)
+    c.expect(isinstance(out, (tuple, list)) and len(out) == 3, f"expected a triple (ttft, latency, throughput), got "
+             f"{type(out).__name__}", "return the three figures as a tuple, in that order")
+    ttft, latency, throughput = (c.number(x, f"speed_metrics(2.0, [2.5, 2.6, 2.9, 3.0])[{i}]") for i, x in enumerate(out))
+    want = speed.speed_metrics(t0, times)
+    c.diagnose(ttft, {"TTFT is a duration: subtract t_0, the moment of the request": 2.5,
+                      "TTFT runs from the request t_0 to the first token t_1 (the prefill), not over a decode step": 0.1},
+               f"the TTFT is {ttft:.6g} s", correct=want[0])
+    c.expect(math.isclose(ttft, want[0], rel_tol=1e-6), f"the TTFT is {ttft:.6g} s, expected {want[0]:.6g}", "TTFT = t_1 - t_0")
+    c.diagnose(latency, {
+        "the median of the decode steps, not their mean: one slow step (a pause, a page fault) should not move it":
+            (0.1 + 0.3 + 0.1) / 3,
+        "the wait for the first token is the TTFT (the prefill); the per-token latencies are the decode steps "
+        "t_i - t_{i-1}, i >= 2": 0.2,
+    }, f"the per-token latency is {latency:.6g} s", correct=want[1])
+    c.expect(math.isclose(latency, want[1], rel_tol=1e-6), f"the per-token latency is {latency:.6g} s, expected {want[1]:.6g}",
+             "the median of t_i - t_{i-1} over i = 2 .. n")
+    c.diagnose(throughput, {
+        "throughput covers the whole run, from the request: n / (t_n - t_0), the prefill included": 8.0,
+        "throughput is the whole run's rate, n / (t_n - t_0), not the decode steps' rate": 6.0,
+        "count every token that came out: n / (t_n - t_0), n = len(token_times)": 3.0,
+    }, f"the throughput is {throughput:.6g} tokens/s", correct=want[2])
+    c.expect(math.isclose(throughput, want[2], rel_tol=1e-6), f"the throughput is {throughput:.6g} tokens/s, expected {want[2]:.6g}",
+             "n / (t_n - t_0) tokens per second")
 
 
 # ------------------------------------------------------------------------------------------ KV cache
@@ -434,6 +495,100 @@ def check_prompt_lookup(c: Check) -> None:
     c.expect(got == [2, 9], f"got {got}, expected [2, 9]", "the 2-gram [1, 4] occurred at the start, followed by [2, 9]")
     c.expect(run([1, 2, 3], 4, 3) == [], "no earlier match should give []", "return an empty list when nothing matches")
     c.expect(run([5, 6, 5], 4, 1) == [6, 5], "a match near the end gives fewer than γ tokens", "return what follows, at most γ")
+
+
+# ------------------------------------------------------------------------------------------ early exit
+
+
+def _exit_case(d: Draw, E: int, T: int, levels=None, dtype=torch.float32, ids=torch.long):
+    preds = d.randint(0, 1000, (E, T)).to(ids)
+    if levels is None:
+        conf = d.rand(E, T, dtype=torch.float64).to(dtype)
+    else:  # confidences on a grid of exact binary fractions: many equal the threshold
+        conf = torch.tensor(levels, dtype=dtype)[d.randint(0, len(levels), (E, T))]
+    return preds, conf
+
+
+def _exit_cases(d: Draw) -> list[Case]:
+    E = d.int(4, 8)
+    return [Case("more exits, some positions confident at none", *_exit_case(d, E, d.int(20, 40)), 0.9,
+                 hint="when no exit is confident, take the last one, row E - 1 (preds[-1]): E is the number of rows"),
+            Case("confidences equal to the threshold", *_exit_case(d, E, 30, [0.25, 0.5, 0.75]), 0.5,
+                 hint="a confidence equal to the threshold exits: conf >= threshold"),
+            Case("a threshold no exit reaches", *_exit_case(d, 3, 12), 1.5),
+            Case("a single exit (E = 1: the full model)", *_exit_case(d, 1, 9), d.float(0.2, 0.8)),
+            Case("float64 confidences", *_exit_case(d, E, 16, dtype=torch.float64), d.float(0.3, 0.7)),
+            Case("bfloat16 confidences", *_exit_case(d, E, 16, [0.25, 0.5, 0.75], torch.bfloat16), 0.75),
+            Case("int32 token ids", *_exit_case(d, E, 16, ids=torch.int32), d.float(0.3, 0.7),
+                 hint="return the tokens in preds' dtype: gather or index preds, do not build a new tensor")]
+
+
+@exercise("08.choose_exit", reference=early_exit.choose_exit, cases=_exit_cases)
+def check_choose_exit(c: Check) -> None:
+    preds = torch.tensor([[11, 12, 13, 14, 15], [21, 22, 23, 24, 25], [31, 32, 33, 34, 35]])
+    conf = torch.tensor([[0.9, 0.5, 0.5, 0.25, 0.75],
+                         [0.95, 0.8, 0.5, 0.5, 0.875],
+                         [0.99, 0.9, 0.625, 0.5, 0.7]])
+    out = c.call(preds, conf, 0.75)
+    c.expect(isinstance(out, tuple) and len(out) == 2, f"expected a pair (exit, token), got {type(out).__name__}",
+             "return the exit indices and the tokens predicted there")
+    exit_, token = out
+    c.expect_tensor(exit_, shape=(5,), name="exit")
+    c.expect(exit_.dtype == torch.long, f"exit has dtype {exit_.dtype}, expected torch.long",
+             "exit indices are integers, torch.long (torch.zeros(T) is float32: give dtype=torch.long)")
+    c.expect_tensor(token, shape=(5,), dtype=preds.dtype, name="token")
+    want_exit, want_token = early_exit.choose_exit(preds, conf, 0.75)  # [0, 1, 2, 2, 0]
+    got = exit_.tolist()
+    if got == [x + 1 for x in want_exit.tolist()]:
+        c.fail(f"exit is {got}: one more than the indices", "exit is an index into the rows of preds, from 0 to E - 1")
+    c.diagnose(got, {
+        "a position where no exit is confident takes the last exit, E - 1 (the full model): argmax over an "
+        "all-False column gives 0": [0, 1, 0, 0, 0],
+        "a confidence equal to the threshold exits (conf >= threshold): position 4 has 0.75 at exit 0": [0, 1, 2, 2, 1],
+        "take the first confident exit, not the most confident one: the point is to stop early": [2, 2, 2, 2, 1],
+    }, f"exit is {got} for threshold 0.75", correct=want_exit.tolist())
+    c.expect(got == want_exit.tolist(), f"exit is {got}, expected {want_exit.tolist()}",
+             "the first row whose confidence is >= threshold, else the last row")
+    c.expect(torch.equal(token, want_token), f"token is {token.tolist()}, expected {want_token.tolist()}",
+             "the token of preds at the exit taken: preds[exit[t], t]")
+
+
+# ------------------------------------------------------------------------------------------ long inputs
+
+
+def _window_cases(d: Draw) -> list[Case]:
+    w = d.int(2, 4)
+    return [Case("more sinks than the window", d.int(12, 16), w, w + d.int(1, 3),
+                 hint="a sink key is visible to every query at or after it, the queries among the sinks too"),
+            Case("no sinks (a plain sliding window)", d.int(8, 20), d.int(2, 5), 0),
+            Case("window = 1 (each query sees itself and the sinks)", d.int(6, 12), 1, d.int(1, 3)),
+            Case("a window longer than the text (the causal mask)", d.int(3, 8), d.int(9, 30), d.int(0, 2)),
+            Case("a long text", d.int(100, 200), d.int(8, 32), 4),
+            Case("a one-token text", 1, d.int(1, 4), d.int(0, 2))]
+
+
+@exercise("08.sliding_window_mask", reference=long_context.sliding_window_mask, cases=_window_cases)
+def check_sliding_window_mask(c: Check) -> None:
+    T, window, sink = 8, 3, 2
+    out = c.call(T, window, sink)
+    c.expect_tensor(out, shape=(T, T), name="sliding_window_mask(8, 3, 2)")
+    c.expect(out.dtype == torch.bool, f"the mask has dtype {out.dtype}, expected torch.bool",
+             "return a bool mask, True = may attend (not 1.0/0.0, nor an additive 0/-inf mask)")
+    want = long_context.sliding_window_mask(T, window, sink)
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    c.diagnose(out, {
+        "the window counts the query itself: query i sees keys i - window + 1 .. i, window keys in all (not window + 1)":
+            (j <= i) & ((i - j <= window) | (j < sink)),
+        "the window counts the query itself: query i sees keys i - window + 1 .. i, window keys in all (not window - 1)":
+            (j <= i) & ((i - j < window - 1) | (j < sink)),
+        "the first sink keys stay visible to every later query: (i - j < window) or (j < sink)": (j <= i) & (i - j < window),
+        "causal: a query never sees a later key (j <= i)": ((i - j).abs() < window) | (j < sink),
+        "causal: a query never sees a later key (j <= i), the sinks included": ((j <= i) & (i - j < window)) | (j < sink),
+    }, "the mask matches a known mistake", correct=want)
+    c.expect(torch.equal(out, want), "the mask of (T=8, window=3, sink=2) is wrong",
+             "True where j <= i and (i - j < window or j < sink)")
+    c.expect(torch.equal(c.call(5, 1, 0), torch.eye(5, dtype=torch.bool)), "window = 1 without sinks should let "
+             "each query see itself only", "the window counts the query itself")
 
 
 # ------------------------------------------------------------------------------------------ roofline

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from llmlab.grading.core import INPLACE_HINT, NOT_IMPLEMENTED_HINT, Case, Check, Draw, exercise, invoke
 from llmlab.grading.core import randn as _randn
-from llmlab.parallel import data_parallel, launch, pipeline, speedup, tensor_parallel
+from llmlab.parallel import async_sgd, data_parallel, launch, pipeline, speedup, tensor_parallel
 
 # --------------------------------------------------------------------------- running on several processes
 
@@ -414,6 +414,96 @@ def check_ring_all_reduce_bytes(c: Check) -> None:
         c.expect(math.isclose(out, want, rel_tol=1e-9, abs_tol=1e-9),
                  f"ring_all_reduce_bytes({n}, {N}) = {out:g}, expected {want:g}",
                  "2 (N - 1) steps, each sending one chunk of n / N bytes")
+
+
+# ------------------------------------------------------------------------------------------ asynchronous SGD
+
+_FROM_READ = ("count from the worker's latest read, not from its previous push: a worker may read the weights "
+              "later than it pushed")
+_NO_READ = "a push by a worker that has not read the weights yet is an error: raise ValueError"
+
+
+def _round_robin(workers: int, rounds: int) -> list[tuple[str, int]]:
+    """Equal workers: all read, then each in turn pushes and reads again at once (parameter_server with jitter 0)."""
+    events = [("read", k) for k in range(workers)]
+    for _ in range(rounds):
+        for k in range(workers):
+            events += [("push", k), ("read", k)]
+    return events
+
+
+def _staleness_variants(events) -> dict[str, list[int]]:
+    """What known mistakes give: each counts from somewhere else, or counts something else."""
+    def count(start_at: str, own: bool = False) -> list[int]:
+        mark, n, out = {}, 0, []
+        for kind, worker in events:
+            if kind == "read" and (start_at == "latest read" or worker not in mark):
+                mark[worker] = n
+            if kind == "push":
+                out.append(n - mark.get(worker, 0) + own)
+                if start_at == "previous push":
+                    mark[worker] = n + 1
+                n += 1
+        return out
+
+    latest, between = {}, []  # the events of any kind between a worker's latest read and its push
+    for i, (kind, worker) in enumerate(events):
+        if kind == "read":
+            latest[worker] = i
+        elif kind == "push":
+            between.append(i - latest.get(worker, -1) - 1)
+
+    return {_FROM_READ: count("previous push"),
+            "a worker that reads again computes from its latest read, not its first": count("first read"),
+            "do not count the push itself: a worker alone is never stale (τ = 0)": count("latest read", own=True),
+            "count the pushes only: a read does not change the weights": between}
+
+
+def _staleness_cases(d: Draw) -> list[Case]:
+    names = d.sample(["ada", "bob", "cy", "dee", "eve"], 3)
+    events, pending = [("read", n) for n in names], set(names)
+    for _ in range(d.int(12, 30)):  # a random schedule: a worker that has read pushes, or any worker (re)reads
+        if pending and d.int(0, 2):
+            k = d.choice(sorted(pending))
+            events.append(("push", k))
+            pending.discard(k)
+        else:
+            k = d.choice(names)
+            events.append(("read", k))
+            pending.add(k)
+    W = d.int(2, 9)
+    return [Case("workers named by strings, a random order of reads and pushes", events,
+                 hint="a worker is any hashable id (a name, say): keep each one's latest read in a dict"),
+            Case("another number of equal workers", _round_robin(W, d.int(1, 4))),
+            Case("a worker that pushes before reading", [("read", 0), ("push", 0), ("push", 1)], hint=_NO_READ),
+            Case("a log with reads only", [("read", k) for k in range(d.int(1, 4))])]
+
+
+@exercise("12.staleness", reference=async_sgd.staleness, cases=_staleness_cases, via=or_value_error)
+def check_staleness(c: Check) -> None:
+    logs = [
+        ([("read", 0), ("push", 0), ("read", 0), ("push", 0)], "one worker"),
+        (_round_robin(4, 3), "4 equal workers"),
+        ([("read", 0), ("read", 1), ("push", 1), ("push", 0), ("read", 1), ("push", 1), ("read", 0), ("push", 0)],
+         "two workers"),
+        ([("read", 0), ("read", 1), ("push", 0), ("push", 1), ("read", 2), ("push", 2), ("read", 0), ("push", 0),
+          ("read", 1), ("push", 1)], "a worker that reads long after it pushed"),
+        ([("read", 0), ("read", 1), ("push", 1), ("read", 0), ("read", 1), ("push", 0), ("push", 1)],
+         "a worker that reads twice before pushing"),
+    ]
+    for events, what in logs:
+        out = c.call(events)
+        want = async_sgd.staleness(events)
+        c.expect(isinstance(out, (list, tuple)) and all(isinstance(t, int) and not isinstance(t, bool) for t in out),
+                 f"for {what} you returned {type(out).__name__}, expected a list of ints", "one int per push, in order")
+        out = list(out)
+        c.expect(len(out) == len(want), f"for {what} you returned {len(out)} values, expected {len(want)} (one per push)",
+                 "one staleness per ('push', worker) event, none for a read")
+        c.diagnose(out, _staleness_variants(events), f"for {what} your staleness is {out}", correct=want)
+        c.expect(out == want, f"for {what} your staleness is {out}, expected {want}",
+                 "τ of a push: the number of pushes after the worker's latest read and before this push")
+    c.expect(c.call([("read", 0), ("push", 1)], via=or_value_error) == "ValueError",
+             "a push by worker 1, which never read the weights, did not raise ValueError", _NO_READ)
 
 
 # ---------------------------------------------------------------------------------------------- speed-up

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from llmlab import mixed_precision
 from llmlab import train as ref
 from llmlab.grading.core import Case, Check, Draw, exercise, number
 from llmlab.grading.core import randn as _randn
@@ -556,3 +557,212 @@ def check_merge_lora(c: Check) -> None:
     x = _randn(4, 12, seed=11, dtype=torch.float64)
     c.close(x @ out.T + b, lora.lora_linear(x, W, b, A, B, alpha),
             "a plain layer with your merged weight does not reproduce the adapted layer's output", "")
+
+
+# ---------------------------------------------------------------------------------- mixed precision
+
+MEDIAN_HINT = "torch.median's convention: with an even count, the lower of the two middle values, not their mean"
+OVERFLOW_HINT = "a value beyond float16's largest finite number (65504) rounds to inf: it is lost too"
+
+
+def _rounding_variants(w: torch.Tensor, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """What known mistakes return for ``rounding_error(w, dtype)``, as tensors (median, lost)."""
+    exact = w.flatten().double()
+    rounded = w.flatten().to(dtype).double()
+    nonzero = exact != 0
+    e, r = exact[nonzero], rounded[nonzero]
+    relative = (r - e).abs() / e.abs()
+    lost = ((r == 0) | r.isinf()).double().mean().item()
+    median = relative.median().item()
+    variants = {
+        "the median, not the mean: a few entries flushed to 0 (relative error 1) would dominate the mean":
+            (relative.mean().item(), lost),
+        "the error relative to the weight: divide |w.to(dtype) - w| by |w|": ((r - e).abs().median().item(), lost),
+        "divide by the original |w|, not by the rounded value (which may be 0)":
+            (((r - e).abs() / r.abs()).median().item(), lost),
+        MEDIAN_HINT: (relative.quantile(0.5).item(), lost),
+        "count only the entries that were not 0: a weight that is 0 in float32 is not lost":
+            (median, ((rounded == 0) | rounded.isinf()).double().mean().item()),
+        "the fraction lost is over the entries that are not 0, not over all entries":
+            (median, ((r == 0) | r.isinf()).double().sum().item() / exact.numel()),
+        "return the fraction of entries lost, not their number": (median, float(((r == 0) | r.isinf()).sum())),
+        "compute the error in float64 (or float32): stored in 16 bits, the error is itself rounded":
+            (float(torch.tensor(median).to(dtype)), lost),
+    }
+    return {hint: torch.tensor(pair) for hint, pair in variants.items()}
+
+
+def _as_pair(c: Check, out, what: str) -> tuple[float, float]:
+    c.expect(isinstance(out, (tuple, list)) and len(out) == 2,
+             f"{what} returned {type(out).__name__}, expected a tuple (median relative error, fraction lost)",
+             "return two numbers: median, lost")
+    return c.number(out[0], f"the median relative error of {what}"), c.number(out[1], f"the fraction lost of {what}")
+
+
+def _rounding_cases(d: Draw) -> list[Case]:
+    def weights(n, dtype=torch.float32, scale=0.02):
+        w = d.randn(n, dtype=torch.float64, scale=scale)
+        w[d.randint(0, n, (max(1, n // 20),))] = 0.0  # zeros are skipped
+        return w.to(dtype)
+
+    n = 2 * d.int(20, 200) + 1
+    big = weights(n, scale=6e4)  # about a third beyond 65504
+    return [Case("another shape, rounded to bfloat16", weights(n).reshape(-1, 1) * d.float(0.5, 2), torch.bfloat16),
+            Case("values beyond float16's range", big, torch.float16, hint=OVERFLOW_HINT),
+            Case("bfloat16 weights with tiny entries, rounded to float16", weights(n, scale=1e-6).to(torch.bfloat16),
+                 torch.float16),
+            Case("float64 weights rounded to float32", weights(n, torch.float64), torch.float32,
+                 hint="compare the rounded weights with w itself, in float64: w.float() is already a rounding of "
+                      "float64 weights"),
+            Case("float16 weights rounded to bfloat16", weights(n, torch.float16), torch.bfloat16),
+            Case("an even number of nonzero entries", torch.cat([d.randn(2 * d.int(10, 100)) * 0.02]), torch.float16,
+                 hint=MEDIAN_HINT)]
+
+
+@exercise("06.rounding_error", reference=mixed_precision.rounding_error, cases=_rounding_cases, rtol=1e-5)
+def check_rounding_error(c: Check) -> None:
+    w = _randn(31, 63, seed=5) * 0.02  # 1,953 entries, like a trained weight matrix
+    w[0, :8] = torch.tensor([0.0, 0.0, 0.0, 1e-9, 2e-8, 3e-7, 1e-6, 4e-5])  # zeros, and values that fp16 loses
+    for dtype in (torch.bfloat16, torch.float16):
+        out = _as_pair(c, c.call(w, dtype), f"rounding_error(w, {dtype})")
+        want = mixed_precision.rounding_error(w, dtype)
+        c.expect(not math.isnan(out[0]), f"rounding_error(w, {dtype}) gave a NaN median",
+                 "skip the entries that are 0: their relative error is 0 / 0 = NaN")
+        c.diagnose(torch.tensor(out), _rounding_variants(w, dtype), f"rounding_error(w, {dtype}) matches a known mistake",
+                   rtol=1e-5, correct=torch.tensor(want))
+        c.expect(math.isclose(out[0], want[0], rel_tol=1e-5),
+                 f"the median relative error in {dtype} is {out[0]:.4g}, expected {want[0]:.4g}",
+                 "|w.to(dtype) - w| / |w| over the entries that are not 0, then its median")
+        c.expect(math.isclose(out[1], want[1], rel_tol=1e-9, abs_tol=1e-12),
+                 f"the fraction lost in {dtype} is {out[1]:.4g}, expected {want[1]:.4g}",
+                 "lost: an entry that is not 0 but rounds to 0 or to ±inf")
+    even = _randn(40, seed=6) * 0.02  # 40 entries: the median is the lower of the two middle ones
+    out = _as_pair(c, c.call(even, torch.float16), "rounding_error on 40 entries")
+    want = mixed_precision.rounding_error(even, torch.float16)
+    c.diagnose(torch.tensor(out), _rounding_variants(even, torch.float16),
+               "rounding_error on 40 entries matches a known mistake", rtol=1e-5, correct=torch.tensor(want))
+    c.expect(math.isclose(out[0], want[0], rel_tol=1e-5), f"the median of 40 errors is {out[0]:.4g}, expected {want[0]:.4g}",
+             MEDIAN_HINT)
+    same = _as_pair(c, c.call(w, torch.float32), "rounding_error(w, torch.float32)")
+    c.expect(same == (0.0, 0.0), f"rounding float32 weights to float32 gave {same}, expected (0.0, 0.0)",
+             "a weight that is already in the format does not change")
+
+
+GROWTH = dict(growth_factor=2.0, backoff_factor=0.5, growth_interval=3)
+SKIP_HINT = "when any gradient is inf or NaN, skip the step: return the parameters unchanged"
+
+
+def _scaler_oracle(params: list[torch.Tensor], grads: list[torch.Tensor], lr: float, scale: float, tracker: int,
+                   **growth) -> tuple[list[torch.Tensor], float, int]:
+    """torch.amp.GradScaler and torch.optim.SGD on the same state: what one step gives."""
+    live = [torch.nn.Parameter(p.clone()) for p in params]
+    scaler = torch.amp.GradScaler("cpu", init_scale=scale, growth_factor=growth["growth_factor"],
+                                  backoff_factor=growth["backoff_factor"], growth_interval=growth["growth_interval"])
+    scaler.load_state_dict({**scaler.state_dict(), "scale": scale, "_growth_tracker": tracker})
+    scaler.scale(torch.ones(()))  # creates the scale tensor, as scaling the loss does
+    for p, g in zip(live, grads):
+        p.grad = g.to(p.dtype)
+    scaler.step(torch.optim.SGD(live, lr=lr))
+    scaler.update()
+    return [p.detach() for p in live], scaler.get_scale(), scaler.state_dict()["_growth_tracker"]
+
+
+def _scaled_variants(params, grads, lr, scale, tracker, growth_factor, backoff_factor, growth_interval) -> dict:
+    """What known mistakes give for the parameters, all of them in one flat vector."""
+    def update(unscale):
+        return torch.cat([(p - lr * unscale(g, p)).flatten() for p, g in zip(params, grads)])
+
+    return {
+        "divide each gradient by the scale before the step (unscale): it was computed from loss × scale":
+            update(lambda g, p: g.to(p.dtype)),
+        "convert each gradient to the parameter's dtype before dividing by the scale: in float16, grad / scale "
+        "underflows": update(lambda g, p: (g / scale).to(p.dtype)),
+    }
+
+
+def _scaled_grads(seed: int, scale: float, shapes, bad: str | None = None, where: int = 0) -> list[torch.Tensor]:
+    """Small gradients (~1e-6, like a real model's) times the loss scale, in float16; ``bad``: "inf" or "nan"
+    in the tensor ``where``."""
+    grads = [(_randn(*s, seed=seed + i) * 1e-6 * scale).half() for i, s in enumerate(shapes)]
+    if bad is not None:
+        grads[where].view(-1)[seed % grads[where].numel()] = float(bad)
+    return grads
+
+
+def _scaled_cases(d: Draw) -> list[Case]:
+    def state(dtype=torch.float32, n=2):
+        shapes = [tuple(d.int(1, 6) for _ in range(d.int(1, 2))) for _ in range(n)]
+        params = [d.randn(*s, dtype=dtype, scale=1e-4) for s in shapes]
+        return params, shapes
+
+    params, shapes = state()
+    s = 2.0 ** d.int(8, 16)
+    grads = _scaled_grads(d.int(0, 999), s, shapes)
+    interval = d.int(2, 9)
+    factors = dict(growth_factor=d.choice([1.5, 3.0, 4.0]), backoff_factor=d.choice([0.25, 0.125]),
+                   growth_interval=interval)
+    p64, shapes64 = state(torch.float64, 3)
+    return [
+        Case("a step that completes growth_interval good steps, another growth_factor", params, grads, 1.0, s,
+             interval - 1, **factors, hint="use growth_factor and backoff_factor, the arguments"),
+        Case("an overflow, another backoff_factor", params, _scaled_grads(d.int(0, 999), s, shapes, "inf", 1), 1.0, s,
+             d.int(0, interval - 1), **factors, hint="use growth_factor and backoff_factor, the arguments"),
+        Case("float32 gradients (from autocast), a good step", params, [g.float() * 3 for g in grads], 0.5, s,
+             d.int(0, interval - 2), **factors),
+        Case("float64 parameters, three tensors, a NaN in the last", p64,
+             _scaled_grads(d.int(0, 999), s, shapes64, "nan", 2), 1.0, s, 0, **factors),
+        Case("float64 parameters, default factors and interval", p64, _scaled_grads(d.int(0, 999), s, shapes64), 1.0,
+             s, d.int(0, 1998)),
+    ]
+
+
+@exercise("06.scaled_step", reference=mixed_precision.scaled_step, cases=_scaled_cases, rtol=1e-5, atol=1e-10)
+def check_scaled_step(c: Check) -> None:
+    shapes, lr = [(4, 3), (5,)], 1.0
+    params = [_randn(*s, seed=20 + i) * 1e-4 for i, s in enumerate(shapes)]
+    scale, tracker = 2.0**14, 0
+    # (what goes wrong in this step, where): growth_interval is 3, so steps 3 and 9 would complete it
+    plan = [None, None, ("inf", 0), None, None, None, None, ("inf", 1), None, ("nan", 0), None, None, None]
+    for step, bad in enumerate(plan, 1):
+        grads = _scaled_grads(100 + step, scale, shapes, *(bad or (None,)))
+        out = c.call(params, grads, lr, scale, tracker, **GROWTH)
+        c.expect(isinstance(out, tuple) and len(out) == 3,
+                 f"scaled_step returned {type(out).__name__}, expected (params, scale, growth_tracker)", "return all three")
+        new, new_scale, new_tracker = out
+        c.expect(isinstance(new, (list, tuple)) and len(new) == len(params),
+                 f"the parameters you returned are a {type(new).__name__}, expected a list of {len(params)} tensors",
+                 "return one new tensor per parameter, in order")
+        for i, (t, p) in enumerate(zip(new, params)):
+            c.expect_tensor(t, shape=p.shape, name=f"parameter {i}")
+            c.expect(t.dtype == p.dtype, f"parameter {i} has dtype {t.dtype}, expected {p.dtype}",
+                     "keep the parameters in their own dtype (float32 master weights): update them in float32, "
+                     "where a small update is not rounded away")
+        new_scale, new_tracker = c.number(new_scale, "the scale"), c.number(new_tracker, "the growth tracker")
+        want, want_scale, want_tracker = _scaler_oracle(params, grads, lr, scale, tracker, **GROWTH)
+        where = f"at step {step} (" + (f"{bad[0]} in gradient {bad[1]}" if bad else "finite gradients") + ")"
+        if bad:
+            if not all(torch.equal(t, p) for t, p in zip(new, params)):
+                hint = ("NaN counts too: torch.isfinite is False for inf and NaN" if bad[0] == "nan"
+                        else "look at every gradient tensor, not only the first" if bad[1] else SKIP_HINT)
+                c.fail(f"{where} you changed the parameters", hint)
+            c.expect(new_tracker == 0, f"{where} the growth tracker is {new_tracker}, expected 0",
+                     "a skipped step resets growth_tracker to 0: the good steps must be consecutive")
+            c.expect(new_scale < scale, f"{where} the scale went from {scale:g} to {new_scale:g}, expected {want_scale:g}",
+                     "a skipped step is not a good step: it never grows the scale, it multiplies it by backoff_factor")
+            c.expect(new_scale == want_scale, f"{where} the scale is {new_scale:g}, expected {want_scale:g}",
+                     "on an overflow, multiply the scale by backoff_factor")
+        else:
+            c.diagnose(torch.cat([t.flatten() for t in new]), _scaled_variants(params, grads, lr, scale, tracker, **GROWTH),
+                       f"{where} your parameters match a known mistake", correct=torch.cat([t.flatten() for t in want]))
+            for i, (t, w) in enumerate(zip(new, want)):
+                c.close(t, w, f"{where} parameter {i} differs from GradScaler + SGD's",
+                        "param - lr · grad / scale, with the gradient converted to the parameter's dtype first",
+                        rtol=1e-5, atol=1e-10)
+            if new_tracker == tracker + 1 == GROWTH["growth_interval"]:
+                c.fail(f"{where} the growth tracker reached {new_tracker}",
+                       "after growing the scale, reset growth_tracker to 0: the next growth needs growth_interval new good steps")
+            c.expect(new_tracker == want_tracker, f"{where} the growth tracker is {new_tracker}, expected {want_tracker}",
+                     "count the good steps: growth_tracker + 1, and 0 again when it reaches growth_interval")
+            c.expect(new_scale == want_scale, f"{where} the scale is {new_scale:g}, expected {want_scale:g}",
+                     "grow the scale (× growth_factor) only when growth_tracker + 1 reaches growth_interval")
+        params, scale, tracker = list(new), new_scale, new_tracker

@@ -10,6 +10,7 @@ output exact (``llmlab.inference.speculative.layer_draft``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +57,36 @@ def exit_predictions(model: nn.Module, idx: torch.Tensor, layers: list[int]) -> 
     return torch.stack(preds), torch.stack(conf)
 
 
+def choose_exit(preds: torch.Tensor, conf: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Early exit's rule at each position: the first exit whose confidence reaches the threshold
+    (conf >= threshold, a tie exits), or the last exit (the full model) when none does.
+
+    preds (E, T) the top-1 token at each of E exits, conf (E, T) its probability -> (exit (T,) long, the
+    index of the exit taken in 0 .. E-1; token (T,) in preds' dtype, the prediction made there).
+    """
+    validate.tensor("preds", preds, ndim=2)
+    if preds.dtype.is_floating_point or preds.dtype.is_complex or preds.dtype == torch.bool:
+        raise TypeError(f"preds must hold token ids (an integer tensor), got dtype {preds.dtype}")
+    if preds.numel() and int(preds.min()) < 0:
+        raise ValueError(f"preds must hold token ids >= 0, got {int(preds.min())}")
+    validate.tensor("conf", conf, ndim=2, floating=True)
+    if preds.shape[0] == 0 or preds.shape[1] == 0:
+        raise ValueError(f"preds must have shape (E, T) with E >= 1 exits and T >= 1 positions, got {tuple(preds.shape)}")
+    if conf.shape != preds.shape:
+        raise ValueError(f"conf must have the shape of preds {tuple(preds.shape)}, got {tuple(conf.shape)}")
+    if bool(conf.isnan().any()):
+        raise ValueError("conf contains NaN")
+    threshold = validate.real("threshold", threshold, finite=False)  # +inf: never exit early
+    return _choose_exit(preds, conf, threshold)
+
+
+def _choose_exit(preds: torch.Tensor, conf: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    ok = conf >= threshold  # a new tensor: conf itself is left as it is
+    ok[-1] = True  # the full model always answers
+    first = ok.int().argmax(0)  # argmax returns the first maximum: the first confident exit
+    return first, preds.gather(0, first[None])[0]
+
+
 @dataclass(frozen=True)
 class ExitPoint:
     threshold: float
@@ -69,10 +100,12 @@ class ExitPoint:
 
 
 def exit_tradeoff(preds: torch.Tensor, conf: torch.Tensor, layers: list[int], n_layers: int,
-                  thresholds: list[float]) -> list[ExitPoint]:
+                  thresholds: list[float], choose: Callable | None = None) -> list[ExitPoint]:
     """For each τ: exit at the first layer with confidence >= τ (else at the last exit, which must be
     the full model), and report compute used and agreement with the full model.
-    preds (E, T) and conf (E, T) as ``exit_predictions`` returns them for the E exits ``layers``."""
+    preds (E, T) and conf (E, T) as ``exit_predictions`` returns them for the E exits ``layers``.
+    ``choose(preds, conf, τ) -> (exit (T,), token (T,))`` makes the choice (``choose_exit`` by default;
+    a learner's own in notebook 08)."""
     n_layers = validate.positive_int("n_layers", n_layers)
     layers = _check_layers(layers, n_layers)
     if layers[-1] != n_layers:
@@ -91,13 +124,29 @@ def exit_tradeoff(preds: torch.Tensor, conf: torch.Tensor, layers: list[int], n_
     if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, (list, tuple)):
         raise TypeError(f"thresholds must be a list of numbers, got {type(thresholds).__name__}")
     thresholds = [validate.real(f"thresholds[{i}]", t) for i, t in enumerate(thresholds)]
+    if choose is not None and not callable(choose):
+        raise TypeError(f"choose must be a function (preds, conf, threshold) -> (exit, token), got {type(choose).__name__}")
     depth = torch.tensor(layers, dtype=torch.float)
     points = []
     for tau in thresholds:
-        ok = conf >= tau
-        ok[-1] = True
-        first = ok.float().argmax(0)  # (T,) index of the first confident exit
-        chosen = preds.gather(0, first[None])[0]
-        points.append(ExitPoint(float(tau), float(depth[first].mean() / n_layers),
-                                float((chosen == preds[-1]).float().mean())))
+        if choose is None:
+            first, chosen = _choose_exit(preds, conf, tau)
+        else:
+            first, chosen = _chosen(choose(preds.clone(), conf.clone(), tau), preds.shape)
+        points.append(ExitPoint(float(tau), float(depth[first.cpu()].mean() / n_layers),
+                                float((chosen.to(preds.device) == preds[-1]).float().mean())))
     return points
+
+
+def _chosen(out, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``choose``'s answer checked: exit indices in [0, E) and tokens, each (T,) (lists are read as tensors)."""
+    E, T = shape
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError(f"choose must return a pair (exit, token), got {type(out).__name__}")
+    first, chosen = (torch.as_tensor(x) for x in out)
+    for name, x in (("exit", first), ("token", chosen)):
+        if x.shape != (T,) or x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+            raise ValueError(f"choose must return {name} as T = {T} integers, got shape {tuple(x.shape)}, dtype {x.dtype}")
+    if T and not 0 <= int(first.min()) <= int(first.max()) < E:
+        raise ValueError(f"choose returned exit indices outside 0 .. {E - 1}")
+    return first.long(), chosen

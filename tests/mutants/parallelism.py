@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from llmlab.parallel import data_parallel, pipeline, speedup, tensor_parallel
+from llmlab.parallel import async_sgd, data_parallel, pipeline, speedup, tensor_parallel
 from tests.mutants import mistake
 
 REFERENCE = {
@@ -18,6 +18,7 @@ REFERENCE = {
     "check_measured_bubble": pipeline.measured_bubble,
     "check_ring_all_reduce_bytes": tensor_parallel.ring_all_reduce_bytes,
     "check_amdahl": speedup.amdahl,
+    "check_staleness": async_sgd.staleness,
 }
 
 
@@ -335,3 +336,70 @@ def ring_whole_chunks(nbytes, world_size):
 def amdahl_rounded_serial(n, parallel_fraction):
     serial = round(1 - parallel_fraction, 2)  # 1 - 0.9 = 0.09999999999999998 -> 0.1
     return 1 / (serial + parallel_fraction / n)
+
+
+# staleness
+def _taus(events, start_at="latest read", own=0, strict=True):
+    mark, n, out = {}, 0, []
+    for kind, worker in events:
+        if kind == "read" and (start_at == "latest read" or worker not in mark):
+            mark[worker] = n
+        if kind == "push":
+            if strict and worker not in mark:
+                raise ValueError(f"worker {worker} pushes before reading")
+            out.append(n - mark.get(worker, 0) + own)
+            n += 1
+    return out
+
+
+@mistake("check_staleness", "not its first")
+def staleness_from_first_read(events):
+    return _taus(events, start_at="first read")
+
+
+@mistake("check_staleness", "do not count the push itself")
+def staleness_counts_own_push(events):
+    return _taus(events, own=1)
+
+
+@mistake("check_staleness", "a read does not change the weights")
+def staleness_counts_reads(events):
+    latest, out = {}, []
+    for i, (kind, worker) in enumerate(events):
+        if kind == "read":
+            latest[worker] = i
+        else:
+            if worker not in latest:
+                raise ValueError(f"worker {worker} pushes before reading")
+            out.append(i - latest[worker] - 1)  # the events in between
+    return out
+
+
+@mistake("check_staleness", "raise ValueError")
+def staleness_read_at_start(events):
+    return _taus(events, strict=False)  # a worker that never read "read the initial weights"
+
+
+@mistake("check_staleness", "not from its previous push", kind="overfit")
+def staleness_from_previous_push(events):
+    last, n, out = {}, 0, []  # the parameter server's workers read right after they push...
+    for kind, worker in events:
+        if kind == "push":
+            out.append(n - last.get(worker, 0))
+            last[worker] = n = n + 1
+    return out
+
+
+@mistake("check_staleness", "keep each one's latest read in a dict", kind="overfit")
+def staleness_list_of_workers(events):
+    read_at, n, out = [0] * (1 + max(w for _, w in events)), 0, []  # workers numbered 0, 1, ...
+    seen = set()
+    for kind, worker in events:
+        if kind == "read":
+            read_at[worker], _ = n, seen.add(worker)
+        else:
+            if worker not in seen:
+                raise ValueError("push before read")
+            out.append(n - read_at[worker])
+            n += 1
+    return out

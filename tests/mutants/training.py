@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from llmlab import train
+from llmlab import mixed_precision, train
 from llmlab.nn import lora
 from tests.mutants import mistake
 
@@ -18,6 +18,8 @@ REFERENCE = {
     "check_should_stop": train.should_stop,
     "check_lora_linear": lora.lora_linear,
     "check_merge_lora": lora.merged_weight,
+    "check_rounding_error": mixed_precision.rounding_error,
+    "check_scaled_step": mixed_precision.scaled_step,
 }
 
 
@@ -529,3 +531,168 @@ def merge_rank_from_columns(weight, A, B, alpha):
 @mistake("check_merge_lora", "alpha // r floors it")
 def merge_floor_division(weight, A, B, alpha):
     return weight + (alpha // A.shape[0]) * (B @ A)
+
+
+# ---------------------------------------------------------------- mixed precision
+
+def _relative(w, dtype):
+    w = w.flatten()[w.flatten() != 0].double()
+    rounded = w.to(dtype) if w.dtype == dtype else w.float().to(dtype)
+    return w, rounded.double()
+
+
+@mistake("check_rounding_error", "the median, not the mean")
+def rounding_mean(w, dtype):
+    w, r = _relative(w, dtype)
+    return ((r - w).abs() / w.abs()).mean().item(), ((r == 0) | r.isinf()).double().mean().item()
+
+
+@mistake("check_rounding_error", "relative to the weight")
+def rounding_absolute(w, dtype):
+    w, r = _relative(w, dtype)
+    return (r - w).abs().median().item(), ((r == 0) | r.isinf()).double().mean().item()
+
+
+@mistake("check_rounding_error", "lower of the two middle values")
+def rounding_numpy_median(w, dtype):
+    w, r = _relative(w, dtype)
+    return ((r - w).abs() / w.abs()).quantile(0.5).item(), ((r == 0) | r.isinf()).double().mean().item()
+
+
+@mistake("check_rounding_error", "0 / 0 = NaN")
+def rounding_keeps_zeros(w, dtype):
+    w, r = w.flatten().double(), w.flatten().to(dtype).double()
+    return ((r - w).abs() / w.abs()).median().item(), ((r == 0) | r.isinf()).double().mean().item()
+
+
+@mistake("check_rounding_error", "not over all entries")
+def rounding_lost_over_all(w, dtype):
+    median, _ = mixed_precision.rounding_error(w, dtype)
+    r = w.to(dtype)
+    return median, (((r == 0) | r.isinf()) & (w != 0)).double().sum().item() / w.numel()
+
+
+@mistake("check_rounding_error", "beyond float16's largest finite number", kind="overfit")
+def rounding_forgets_overflow(w, dtype):
+    w, r = _relative(w, dtype)
+    return ((r - w).abs() / w.abs()).median().item(), (r == 0).double().mean().item()  # underflow only
+
+
+@mistake("check_rounding_error", "leave the inputs as they are", kind="inplace")
+def rounding_abs_in_place(w, dtype):
+    w = w.abs_()  # rounding is symmetric: work on |w|
+    return mixed_precision.rounding_error(w, dtype)
+
+
+@mistake("check_rounding_error", "stored in 16 bits", kind="dtype")
+def rounding_error_in_16_bits(w, dtype):
+    w, r = _relative(w, dtype)
+    relative = ((r - w).abs() / w.abs()).to(dtype)  # "the error of a dtype number, in that dtype"
+    return relative.median().item(), ((r == 0) | r.isinf()).double().mean().item()
+
+
+def _sgd(params, grads, lr, scale, unscale=True):
+    return [p - lr * (g.to(p.dtype) / scale if unscale else g.to(p.dtype)) for p, g in zip(params, grads)]
+
+
+def _finite(grads):
+    return all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+def _grow(scale, tracker, growth_factor, growth_interval):
+    tracker += 1
+    return (scale * growth_factor, 0) if tracker == growth_interval else (scale, tracker)
+
+
+@mistake("check_scaled_step", "divide each gradient by the scale")
+def scaled_no_unscale(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                      growth_interval=2000):
+    if not _finite(grads):
+        return [p.clone() for p in params], scale * backoff_factor, 0
+    return (_sgd(params, grads, lr, scale, unscale=False),
+            *_grow(scale, growth_tracker, growth_factor, growth_interval))
+
+
+@mistake("check_scaled_step", "skip the step")
+def scaled_steps_on_inf(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                        growth_interval=2000):
+    new = _sgd(params, grads, lr, scale)
+    if not _finite(grads):
+        return new, scale * backoff_factor, 0
+    return (new, *_grow(scale, growth_tracker, growth_factor, growth_interval))
+
+
+@mistake("check_scaled_step", "it never grows the scale")
+def scaled_grows_on_overflow(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                             growth_interval=2000):
+    scale, tracker = _grow(scale, growth_tracker, growth_factor, growth_interval)  # counted before looking at the grads
+    if not _finite(grads):
+        return [p.clone() for p in params], scale * backoff_factor, 0
+    return _sgd(params, grads, lr, scale), scale, tracker
+
+
+@mistake("check_scaled_step", "after growing the scale, reset growth_tracker to 0")
+def scaled_tracker_not_reset(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                             growth_interval=2000):
+    if not _finite(grads):
+        return [p.clone() for p in params], scale * backoff_factor, 0
+    tracker = growth_tracker + 1
+    return _sgd(params, grads, lr, scale), scale * growth_factor if tracker >= growth_interval else scale, tracker
+
+
+@mistake("check_scaled_step", "a skipped step resets growth_tracker")
+def scaled_tracker_kept_on_overflow(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                                    growth_interval=2000):
+    if not _finite(grads):
+        return [p.clone() for p in params], scale * backoff_factor, growth_tracker
+    return (_sgd(params, grads, lr, scale), *_grow(scale, growth_tracker, growth_factor, growth_interval))
+
+
+@mistake("check_scaled_step", "NaN counts too")
+def scaled_isinf_only(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                      growth_interval=2000):
+    if any(bool(g.isinf().any()) for g in grads):
+        return [p.clone() for p in params], scale * backoff_factor, 0
+    return (_sgd(params, grads, lr, scale), *_grow(scale, growth_tracker, growth_factor, growth_interval))
+
+
+@mistake("check_scaled_step", "every gradient tensor")
+def scaled_first_tensor_only(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                             growth_interval=2000):
+    if not bool(torch.isfinite(grads[0]).all()):
+        return [p.clone() for p in params], scale * backoff_factor, 0
+    return (_sgd(params, grads, lr, scale), *_grow(scale, growth_tracker, growth_factor, growth_interval))
+
+
+@mistake("check_scaled_step", "underflows")
+def scaled_unscale_in_half(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                           growth_interval=2000):
+    if not _finite(grads):
+        return [p.clone() for p in params], scale * backoff_factor, 0
+    new = [p - lr * (g / scale).to(p.dtype) for p, g in zip(params, grads)]  # unscaled in the gradient's float16
+    return (new, *_grow(scale, growth_tracker, growth_factor, growth_interval))
+
+
+@mistake("check_scaled_step", "use growth_factor and backoff_factor, the arguments", kind="overfit")
+def scaled_fixed_factors(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                         growth_interval=2000):
+    return mixed_precision.scaled_step(params, grads, lr, scale, growth_tracker, 2.0, 0.5, growth_interval)
+
+
+@mistake("check_scaled_step", "leave the inputs as they are", kind="inplace")
+def scaled_step_in_place(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                         growth_interval=2000):
+    if not _finite(grads):
+        return params, scale * backoff_factor, 0
+    for p, g in zip(params, grads):
+        p.sub_(lr * g.to(p.dtype) / scale)  # as optimizer.step() does
+    return (params, *_grow(scale, growth_tracker, growth_factor, growth_interval))
+
+
+@mistake("check_scaled_step", "keep the parameters in their own dtype", kind="dtype")
+def scaled_step_in_half(params, grads, lr, scale, growth_tracker, growth_factor=2.0, backoff_factor=0.5,
+                        growth_interval=2000):
+    if not _finite(grads):
+        return [p.clone() for p in params], scale * backoff_factor, 0
+    new = [p.to(g.dtype) - lr * (g.float() / scale).to(g.dtype) for p, g in zip(params, grads)]  # no master weights
+    return (new, *_grow(scale, growth_tracker, growth_factor, growth_interval))
