@@ -64,8 +64,10 @@ def _speed_cases(d: Draw) -> list[Case]:
 def check_speed_metrics(c: Check) -> None:
     t0, times = 2.0, [2.5, 2.6, 2.9, 3.0]  # TTFT 0.5; steps 0.1, 0.3, 0.1; 4 tokens in 1 s
     out = c.call(t0, times)
-    c.expect(isinstance(out, (tuple, list)) and len(out) == 3, f"expected a triple (ttft, latency, throughput), got "
+    c.expect(isinstance(out, tuple) and len(out) == 3, f"expected a tuple (ttft, latency, throughput), got "
              f"{type(out).__name__}", "return the three figures as a tuple, in that order")
+    c.expect(all(isinstance(x, float) for x in out), f"speed_metrics returned {[type(x).__name__ for x in out]}, "
+             "expected three Python floats", "float(...) or .item(): clock readings need float64's digits")
     ttft, latency, throughput = (c.number(x, f"speed_metrics(2.0, [2.5, 2.6, 2.9, 3.0])[{i}]") for i, x in enumerate(out))
     want = speed.speed_metrics(t0, times)
     c.diagnose(ttft, {"TTFT is a duration: subtract t_0, the moment of the request": 2.5,
@@ -526,9 +528,9 @@ def _exit_cases(d: Draw) -> list[Case]:
 @exercise("08.choose_exit", reference=early_exit.choose_exit, cases=_exit_cases)
 def check_choose_exit(c: Check) -> None:
     preds = torch.tensor([[11, 12, 13, 14, 15], [21, 22, 23, 24, 25], [31, 32, 33, 34, 35]])
-    conf = torch.tensor([[0.9, 0.5, 0.5, 0.25, 0.75],
+    conf = torch.tensor([[0.9, 0.5, 0.5, 0.7499, 0.75],  # 0.7499 rounds to 0.75 in float16
                          [0.95, 0.8, 0.5, 0.5, 0.875],
-                         [0.99, 0.9, 0.625, 0.5, 0.7]])
+                         [0.99, 0.78125, 0.625, 0.5, 0.7]])
     out = c.call(preds, conf, 0.75)
     c.expect(isinstance(out, tuple) and len(out) == 2, f"expected a pair (exit, token), got {type(out).__name__}",
              "return the exit indices and the tokens predicted there")
@@ -545,7 +547,10 @@ def check_choose_exit(c: Check) -> None:
         "a position where no exit is confident takes the last exit, E - 1 (the full model): argmax over an "
         "all-False column gives 0": [0, 1, 0, 0, 0],
         "a confidence equal to the threshold exits (conf >= threshold): position 4 has 0.75 at exit 0": [0, 1, 2, 2, 1],
-        "take the first confident exit, not the most confident one: the point is to stop early": [2, 2, 2, 2, 1],
+        "take the first confident exit, not the most confident one: the point is to stop early": [2, 1, 2, 2, 1],
+        "take the first confident exit, not the last one: the point is to stop early": [2, 2, 2, 2, 1],
+        "compare the confidences in their own dtype: in float16, 0.7499 rounds to 0.75 and exits":
+            early_exit.choose_exit(preds, conf.half(), 0.75)[0].tolist(),
     }, f"exit is {got} for threshold 0.75", correct=want_exit.tolist())
     c.expect(got == want_exit.tolist(), f"exit is {got}, expected {want_exit.tolist()}",
              "the first row whose confidence is >= threshold, else the last row")
@@ -587,7 +592,11 @@ def check_sliding_window_mask(c: Check) -> None:
     }, "the mask matches a known mistake", correct=want)
     c.expect(torch.equal(out, want), "the mask of (T=8, window=3, sink=2) is wrong",
              "True where j <= i and (i - j < window or j < sink)")
-    c.expect(torch.equal(c.call(5, 1, 0), torch.eye(5, dtype=torch.bool)), "window = 1 without sinks should let "
+    alone = c.call(5, 1, 0)
+    c.expect(not (torch.is_tensor(alone) and alone.shape == (5, 5) and bool(alone[:, 0].all()) and bool(alone[1, 0])),
+             "sliding_window_mask(5, 1, 0) keeps key 0 visible to every query",
+             "sink = 0 means no sink at all: (j < sink) is False for every key")
+    c.expect(torch.equal(alone, torch.eye(5, dtype=torch.bool)), "window = 1 without sinks should let "
              "each query see itself only", "the window counts the query itself")
 
 

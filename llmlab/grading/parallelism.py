@@ -453,7 +453,15 @@ def _staleness_variants(events) -> dict[str, list[int]]:
         elif kind == "push":
             between.append(i - latest.get(worker, -1) - 1)
 
+    others = []  # only the other workers' pushes since the read: a worker's own earlier push forgotten
+    for i, (kind, worker) in enumerate(events):
+        if kind == "push":
+            since = max(j for j in range(i) if events[j] == ("read", worker)) if ("read", worker) in events[:i] else -1
+            others.append(sum(1 for k, w in events[since + 1:i] if k == "push" and w != worker))
+
     return {_FROM_READ: count("previous push"),
+            "count every push since the read, the worker's own earlier pushes too: a second push from the same "
+            "read comes after the first": others,
             "a worker that reads again computes from its latest read, not its first": count("first read"),
             "do not count the push itself: a worker alone is never stale (τ = 0)": count("latest read", own=True),
             "count the pushes only: a read does not change the weights": between}
@@ -472,9 +480,14 @@ def _staleness_cases(d: Draw) -> list[Case]:
             events.append(("read", k))
             pending.add(k)
     W = d.int(2, 9)
+    again = [("read", k) for k in range(W)]  # every worker reads once, then pushes one or more gradients of it
+    for _ in range(d.int(W + 2, 3 * W)):
+        again.append(("push", d.int(0, W - 1)))
     return [Case("workers named by strings, a random order of reads and pushes", events,
                  hint="a worker is any hashable id (a name, say): keep each one's latest read in a dict"),
             Case("another number of equal workers", _round_robin(W, d.int(1, 4))),
+            Case("workers that push several gradients of one read", again,
+                 hint="a second push from the same read comes after the first: count it"),
             Case("a worker that pushes before reading", [("read", 0), ("push", 0), ("push", 1)], hint=_NO_READ),
             Case("a log with reads only", [("read", k) for k in range(d.int(1, 4))])]
 
@@ -490,6 +503,8 @@ def check_staleness(c: Check) -> None:
           ("read", 1), ("push", 1)], "a worker that reads long after it pushed"),
         ([("read", 0), ("read", 1), ("push", 1), ("read", 0), ("read", 1), ("push", 0), ("push", 1)],
          "a worker that reads twice before pushing"),
+        ([("read", 0), ("read", 1), ("push", 1), ("push", 0), ("push", 0), ("push", 1)],
+         "workers that push twice from one read"),
     ]
     for events, what in logs:
         out = c.call(events)

@@ -109,6 +109,19 @@ def exit_most_confident(preds, conf, threshold):
     return first, preds.gather(0, first[None])[0]
 
 
+@mistake("check_choose_exit", "not the last one")
+def exit_last_confident(preds, conf, threshold):
+    ok = conf >= threshold
+    last = conf.shape[0] - 1 - ok.flip(0).int().argmax(0)  # the deepest confident exit
+    first = torch.where(ok.any(0), last, conf.shape[0] - 1)
+    return first, preds.gather(0, first[None])[0]
+
+
+@mistake("check_choose_exit", "in their own dtype")
+def exit_compares_in_half(preds, conf, threshold):
+    return early_exit.choose_exit(preds, conf.half(), threshold)  # "16 bits are plenty for a probability"
+
+
 @mistake("check_choose_exit", "from 0 to E - 1")
 def exit_layer_count(preds, conf, threshold):
     first, token = early_exit.choose_exit(preds, conf, threshold)

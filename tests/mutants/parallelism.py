@@ -403,3 +403,32 @@ def staleness_list_of_workers(events):
             out.append(n - read_at[worker])
             n += 1
     return out
+
+
+@mistake("check_staleness", "the worker's own earlier pushes too")
+def staleness_other_workers_only(events):
+    read_at, pushes, out = {}, [], []  # the pushes since the read, but only the other workers' count
+    for kind, worker in events:
+        if kind == "read":
+            read_at[worker] = len(pushes)
+        else:
+            if worker not in read_at:
+                raise ValueError(f"worker {worker} pushes before reading")
+            out.append(sum(1 for w in pushes[read_at[worker]:] if w != worker))
+            pushes.append(worker)
+    return out
+
+
+@mistake("check_staleness", "not from its previous push")
+def staleness_push_is_a_read(events):
+    read_at, n, out = {}, 0, []  # a push as a fresh read: the worker's next gradient "starts from" it
+    for kind, worker in events:
+        if kind == "read":
+            read_at[worker] = n
+        else:
+            if worker not in read_at:
+                raise ValueError(f"worker {worker} pushes before reading")
+            out.append(n - read_at[worker])
+            n += 1
+            read_at[worker] = n
+    return out

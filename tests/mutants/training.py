@@ -578,6 +578,19 @@ def rounding_forgets_overflow(w, dtype):
     return ((r - w).abs() / w.abs()).median().item(), (r == 0).double().mean().item()  # underflow only
 
 
+@mistake("check_rounding_error", "a threshold on w itself misses", kind="overfit")
+def rounding_lost_by_fp16_threshold(w, dtype):
+    w, r = _relative(w, dtype)  # "lost: beyond fp16's largest number, or rounded to 0", whatever the dtype
+    return ((r - w).abs() / w.abs()).median().item(), ((r == 0) | (w.abs() > 65504)).double().mean().item()
+
+
+@mistake("check_rounding_error", "a threshold on w itself misses", kind="overfit")
+def rounding_lost_below_half_the_smallest(w, dtype):
+    w, r = _relative(w, dtype)  # "a value below half the smallest number rounds to 0": ties to even say otherwise
+    tiny = {torch.float16: 2.0**-24, torch.bfloat16: 2.0**-133}.get(dtype, 0.0)  # the smallest subnormal
+    return ((r - w).abs() / w.abs()).median().item(), ((w.abs() < tiny / 2) | r.isinf()).double().mean().item()
+
+
 @mistake("check_rounding_error", "leave the inputs as they are", kind="inplace")
 def rounding_abs_in_place(w, dtype):
     w = w.abs_()  # rounding is symmetric: work on |w|
