@@ -52,6 +52,20 @@ def engine_step(parts: dict[str, str], n_layers: int = 30):
     def right(x0, x1, y):
         arrow(ax, (x0, y), (x1, y))
 
+    def chain(x, y, steps, gap=0.3):
+        """Boxes left to right from x, an arrow across each gap: steps are (width, label) for llmlab's code and
+        (width, label, part name) for a part. Returns where the last box ends."""
+        for i, (w, label, *name) in enumerate(steps):
+            if i:
+                right(x, x + gap, y + 0.45)
+                x += gap
+            if name:
+                part(x, y, w, name[0], label)
+            else:
+                fixed(x, y, w, label)
+            x += w
+        return x
+
     # the loop: last token -> ... -> next token
     box(ax, 0.2, 8.9, 21.1, 2.5, "", color="#ffffff", edge=STATES[state["engine_generate"]])
     ax.text(0.4, 11.15, f"engine_generate: prefill the prompt, then one token per step ({state['engine_generate']})",
@@ -85,45 +99,20 @@ def engine_step(parts: dict[str, str], n_layers: int = 30):
     box(ax, 0.2, 5.9, 21.1, 2.4, "", color="#ffffff", edge=STATES[state["attention_layer"]])
     ax.text(0.4, 8.05, f"one layer: attention_layer ({state['attention_layer']}), then the feed-forward",
             fontsize=8, va="center")
-    fixed(0.5, y, 1.4, "RMSNorm")
-    right(1.9, 2.2, y + 0.45)
-    fixed(2.2, y, 1.7, "q, k, v\n= h Wᵀ")
-    right(3.9, 4.2, y + 0.45)
-    fixed(4.2, y, 1.6, "RoPE on\nq and k")
-    right(5.8, 6.1, y + 0.45)
-    part(6.1, y, 1.6, "write_kv")
-    right(7.7, 8.0, y + 0.45)
-    part(8.0, y, 2.3, "cached_attention", "cached_attention\n(per new token)")
-    right(10.3, 10.6, y + 0.45)
-    fixed(10.6, y, 1.6, "x + out Woᵀ")
-    right(12.2, 12.5, y + 0.45)
-    fixed(12.5, y, 1.4, "RMSNorm")
-    right(13.9, 14.2, y + 0.45)
-    fixed(14.2, y, 2.4, "SwiGLU\nfeed-forward")
-    right(16.6, 16.9, y + 0.45)
-    fixed(16.9, y, 1.2, "+ x")
+    chain(0.5, y, [(1.4, "RMSNorm"), (1.7, "q, k, v\n= h Wᵀ"), (1.6, "RoPE on\nq and k"), (1.6, "write_kv", "write_kv"),
+                   (2.3, "cached_attention\n(per new token)", "cached_attention"), (1.6, "x + out Woᵀ"),
+                   (1.4, "RMSNorm"), (2.4, "SwiGLU\nfeed-forward"), (1.2, "+ x")])
     ax.text(18.4, y + 0.45, "the KV cache of\nthis layer fills\nslot by slot", fontsize=7, va="center")
 
     # the weights and the speculative round
     y = 3.1
     ax.text(0.4, 5.2, "every weight of the layers and the head (the W above):", fontsize=8, va="center")
-    fixed(0.5, y, 1.6, "fp32 weight\n(N, K)")
-    right(2.1, 2.4, y + 0.45)
-    part(2.4, y, 1.7, "prune_mask", "prune_mask\non |W|")
-    right(4.1, 4.4, y + 0.45)
-    part(4.4, y, 1.6, "per_group", "per_group\n4 bits")
-    right(6.0, 6.3, y + 0.45)
-    part(6.3, y, 1.9, "int4_storage", "int4_storage\ncodes + 8")
-    right(8.2, 8.5, y + 0.45)
-    fixed(8.5, y, 2.0, "int4 kernel\n(packed)")
+    chain(0.5, y, [(1.6, "fp32 weight\n(N, K)"), (1.7, "prune_mask\non |W|", "prune_mask"),
+                   (1.6, "per_group\n4 bits", "per_group"), (1.9, "int4_storage\ncodes + 8", "int4_storage"),
+                   (2.0, "int4 kernel\n(packed)")])
     ax.text(11.3, 5.2, "speculative round (greedy):", fontsize=8, va="center")
-    part(11.3, y, 2.1, "prompt_lookup", "prompt_lookup\nγ guesses")
-    right(13.4, 13.7, y + 0.45)
-    fixed(13.7, y, 2.5, "one forward:\nlast + γ guesses")
-    right(16.2, 16.5, y + 0.45)
-    part(16.5, y, 2.0, "greedy_accept")
-    right(18.5, 18.8, y + 0.45)
-    fixed(18.8, y, 2.4, "roll the cache\nback past rejects")
+    chain(11.3, y, [(2.1, "prompt_lookup\nγ guesses", "prompt_lookup"), (2.5, "one forward:\nlast + γ guesses"),
+                    (2.0, "greedy_accept", "greedy_accept"), (2.4, "roll the cache\nback past rejects")])
     legend(ax, {**{k: v for k, v in STATES.items()}, "llmlab's code (not a part)": FIXED}, 0.5, 1.45, size=0.3,
            fontsize=7)
     return fig
