@@ -5,7 +5,7 @@ import math
 from functools import lru_cache
 
 from llmlab.data import chinese_gold
-from llmlab.grading.core import Case, Check, Draw, exercise
+from llmlab.grading.core import Case, Check, Draw, exercise, same
 from llmlab.tokenization import chinese as zh
 
 SENTENCES = [
@@ -397,3 +397,96 @@ def check_span_prf(c: Check) -> None:
     zero = c.call([["一二"]], [["一", "二"]])
     c.expect(tuple(zero) == (0.0, 0.0, 0.0), f"no common span gave {zero}, expected (0.0, 0.0, 0.0)",
              "F1 is 0 when P + R is 0 (avoid dividing by zero)")
+
+
+# HMM training: the notebook's example has two sentences, single-character words and a word of three characters
+TRAIN = [["我们", "喜欢", "吃", "火锅"], ["我", "爱", "北京天安门"]]
+
+
+def _tables(gold, alpha: float, across: bool = False, start_all: bool = False, k_states: int = 2,
+            own_vocab: bool = False):
+    """``zh.train_hmm`` with one of the catalogued mistakes: transitions across sentences, start counted over
+    every tag, smoothing over all k_states=4 tags, emissions smoothed over the tag's own characters only."""
+    tags = ["".join("S" if len(w) == 1 else "B" + "M" * (len(w) - 2) + "E" for w in words) for words in gold]
+    chars = ["".join(words) for words in gold]
+    first = {y: 0 for y in "BMES"}
+    for t in tags:
+        for y in (t if start_all else t[0]):
+            first[y] += 1
+    pairs = {y0: {y: 0 for y in "BMES"} for y0 in "BMES"}
+    for t in (["".join(tags)] if across else tags):
+        for y0, y in zip(t, t[1:]):
+            pairs[y0][y] += 1
+    n_first = sum(first[y] for y in "BS")
+    start = {y: math.log((first[y] + alpha) / (n_first + 2 * alpha)) if y in "BS" else zh.MIN_LOG for y in "BMES"}
+    trans = {}
+    for y0 in "BMES":
+        allowed = [y for y in "BMES" if y0 in zh.PREVIOUS[y]]
+        total = sum(pairs[y0][y] for y in allowed) + k_states * alpha
+        trans[y0] = {y: math.log((pairs[y0][y] + alpha) / total) for y in allowed}
+    seen = {y: {} for y in "BMES"}
+    for cs, t in zip(chars, tags):
+        for ch, y in zip(cs, t):
+            seen[y][ch] = seen[y].get(ch, 0) + 1
+    vocab = sorted(set("".join(chars)))
+    emit = {}
+    for y in "BMES":
+        keys = sorted(seen[y]) if own_vocab else vocab
+        total = sum(seen[y].values()) + alpha * len(keys)
+        emit[y] = {ch: math.log((seen[y].get(ch, 0) + alpha) / total) for ch in keys}
+    return start, trans, emit
+
+
+def _train_cases(d: Draw) -> list[Case]:
+    gold = [list(words) for words in d.sample(_gold(), d.int(4, 8))]
+    singles = [[w for w in words if len(w) == 1] or ["好"] for words in d.sample(_gold(), 3)]
+    once = [["我们", "喜欢", "火锅"], ["他", "喜欢", "龘"]]  # 龘 seen once, as a single-character word
+    return [Case("more sentences, another alpha", gold, round(d.float(0.05, 3.0), 3),
+                 hint="alpha is the argument: add it to every count, and alpha times the number of outcomes below"),
+            Case("sentences of single-character words only (no B, M or E seen)", singles, round(d.float(0.1, 2.0), 3),
+                 hint="a tag never seen still gets a full row: alpha / (0 + 2 alpha) for transitions, 1 / |V| for emissions"),
+            Case("a character seen only once", once, 0.5,
+                 hint="every tag's emissions cover every character seen in training, under any tag"),
+            Case("one sentence", [list(d.choice(_gold()))], 1.0)]
+
+
+def _train_compare(out, want) -> str | None:
+    if not (isinstance(out, (tuple, list)) and len(out) == 3):
+        return f"you returned {type(out).__name__}, expected (start, trans, emit)"
+    return same(tuple(out), want, reveal=False)
+
+
+@exercise("02.train_hmm", reference=zh.train_hmm, cases=_train_cases, compare=_train_compare)
+def check_train_hmm(c: Check) -> None:
+    out = c.call(TRAIN, 1.0)
+    c.expect(isinstance(out, (tuple, list)) and len(out) == 3 and all(isinstance(t, dict) for t in out),
+             f"you returned {type(out).__name__}, expected a tuple (start, trans, emit) of dicts",
+             "return the three tables as a tuple of dicts")
+    start, trans, emit = out
+    want_start, want_trans, want_emit = zh.train_hmm(TRAIN, 1.0)
+    c.expect(set(start) == set("BMES") and start.get("M") == zh.MIN_LOG == start.get("E"),
+             f"start is {start!r:.120}", "start needs all four tags; no sentence starts with M or E: give them "
+             "exactly zh.MIN_LOG, and smooth over B and S only")
+    if same(start, want_start) is not None:
+        c.diagnose(start, {"start counts only the first tag of each sentence": _tables(TRAIN, 1.0, start_all=True)[0]},
+                   f"start is {start!r:.120}", correct=want_start)
+        c.fail(f"start is {start!r:.120}, expected {want_start!r:.120}",
+               "start[y] = log((sentences starting with y + alpha) / (sentences + 2 alpha)) for y in B and S")
+    for y0 in "BMES":
+        c.expect(isinstance(trans.get(y0), dict) and set(trans[y0]) == set(want_trans[y0]),
+                 f"trans[{y0!r}] has the keys {sorted(trans.get(y0) or [])}, expected {sorted(want_trans[y0])}",
+                 "keep only the transitions zh.PREVIOUS allows; impossible ones (B->B, E->M ...) are absent, as in jieba")
+    if same(trans, want_trans) is not None:
+        c.diagnose(trans, {
+            "do not count a transition from the last tag of one sentence to the first tag of the next":
+                _tables(TRAIN, 1.0, across=True)[1],
+            "smooth over the two tags allowed after y0 only: the denominator adds 2 alpha, not 4 alpha":
+                _tables(TRAIN, 1.0, k_states=4)[1]}, f"trans is {trans!r:.160}", correct=want_trans)
+        c.fail(f"trans is {trans!r:.160}, expected {want_trans!r:.160}",
+               "trans[y0][y] = log((n(y0 -> y) + alpha) / (n(y0 -> any) + 2 alpha)), each row normalised on its own")
+    for y in "BMES":
+        c.expect(isinstance(emit.get(y), dict) and set(emit[y]) == set(want_emit[y]),
+                 f"emit[{y!r}] has {len(emit.get(y) or {})} characters, expected {len(want_emit[y])}",
+                 "every tag's emissions cover every character seen in training, under any tag (the vocabulary V)")
+    c.expect(same(emit, want_emit) is None, f"emit differs: {same(emit, want_emit)}",
+             "emit[y][c] = log((n(y, c) + alpha) / (n(y) + alpha |V|)), with n(y) the characters tagged y")

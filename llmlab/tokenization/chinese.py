@@ -308,6 +308,56 @@ def viterbi(chars: str, hmm: HMM) -> list[str]:
     return paths[last]
 
 
+def _word_tags(word: str) -> str:
+    """B/M/E/S tags of one word's characters: 'S' for one character, else 'B' + 'M' * (n - 2) + 'E'."""
+    return "S" if len(word) == 1 else "B" + "M" * (len(word) - 2) + "E"
+
+
+def train_hmm(gold: Sequence[Sequence[str]], alpha: float = 1.0
+              ) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Estimate the HMM's tables from segmented sentences by counting, with add-``alpha`` smoothing.
+
+    Returns ``(start, trans, emit)`` log-probabilities in jieba's format (``HMM(*train_hmm(gold))``):
+
+    * ``start[y] = log((n_first(y) + alpha) / (n_sentences + 2 alpha))`` for y in B, S; M and E are ``MIN_LOG``;
+    * ``trans[y0][y] = log((n(y0 -> y) + alpha) / (n(y0 -> any) + 2 alpha))`` over the two tags allowed after
+      y0, counted inside sentences only; impossible transitions are absent, as in jieba;
+    * ``emit[y][c] = log((n(y, c) + alpha) / (n(y) + alpha |V|))`` for every character c of V, the characters
+      of ``gold``; a character outside V is absent (``viterbi`` counts it ``MIN_LOG``).
+    """
+    if not isinstance(gold, (list, tuple)):
+        raise TypeError(f"gold must be a list of segmented sentences (lists of words), got {type(gold).__name__}")
+    if not gold:
+        raise ValueError("gold is empty: need at least one segmented sentence")
+    for k, words in enumerate(gold):
+        validate.strings(f"gold[{k}]", words, "str words")
+        if not words or not all(words):
+            raise ValueError(f"gold[{k}] must be a non-empty list of non-empty words, got {list(words)!r:.80}")
+    alpha = validate.positive_float("alpha", alpha)
+    first = dict.fromkeys(STATES, 0)
+    pairs = {y0: dict.fromkeys(STATES, 0) for y0 in STATES}
+    emitted = {y: {} for y in STATES}
+    for words in gold:
+        chars, tags = "".join(words), "".join(map(_word_tags, words))
+        first[tags[0]] += 1
+        for y0, y in zip(tags, tags[1:]):  # within the sentence: no transition into the next one
+            pairs[y0][y] += 1
+        for c, y in zip(chars, tags):
+            emitted[y][c] = emitted[y].get(c, 0) + 1
+    vocab = sorted({c for words in gold for w in words for c in w})
+    start = {y: math.log((first[y] + alpha) / (len(gold) + 2 * alpha)) if y in "BS" else MIN_LOG for y in STATES}
+    trans = {}
+    for y0 in STATES:
+        allowed = [y for y in STATES if y0 in PREVIOUS[y]]
+        total = sum(pairs[y0][y] for y in allowed)
+        trans[y0] = {y: math.log((pairs[y0][y] + alpha) / (total + len(allowed) * alpha)) for y in allowed}
+    emit = {}
+    for y in STATES:
+        total = sum(emitted[y].values()) + alpha * len(vocab)
+        emit[y] = {c: math.log((emitted[y].get(c, 0) + alpha) / total) for c in vocab}
+    return start, trans, emit
+
+
 def tags_to_words(chars: str, tags: Sequence[str]) -> list[str]:
     """Cut ``chars`` after every E and S tag (a trailing unfinished word is kept)."""
     _check_text(chars, "chars")

@@ -19,6 +19,7 @@ REFERENCE = {
     "check_tags_to_words": zh.tags_to_words,
     "check_word_spans": zh.word_spans,
     "check_span_prf": _spf,
+    "check_train_hmm": zh.train_hmm,
 }
 
 
@@ -409,3 +410,46 @@ def route_adds_route_j(sentence, dag, dictionary):
         route[i] = max((math.log(dictionary.freq.get(sentence[i : j + 1]) or 1) - math.log(dictionary.total)
                         + route[j][0], j) for j in dag[i])
     return route
+
+
+# HMM training by counting
+_tables = grade._tables
+
+
+@mistake("check_train_hmm", "do not count a transition from the last tag of one sentence")
+def train_across_sentences(gold, alpha=1.0):
+    return _tables(gold, alpha, across=True)
+
+
+@mistake("check_train_hmm", "start counts only the first tag of each sentence")
+def train_start_from_every_tag(gold, alpha=1.0):
+    return _tables(gold, alpha, start_all=True)
+
+
+@mistake("check_train_hmm", "the denominator adds 2 alpha, not 4 alpha")
+def train_smooth_over_four_tags(gold, alpha=1.0):
+    return _tables(gold, alpha, k_states=4)
+
+
+@mistake("check_train_hmm", "under any tag")
+def train_emit_own_characters(gold, alpha=1.0):
+    return _tables(gold, alpha, own_vocab=True)
+
+
+@mistake("check_train_hmm", "impossible ones (B->B, E->M ...) are absent")
+def train_smooths_impossible(gold, alpha=1.0):
+    start, trans, emit = zh.train_hmm(gold, alpha)
+    return start, {y0: {y: row.get(y, zh.MIN_LOG) for y in "BMES"} for y0, row in trans.items()}, emit
+
+
+@mistake("check_train_hmm", "alpha is the argument", kind="overfit")
+def train_alpha_fixed_at_one(gold, alpha=1.0):
+    return zh.train_hmm(gold, 1.0)
+
+
+@mistake("check_train_hmm", "leave the inputs as they are", kind="inplace")
+def train_appends_end_marker(gold, alpha=1.0):
+    for words in gold:
+        if words[-1] != "。":
+            words.append("。")  # "every sentence ends with a full stop"
+    return zh.train_hmm(gold, alpha)
