@@ -13,7 +13,7 @@ from llmlab.course.notebooks import read
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
-TAUGHT = [p for p in SOLUTIONS if 1 <= int(p.name[:2]) <= 12]  # the topic notebooks
+TAUGHT = [p for p in SOLUTIONS if 1 <= int(p.name[:2]) <= 12 or int(p.name[:2]) >= 15]  # the topic notebooks
 ENGINE = [p for p in SOLUTIONS if int(p.name[:2]) >= 8 and not p.name.startswith("13")]
 MAX_WORDS = 250
 STARS = re.compile(r"^★{1,3}$")
