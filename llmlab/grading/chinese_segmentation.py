@@ -4,9 +4,12 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import torch
+
 from llmlab.data import chinese_gold
-from llmlab.grading.core import Case, Check, Draw, exercise, same
+from llmlab.grading.core import DTYPE_HINT, Case, Check, Draw, exercise, same
 from llmlab.tokenization import chinese as zh
+from llmlab.tokenization import crf
 
 SENTENCES = [
     "研究生命起源", "我来到北京清华大学", "他来到了网易杭研大厦", "结婚的和尚未结婚的", "南京市长江大桥",
@@ -490,3 +493,257 @@ def check_train_hmm(c: Check) -> None:
                  "every tag's emissions cover every character seen in training, under any tag (the vocabulary V)")
     c.expect(same(emit, want_emit) is None, f"emit differs: {same(emit, want_emit)}",
              "emit[y][c] = log((n(y, c) + alpha) / (n(y) + alpha |V|)), with n(y) the characters tagged y")
+
+
+# ------------------------------------------------------------------------------------------ the linear-chain CRF
+# emissions (B, T, K), transitions (K, K) from row i to column j, start (K,), end (K,), as torchcrf's batch_first
+
+
+def _crf_inputs(B: int, T: int, K: int, seed: int, scale: float = 1.0, dtype: torch.dtype = torch.float32):
+    """(emissions, transitions, start, end) from a private generator, transitions not symmetric."""
+    g = torch.Generator().manual_seed(seed)
+    e, tr, s, en = (torch.randn(*shape, generator=g, dtype=torch.float64) * k
+                    for shape, k in (((B, T, K), 2.0 * scale), ((K, K), 1.5), ((K,), 2.0), ((K,), 2.0)))
+    return tuple(x.to(dtype) for x in (e, tr, s, en))
+
+
+def _crf_cases(d: Draw, tags: bool = False) -> list[Case]:
+    """Hidden inputs for the CRF's exercises: other lengths, T = 1, another K, huge and very negative scores,
+    float64, one long sentence; with ``tags``, a random gold path for each sentence after the emissions."""
+    def make(kind: str, B: int, T: int, K: int, scale: float = 1.0, shift: float = 0.0,
+             dtype: torch.dtype = torch.float32, hint: str = "") -> Case:
+        e, tr, s, en = _crf_inputs(B, T, K, d.int(0, 10**6), scale, dtype)
+        e = e + shift
+        args = (e, d.randint(0, K, (B, T)), tr, s, en) if tags else (e, tr, s, en)
+        return Case(kind, *args, hint=hint)
+
+    overflow = ("exp of scores in the thousands overflows (and of very negative ones underflows to 0, whose log is "
+                "-inf): use torch.logsumexp, which subtracts the maximum before exp")
+    return [make("another length and batch", d.int(2, 5), d.int(2, 9), 4),
+            make("one position (T = 1)", d.int(2, 4), 1, 4,
+                 hint="with T = 1 there is no transition: the score is start + emissions[:, 0] + end"),
+            make("another number of tags K", d.int(2, 4), d.int(3, 8), d.choice([2, 3, 5, 7]),
+                 hint="K is emissions.shape[-1]: do not assume the four tags B, M, E, S"),
+            make("scores in the thousands", d.int(2, 3), d.int(3, 7), 4, scale=300.0, shift=2000.0, hint=overflow),
+            make("very negative scores", d.int(2, 3), d.int(3, 7), 4, scale=50.0, shift=-1500.0, hint=overflow),
+            make("float64 scores", d.int(2, 4), d.int(2, 7), 4, dtype=torch.float64),
+            make("one long sentence", 1, d.int(20, 40), 4)]
+
+
+def _partition_mistakes(e, tr, s, en) -> dict[str, torch.Tensor]:
+    """What the usual slips in the forward algorithm compute, on the same inputs."""
+    def forward(reduce, tr=tr, s=s, en=en, dim=1):
+        alpha = s + e[:, 0]
+        for t in range(1, e.shape[1]):
+            alpha = reduce(alpha[:, :, None] + tr, dim) + e[:, t]
+        return reduce(alpha + en, 1)
+
+    lse = torch.logsumexp
+    top = lambda x, dim: x.max(dim).values  # noqa: E731
+    zero = torch.zeros_like(s)
+    return {
+        "log Z sums over all paths: logsumexp, not max (max gives the best path's score, Viterbi's)": forward(top),
+        "add start[y] to the first position's scores: alpha_0 = start + emissions[:, 0]": forward(lse, s=zero),
+        "add end[y] before the final logsumexp: log Z = logsumexp(alpha_{T-1} + end)": forward(lse, en=zero),
+        "transitions[i, j] is the score of going from i to j: reduce over the previous tag i, rows "
+        "(alpha[:, :, None] + transitions, then logsumexp over dim 1)": forward(lse, tr=tr.T),
+        "reduce over the previous tag i (dim 1 of alpha[:, :, None] + transitions), not over the next tag j":
+            forward(lse, dim=2),
+    }
+
+
+@exercise("02.crf_log_partition", reference=crf.crf_log_partition, cases=_crf_cases)
+def check_crf_log_partition(c: Check) -> None:
+    e, tr, s, en = _crf_inputs(3, 6, 4, seed=11)
+    out = c.call(e, tr, s, en)
+    c.expect_tensor(out, shape=(3,), dtype=e.dtype, name="crf_log_partition(emissions (3, 6, 4), ...)")
+    want = crf.crf_log_partition(e, tr, s, en)
+    c.diagnose(out, _partition_mistakes(e, tr, s, en), "your log Z matches a known mistake", rtol=1e-5,
+               correct=want)
+    c.close(out, want, "log Z differs from the forward algorithm's",
+            "alpha_0 = start + emissions[:, 0]; alpha_t = logsumexp over the previous tag of (alpha_{t-1}[:, :, None] "
+            "+ transitions), plus emissions[:, t]; log Z = logsumexp(alpha_{T-1} + end)")
+    # on a tiny input, every path can be listed: log Z is the logsumexp of their scores
+    e2, tr2, s2, en2 = _crf_inputs(1, 3, 4, seed=12)
+    paths = torch.cartesian_prod(*[torch.arange(4)] * 3)  # (64, 3): every path of 3 tags among 4
+    scores = crf.crf_score(e2.expand(64, 3, 4), paths, tr2, s2, en2)
+    c.close(c.call(e2, tr2, s2, en2), torch.logsumexp(scores, 0)[None],
+            "on emissions (1, 3, 4), log Z is not the logsumexp of the scores of the 64 paths",
+            "every path counts once: its score is start + emissions along it + transitions between its tags + end")
+
+
+def _viterbi_mistakes(e, tr, s, en) -> dict[str, torch.Tensor]:
+    best = lambda **kw: crf.crf_viterbi(*(kw.get(k, v) for k, v in (("e", e), ("tr", tr), ("s", s), ("en", en))))  # noqa: E731
+    zero = torch.zeros_like(s)
+    right = best()
+    back = []  # the right back-pointers, to read them back shifted by one position
+    delta = s + e[:, 0]
+    for t in range(1, e.shape[1]):
+        delta, idx = (delta[:, :, None] + tr).max(dim=1)
+        delta = delta + e[:, t]
+        back.append(idx)
+    shifted = [right[:, -1]]
+    for t in range(e.shape[1] - 2, -1, -1):  # tag t from the pointers stored for position t instead of t + 1
+        shifted.append(back[max(t - 1, 0)].gather(1, shifted[-1][:, None]).squeeze(1))
+    return {
+        "each tag depends on its neighbours: keep, for every tag, the best score of a path ending in it, and where "
+        "it came from (not the argmax of each position's emissions)": e.argmax(-1),
+        "add start[y] to the first position's scores: delta_0 = start + emissions[:, 0]": best(s=zero),
+        "add end[y] before choosing the last tag: argmax of delta_{T-1} + end": best(en=zero),
+        "transitions[i, j] is the score of going from i to j: maximise over the previous tag i, rows "
+        "(delta[:, :, None] + transitions, then max over dim 1)": best(tr=tr.T),
+        "the path comes out backwards: you read it from the last tag, reverse it": right.flip(-1),
+        "off by one in the backtrack: the pointer stored at position t + 1 gives the tag at t": torch.stack(
+            shifted[::-1], dim=1),
+    }
+
+
+def _viterbi_compare(out, want) -> str | None:
+    if not isinstance(out, torch.Tensor):
+        return f"you returned {type(out).__name__}, expected a tensor of tags"
+    if out.shape != want.shape:
+        return f"your tags have shape {tuple(out.shape)}, expected {tuple(want.shape)}"
+    if out.dtype != want.dtype:
+        return f"your tags have dtype {out.dtype}, expected {want.dtype}"
+    return None if torch.equal(out, want) else "your path is not the reference's"
+
+
+def _viterbi_cases(d: Draw) -> list[Case]:
+    B, T = d.int(2, 4), d.int(3, 8)
+    ties = d.randint(0, 3, (B, T, 4)).float()  # integer scores and no transition: many paths tie
+    zero = torch.zeros(4)
+    return [*_crf_cases(d), Case("scores that tie", ties, torch.zeros(4, 4), zero, zero.clone(),
+                                 hint="on equal scores keep the lowest tag index, for the previous tag and for the "
+                                      "last one: torch.max(dim) and argmax do, a loop needs a strict >")]
+
+
+@exercise("02.crf_viterbi", reference=crf.crf_viterbi, cases=_viterbi_cases, compare=_viterbi_compare)
+def check_crf_viterbi(c: Check) -> None:
+    e, tr, s, en = _crf_inputs(3, 7, 4, seed=22)  # a seed on which every mistake below changes a path
+    out = c.call(e, tr, s, en)
+    c.expect(isinstance(out, torch.Tensor), f"you returned {type(out).__name__}, expected a tensor of tags",
+             "return the paths as one (B, T) tensor: torch.stack the tags of each position along dim 1")
+    c.expect(tuple(out.shape) == (3, 7), f"your tags have shape {tuple(out.shape)}, expected (3, 7)",
+             "one tag per position of each sentence: (B, T)")
+    c.expect(out.dtype == torch.int64, f"your tags have dtype {out.dtype}, expected torch.int64",
+             "tags are indices: keep argmax's int64 (torch.long), do not convert them")
+    want = crf.crf_viterbi(e, tr, s, en)
+    c.diagnose(out, _viterbi_mistakes(e, tr, s, en), "your path matches a known mistake", correct=want)
+    if not torch.equal(out, want):
+        mine, best = crf.crf_score(e, out.clamp(0, 3), tr, s, en), crf.crf_score(e, want, tr, s, en)
+        c.fail(f"your paths score {[round(x, 2) for x in mine.tolist()]}, the best ones "
+               f"{[round(x, 2) for x in best.tolist()]}",
+               "delta_t[j] = max over i of (delta_{t-1}[i] + transitions[i, j]) + emissions[:, t, j]; remember the "
+               "best i of every j, then follow those pointers back from the best last tag")
+    c.passed += 1
+    # on a tiny input, every path can be listed: the best one is the argmax of their scores
+    e2, tr2, s2, en2 = _crf_inputs(1, 3, 4, seed=23)
+    paths = torch.cartesian_prod(*[torch.arange(4)] * 3)
+    top = paths[crf.crf_score(e2.expand(64, 3, 4), paths, tr2, s2, en2).argmax()]
+    got = c.call(e2, tr2, s2, en2)
+    c.expect(isinstance(got, torch.Tensor) and got.tolist() == [top.tolist()],
+             f"on emissions (1, 3, 4) you gave {got.tolist() if isinstance(got, torch.Tensor) else got}, "
+             f"but the best of the 64 paths is {[top.tolist()]}", "")
+
+
+def nll_and_grads(fn, emissions, tags, transitions, start, end):
+    """Harness: ``fn``'s loss and its gradients with respect to the emissions and the three score tables (None
+    where it has none). It runs where ``fn`` lives (in a class run, in the learner's kernel): the graph cannot
+    travel."""
+    leaves = [x.clone().requires_grad_(True) for x in (emissions, transitions, start, end)]
+    out = fn(leaves[0], tags, *leaves[1:])
+    if isinstance(out, torch.Tensor) and out.ndim == 0 and out.requires_grad:
+        out.backward()
+        return out.detach(), [x.grad for x in leaves]
+    return out, None
+
+
+def _nll_mistakes(e, y, tr, s, en) -> dict[str, torch.Tensor]:
+    log_z = crf.crf_log_partition(e, tr, s, en)
+    score = lambda tr=tr, s=s, en=en: crf.crf_score(e, y, tr, s, en)  # noqa: E731
+    zero = torch.zeros_like(s)
+    best = crf.crf_score(e, crf.crf_viterbi(e, tr, s, en), tr, s, en)  # max instead of logsumexp in log Z
+    return {
+        "the negative log-likelihood is log Z - score(gold), not score - log Z (the log-likelihood)":
+            (score() - log_z).mean(),
+        "average over the batch (mean), do not sum over it": (log_z - score()).sum(),
+        "log Z sums over all paths (logsumexp), the best path's score (max) is not it": (best - score()).mean(),
+        "the gold path's score starts with start[tags[:, 0]]": (log_z - score(s=zero)).mean(),
+        "the gold path's score ends with end[tags[:, -1]]": (log_z - score(en=zero)).mean(),
+        "transitions[i, j] is the score of going from i to j: the gold path uses transitions[tags[:, t-1], tags[:, t]]":
+            (log_z - score(tr=tr.T)).mean(),
+        "a loss to minimise, not a probability: log Z - score, without exp": (log_z - score()).exp().mean(),
+    }
+
+
+def _scalar_loss(c: Check, out, what: str) -> torch.Tensor:
+    c.expect(isinstance(out, torch.Tensor), f"{what} returned {type(out).__name__}, expected a torch.Tensor",
+             "return the loss as a tensor (no .item() or float()): training calls .backward() on it")
+    c.expect(out.ndim == 0, f"{what} has shape {tuple(out.shape)}, expected a scalar (shape ())",
+             "average over the batch: one number for the whole batch")
+    return out
+
+
+@exercise("02.crf_nll", reference=crf.crf_nll, cases=lambda d: _crf_cases(d, tags=True))
+def check_crf_nll(c: Check) -> None:
+    e, tr, s, en = _crf_inputs(3, 6, 4, seed=31)
+    y = torch.randint(0, 4, (3, 6), generator=torch.Generator().manual_seed(32))
+    out = _scalar_loss(c, c.call(e, y, tr, s, en), "crf_nll(emissions (3, 6, 4), tags, ...)")
+    c.expect(out.dtype == e.dtype, f"the loss has dtype {out.dtype}, expected {e.dtype}", DTYPE_HINT)
+    want = crf.crf_nll(e, y, tr, s, en)
+    c.diagnose(out, _nll_mistakes(e, y, tr, s, en), "your loss matches a known mistake", rtol=1e-5, correct=want)
+    c.expect(float(out) >= 0, f"your loss is negative ({float(out):.4f})",
+             "log Z >= the score of any single path, so log Z - score(gold) is never negative")
+    c.close(out, want, "the loss differs from mean(log Z - score(gold))",
+            "score(gold) = start[y_0] + sum of emissions[:, t, y_t] + sum of transitions[y_{t-1}, y_t] + end[y_{T-1}]")
+    # the loss must train the model: its gradients are the reference's (expected minus observed counts)
+    loss, grads = c.call(e, y, tr, s, en, via=nll_and_grads)
+    c.expect(grads is not None and grads[0] is not None,
+             "the loss has no gradient with respect to the emissions",
+             "compute it with torch operations on the inputs (no .detach(), .item(), numpy or torch.tensor(...) of "
+             "numbers)")
+    leaves = [x.clone().requires_grad_(True) for x in (e, tr, s, en)]
+    crf.crf_nll(leaves[0], y, *leaves[1:]).backward()
+    for name, got, x in zip(("emissions", "transitions", "start", "end"), grads, leaves):
+        c.expect(got is not None, f"the loss has no gradient with respect to {name}",
+                 f"use {name} in the computation as a tensor, not as numbers taken out of it")
+        c.close(got, x.grad, f"the gradient with respect to {name}",
+                "keep log Z in the graph (no .detach() or torch.no_grad()): its gradient gives the expected counts "
+                "that the gold path's counts are compared with")
+
+
+def _windows_cases(d: Draw) -> list[Case]:
+    T = d.int(4, 12)
+    ids = d.randint(2, 500, (T,))
+    return [Case("another width", ids, d.choice([1, 3, 4]), 0,
+                 hint="the window has 2 width + 1 columns, offsets -width .. +width: use the width argument"),
+            Case("width 0 (the character alone)", ids, 0, 0),
+            Case("another padding id", ids, 2, d.int(1, 9),
+                 hint="positions outside the sentence get pad_id (the argument), not 0"),
+            Case("a sentence shorter than the window", d.randint(2, 500, (d.int(1, 2),)), 3, 0,
+                 hint="a short sentence has padding on both sides of the same window: pad first, then cut windows"),
+            Case("a longer sentence", d.randint(2, 5000, (d.int(30, 60),)), 2, 0)]
+
+
+@exercise("02.char_windows", reference=crf.char_windows, cases=_windows_cases)
+def check_char_windows(c: Check) -> None:
+    ids = torch.tensor([5, 6, 7, 8, 9, 10])
+    out = c.call(ids, 2, 0)
+    c.expect_tensor(out, shape=(6, 5), name="char_windows(ids (6,), width=2, pad_id=0)")
+    c.expect(out.dtype == torch.int64, f"your windows have dtype {out.dtype}, expected torch.int64",
+             "ids index an embedding table: keep them int64 (create the padding with dtype=torch.long)")
+    want = crf.char_windows(ids, 2, 0)
+    c.diagnose(out, {
+        "column k holds the character at offset k - width: the first column is the one before, ids[t - width]":
+            want.flip(-1),
+        "the middle column (k = width) is the character itself: out[t, width] = ids[t]":
+            crf.char_windows(torch.tensor([6, 7, 8, 9, 10, 0]), 2, 0),
+        "pad where a window goes past either end (with pad_id), do not wrap around to the other end (torch.roll)":
+            torch.stack([ids.roll(2 - k) for k in range(5)], dim=1),
+    }, f"char_windows(tensor([5, 6, 7, 8, 9, 10]), 2, 0) gave {out.tolist()}", correct=want)
+    c.expect(torch.equal(out, want), f"char_windows([5, 6, 7, 8, 9, 10], 2, 0) gave {out.tolist()}, expected "
+             f"{want.tolist()}", "out[t, k] = ids[t + k - width], or pad_id where t + k - width is outside 0 .. T-1")
+    one = c.call(torch.tensor([42]), 2, 0)
+    c.expect(isinstance(one, torch.Tensor) and one.tolist() == [[0, 0, 42, 0, 0]],
+             f"a one-character sentence gave {one.tolist() if isinstance(one, torch.Tensor) else one}, expected "
+             "[[0, 0, 42, 0, 0]]", "a window that reaches past both ends is padded on both sides")

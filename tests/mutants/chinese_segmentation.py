@@ -1,8 +1,11 @@
 """Common mistakes in 02_chinese_segmentation."""
 import math
 
+import torch
+
 from llmlab.grading import chinese_segmentation as grade
 from llmlab.tokenization import chinese as zh
+from llmlab.tokenization import crf
 from tests.mutants import mistake
 
 _choose = grade.check_choose_segmentation.reference
@@ -20,6 +23,10 @@ REFERENCE = {
     "check_word_spans": zh.word_spans,
     "check_span_prf": _spf,
     "check_train_hmm": zh.train_hmm,
+    "check_crf_log_partition": crf.crf_log_partition,
+    "check_crf_viterbi": crf.crf_viterbi,
+    "check_crf_nll": crf.crf_nll,
+    "check_char_windows": crf.char_windows,
 }
 
 
@@ -453,3 +460,265 @@ def train_appends_end_marker(gold, alpha=1.0):
         if words[-1] != "。":
             words.append("。")  # "every sentence ends with a full stop"
     return zh.train_hmm(gold, alpha)
+
+
+# the linear-chain CRF: emissions (B, T, K), transitions[i, j] from i to j, start (K,), end (K,)
+def _forward(emissions, transitions, start, end, reduce=torch.logsumexp, dim=1):
+    alpha = start + emissions[:, 0]
+    for t in range(1, emissions.shape[1]):
+        alpha = reduce(alpha[:, :, None] + transitions, dim) + emissions[:, t]
+    return reduce(alpha + end, 1)
+
+
+def _max(x, dim):
+    return x.max(dim).values
+
+
+@mistake("check_crf_log_partition", "logsumexp, not max")
+def partition_max(emissions, transitions, start, end):
+    return _forward(emissions, transitions, start, end, reduce=_max)
+
+
+@mistake("check_crf_log_partition", "alpha_0 = start + emissions[:, 0]")
+def partition_no_start(emissions, transitions, start, end):
+    return _forward(emissions, transitions, torch.zeros_like(start), end)
+
+
+@mistake("check_crf_log_partition", "add end[y] before the final logsumexp")
+def partition_no_end(emissions, transitions, start, end):
+    return _forward(emissions, transitions, start, torch.zeros_like(end))
+
+
+@mistake("check_crf_log_partition", "the score of going from i to j")
+def partition_transposed(emissions, transitions, start, end):
+    return _forward(emissions, transitions.T, start, end)
+
+
+@mistake("check_crf_log_partition", "not over the next tag j")
+def partition_wrong_dim(emissions, transitions, start, end):
+    return _forward(emissions, transitions, start, end, dim=2)
+
+
+@mistake("check_crf_log_partition", "use torch.logsumexp", kind="overfit")
+def partition_naive_exp(emissions, transitions, start, end):
+    alpha = (start + emissions[:, 0]).exp()  # sums of exp-scores: fine for the small scores shown
+    for t in range(1, emissions.shape[1]):
+        alpha = (alpha @ transitions.exp()) * emissions[:, t].exp()
+    return (alpha * end.exp()).sum(1).log()
+
+
+@mistake("check_crf_log_partition", "do not assume the four tags", kind="overfit")
+def partition_four_tags(emissions, transitions, start, end):
+    alpha = start + emissions[:, 0]
+    for t in range(1, emissions.shape[1]):
+        alpha = torch.stack([torch.logsumexp(alpha + transitions[:, j], 1) for j in range(4)], 1) + emissions[:, t]
+    return torch.logsumexp(alpha + end, 1)
+
+
+@mistake("check_crf_log_partition", "leave the inputs as they are", kind="inplace")
+def partition_adds_start_in_place(emissions, transitions, start, end):
+    emissions[:, 0] += start  # the first position's scores, start included
+    alpha = emissions[:, 0]
+    for t in range(1, emissions.shape[1]):
+        alpha = torch.logsumexp(alpha[:, :, None] + transitions, 1) + emissions[:, t]
+    return torch.logsumexp(alpha + end, 1)
+
+
+@mistake("check_crf_log_partition", "return the dtype the input has", kind="dtype")
+def partition_float32(emissions, transitions, start, end):
+    return crf.crf_log_partition(*(x.float() for x in (emissions, transitions, start, end)))
+
+
+def _viterbi(emissions, transitions, start, end, strict=True, k=None):
+    """Viterbi in Python loops over the tags: ties to the lowest index with a strict >, to the highest with >=;
+    ``k`` the number of tags looped over."""
+    B, T, K = emissions.shape
+    k = K if k is None else k
+    paths = []
+    for b in range(B):
+        delta = [float(start[j] + emissions[b, 0, j]) for j in range(k)]
+        back = []
+        for t in range(1, T):
+            new, ptr = [], []
+            for j in range(k):
+                best, arg = None, 0
+                for i in range(k):
+                    v = delta[i] + float(transitions[i, j])
+                    if best is None or v > best or (not strict and v == best):
+                        best, arg = v, i
+                new.append(best + float(emissions[b, t, j]))
+                ptr.append(arg)
+            delta, back = new, back + [ptr]
+        final = [delta[j] + float(end[j]) for j in range(k)]
+        last = max(range(k), key=lambda j: (final[j], -j if strict else j))
+        path = [last]
+        for ptr in reversed(back):
+            path.append(ptr[path[-1]])
+        paths.append(path[::-1])
+    return torch.tensor(paths, dtype=torch.int64)
+
+
+@mistake("check_crf_viterbi", "not the argmax of each position's emissions")
+def viterbi_crf_greedy(emissions, transitions, start, end):
+    return emissions.argmax(-1)
+
+
+@mistake("check_crf_viterbi", "delta_0 = start + emissions[:, 0]")
+def viterbi_crf_no_start(emissions, transitions, start, end):
+    return crf.crf_viterbi(emissions, transitions, torch.zeros_like(start), end)
+
+
+@mistake("check_crf_viterbi", "add end[y] before choosing the last tag")
+def viterbi_crf_no_end(emissions, transitions, start, end):
+    return crf.crf_viterbi(emissions, transitions, start, torch.zeros_like(end))
+
+
+@mistake("check_crf_viterbi", "the score of going from i to j")
+def viterbi_crf_transposed(emissions, transitions, start, end):
+    return crf.crf_viterbi(emissions, transitions.T, start, end)
+
+
+@mistake("check_crf_viterbi", "reverse it")
+def viterbi_crf_not_reversed(emissions, transitions, start, end):
+    return crf.crf_viterbi(emissions, transitions, start, end).flip(-1)
+
+
+@mistake("check_crf_viterbi", "off by one in the backtrack")
+def viterbi_crf_backtrack_off_by_one(emissions, transitions, start, end):
+    delta, back = start + emissions[:, 0], []
+    for t in range(1, emissions.shape[1]):
+        delta, best = (delta[:, :, None] + transitions).max(dim=1)
+        delta = delta + emissions[:, t]
+        back.append(best)
+    path = [(delta + end).argmax(1)]
+    for t in range(emissions.shape[1] - 2, -1, -1):
+        path.append(back[max(t - 1, 0)].gather(1, path[-1][:, None]).squeeze(1))  # back[t] is position t + 1's
+    return torch.stack(path[::-1], dim=1)
+
+
+@mistake("check_crf_viterbi", "keep the lowest tag index", kind="overfit")
+def viterbi_crf_ties_to_last(emissions, transitions, start, end):
+    return _viterbi(emissions, transitions, start, end, strict=False)
+
+
+@mistake("check_crf_viterbi", "do not assume the four tags", kind="overfit")
+def viterbi_crf_four_tags(emissions, transitions, start, end):
+    return _viterbi(emissions, transitions, start, end, k=4)
+
+
+@mistake("check_crf_viterbi", "leave the inputs as they are", kind="inplace")
+def viterbi_crf_in_place(emissions, transitions, start, end):
+    emissions[:, 0] += start
+    emissions[:, -1] += end
+    zero = torch.zeros_like(start)
+    return crf.crf_viterbi(emissions, transitions, zero, zero)
+
+
+@mistake("check_crf_viterbi", "keep argmax's int64", kind="dtype")
+def viterbi_crf_int32(emissions, transitions, start, end):
+    return crf.crf_viterbi(emissions, transitions, start, end).int()
+
+
+def _score(emissions, tags, transitions, start, end):
+    return crf.crf_score(emissions, tags, transitions, start, end)
+
+
+@mistake("check_crf_nll", "not score - log Z")
+def nll_sign(emissions, tags, transitions, start, end):
+    return -crf.crf_nll(emissions, tags, transitions, start, end)
+
+
+@mistake("check_crf_nll", "do not sum over it")
+def nll_sum(emissions, tags, transitions, start, end):
+    return (crf.crf_log_partition(emissions, transitions, start, end) - _score(emissions, tags, transitions, start, end)).sum()
+
+
+@mistake("check_crf_nll", "the best path's score (max) is not it")
+def nll_viterbi_partition(emissions, tags, transitions, start, end):
+    log_z = _forward(emissions, transitions, start, end, reduce=_max)
+    return (log_z - _score(emissions, tags, transitions, start, end)).mean()
+
+
+@mistake("check_crf_nll", "ends with end[tags[:, -1]]")
+def nll_score_without_end(emissions, tags, transitions, start, end):
+    log_z = crf.crf_log_partition(emissions, transitions, start, end)
+    return (log_z - _score(emissions, tags, transitions, start, torch.zeros_like(end))).mean()
+
+
+@mistake("check_crf_nll", "transitions[tags[:, t-1], tags[:, t]]")
+def nll_score_transposed(emissions, tags, transitions, start, end):
+    log_z = crf.crf_log_partition(emissions, transitions, start, end)
+    return (log_z - _score(emissions, tags, transitions.T, start, end)).mean()
+
+
+@mistake("check_crf_nll", "no gradient with respect to the emissions")
+def nll_detached(emissions, tags, transitions, start, end):
+    return torch.tensor(crf.crf_nll(emissions, tags, transitions, start, end).item(), dtype=emissions.dtype)
+
+
+@mistake("check_crf_nll", "keep log Z in the graph")
+def nll_log_z_detached(emissions, tags, transitions, start, end):
+    log_z = crf.crf_log_partition(emissions, transitions, start, end).detach()
+    return (log_z - _score(emissions, tags, transitions, start, end)).mean()
+
+
+@mistake("check_crf_nll", "do not assume the four tags", kind="overfit")
+def nll_one_hot_four(emissions, tags, transitions, start, end):
+    one_hot = torch.nn.functional.one_hot(tags, 4).to(emissions.dtype)  # (B, T, 4): B, M, E, S
+    score = (emissions * one_hot).sum((1, 2)) + transitions[tags[:, :-1], tags[:, 1:]].sum(1)
+    score = score + start[tags[:, 0]] + end[tags[:, -1]]
+    return (crf.crf_log_partition(emissions, transitions, start, end) - score).mean()
+
+
+@mistake("check_crf_nll", "use torch.logsumexp", kind="overfit")
+def nll_naive_exp(emissions, tags, transitions, start, end):
+    return (partition_naive_exp(emissions, transitions, start, end) - _score(emissions, tags, transitions, start, end)).mean()
+
+
+@mistake("check_crf_nll", "leave the inputs as they are", kind="inplace")
+def nll_normalises_in_place(emissions, tags, transitions, start, end):
+    emissions -= emissions.amax(-1, keepdim=True)  # "for stability": the loss does not change, the input does
+    return crf.crf_nll(emissions, tags, transitions, start, end)
+
+
+@mistake("check_crf_nll", "return the dtype the input has", kind="dtype")
+def nll_float32(emissions, tags, transitions, start, end):
+    return crf.crf_nll(emissions.float(), tags, transitions.float(), start.float(), end.float())
+
+
+@mistake("check_char_windows", "the first column is the one before")
+def windows_reversed(ids, width, pad_id):
+    return crf.char_windows(ids, width, pad_id).flip(-1)
+
+
+@mistake("check_char_windows", "the middle column (k = width) is the character itself")
+def windows_shifted(ids, width, pad_id):
+    return crf.char_windows(torch.cat([ids[1:], ids.new_full((1,), pad_id)]), width, pad_id)
+
+
+@mistake("check_char_windows", "do not wrap around")
+def windows_roll(ids, width, pad_id):
+    return torch.stack([ids.roll(width - k) for k in range(2 * width + 1)], dim=1)
+
+
+@mistake("check_char_windows", "use the width argument", kind="overfit")
+def windows_width_two(ids, width, pad_id):
+    return crf.char_windows(ids, 2, pad_id)
+
+
+@mistake("check_char_windows", "not 0", kind="overfit")
+def windows_pad_zero(ids, width, pad_id):
+    return crf.char_windows(ids, width, 0)
+
+
+@mistake("check_char_windows", "leave the inputs as they are", kind="inplace")
+def windows_unsqueeze_in_place(ids, width, pad_id):
+    ids.unsqueeze_(0)  # (1, T): the shape F.pad likes
+    return torch.nn.functional.pad(ids, (width, width), value=pad_id)[0].unfold(0, 2 * width + 1, 1)
+
+
+@mistake("check_char_windows", "keep them int64", kind="dtype")
+def windows_float(ids, width, pad_id):
+    padded = torch.full((len(ids) + 2 * width,), float(pad_id))
+    padded[width : width + len(ids)] = ids
+    return padded.unfold(0, 2 * width + 1, 1)

@@ -1,0 +1,1 @@
+"""Trustworthy models: privacy, robustness, interpretability, bias, energy."""
