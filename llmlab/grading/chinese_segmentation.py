@@ -453,18 +453,20 @@ def _train_cases(d: Draw) -> list[Case]:
             Case("one sentence", [list(d.choice(_gold()))], 1.0)]
 
 
+TUPLE_HINT = "return the three tables as a tuple of dicts, (start, trans, emit), as the docstring says"
+
+
 def _train_compare(out, want) -> str | None:
-    if not (isinstance(out, (tuple, list)) and len(out) == 3):
-        return f"you returned {type(out).__name__}, expected (start, trans, emit)"
-    return same(tuple(out), want, reveal=False)
+    if not (isinstance(out, tuple) and len(out) == 3):
+        return f"you returned {type(out).__name__}, expected a tuple (start, trans, emit)"
+    return same(out, want, reveal=False)
 
 
 @exercise("02.train_hmm", reference=zh.train_hmm, cases=_train_cases, compare=_train_compare)
 def check_train_hmm(c: Check) -> None:
     out = c.call(TRAIN, 1.0)
-    c.expect(isinstance(out, (tuple, list)) and len(out) == 3 and all(isinstance(t, dict) for t in out),
-             f"you returned {type(out).__name__}, expected a tuple (start, trans, emit) of dicts",
-             "return the three tables as a tuple of dicts")
+    c.expect(isinstance(out, tuple) and len(out) == 3 and all(isinstance(t, dict) for t in out),
+             f"you returned {type(out).__name__}, expected a tuple (start, trans, emit) of dicts", TUPLE_HINT)
     start, trans, emit = out
     want_start, want_trans, want_emit = zh.train_hmm(TRAIN, 1.0)
     c.expect(set(start) == set("BMES") and start.get("M") == zh.MIN_LOG == start.get("E"),
@@ -722,7 +724,10 @@ def _windows_cases(d: Draw) -> list[Case]:
                  hint="positions outside the sentence get pad_id (the argument), not 0"),
             Case("a sentence shorter than the window", d.randint(2, 500, (d.int(1, 2),)), 3, 0,
                  hint="a short sentence has padding on both sides of the same window: pad first, then cut windows"),
-            Case("a longer sentence", d.randint(2, 5000, (d.int(30, 60),)), 2, 0)]
+            Case("a longer sentence", d.randint(2, 5000, (d.int(30, 60),)), 2, 0),
+            Case("int32 ids", d.randint(2, 500, (d.int(3, 10),)).int(), 2, 0,
+                 hint="the windows are int64 whatever ids' dtype (they index an embedding table): create the padded "
+                      "row with dtype=torch.long, not ids.dtype")]
 
 
 @exercise("02.char_windows", reference=crf.char_windows, cases=_windows_cases)

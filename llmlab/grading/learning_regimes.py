@@ -21,19 +21,26 @@ def _gen(seed: int) -> torch.Generator:
 PERM_HINT = "shuffle once with torch.randperm(n, generator=torch.Generator().manual_seed(seed)), then cut the permutation"
 SIZES_HINT = ("when k does not divide n, the first n % k folds get one item more (n // k + 1) and the others n // k: "
               "every item is tested once and sizes differ by at most one")
+CONTAINER_HINT = "return a list of k tuples, as the docstring says: [(train_idx, test_idx), ...]"
+GLOBAL_RNG_HINT = ("shuffle with a torch.Generator of your own, seeded with seed: torch.manual_seed(seed) reseeds the "
+                   "global generator, and every later torch.rand, dropout or weight init of the caller changes")
 
 
 def _as_folds(c: Check, out, n: int, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     c.expect(isinstance(out, (list, tuple)) and len(out) == k,
              f"kfold_indices returned {type(out).__name__} of length {len(out) if hasattr(out, '__len__') else '?'}, "
              f"expected a list of k = {k} pairs", "return one (train_idx, test_idx) pair per fold")
+    c.expect(isinstance(out, list), f"kfold_indices returned a {type(out).__name__} of folds, expected a list",
+             CONTAINER_HINT)
     for j, pair in enumerate(out):
         c.expect(isinstance(pair, (tuple, list)) and len(pair) == 2, f"fold {j} is not a pair (train_idx, test_idx)",
                  "return (train_idx, test_idx) for each fold")
+        c.expect(isinstance(pair, tuple), f"fold {j} is a {type(pair).__name__}, expected a tuple (train_idx, test_idx)",
+                 CONTAINER_HINT)
         for name, t in zip(("train_idx", "test_idx"), pair):
             c.expect(isinstance(t, torch.Tensor) and t.dtype == torch.long and t.ndim == 1,
                      f"fold {j}'s {name} is not a 1-D int64 tensor", "slice the permutation: it is an int64 tensor")
-    return [tuple(p) for p in out]
+    return list(out)
 
 
 def _kfold_cases(d: Draw) -> list[Case]:
@@ -67,6 +74,10 @@ def check_kfold_indices(c: Check) -> None:
                      "; fold j is the j-th slice, in permutation order")
             c.expect(torch.equal(tr, wtr), f"fold {j}'s train_idx is not the rest of the permutation, in order",
                      "train_idx = torch.cat([perm[:start], perm[end:]])")
+    state = torch.get_rng_state()
+    c.call(10, 3, 5)
+    c.expect(torch.equal(torch.get_rng_state(), state), "kfold_indices changed the state of torch's global random "
+             "generator", GLOBAL_RNG_HINT)
 
 
 # ------------------------------------------------------------------------------------- noisy labels
@@ -125,6 +136,8 @@ def check_flip_labels(c: Check) -> None:
 # ------------------------------------------------------------------------------------- augmentation
 
 KEEP_HINT = "never drop the padding id nor the protected ids ([CLS], [SEP]): they stay whatever rand says"
+BY_ID_HINT = ("keep a token by its id, not by its position: every pad_id and every protected id stays, wherever it "
+              "stands in the row (a packed row has [SEP] and [CLS] in the middle)")
 GAP_HINT = "close the gaps: the kept tokens of a row move left, in order, and pad_id fills the end of the row"
 DROP_HINT = "drop a token where torch.rand(ids.shape, generator=generator) < p (keep it where rand >= p)"
 
@@ -158,9 +171,33 @@ def _dropout_cases(d: Draw) -> list[Case]:
             ids[b, 1 : L - 1] = d.randint(1000, 3000, (L - 2,)).to(dtype)
         return ids
 
+    def packed(B, T):  # [CLS] a … [SEP] b … [SEP] [CLS] c … [SEP], then padding: specials at inner positions
+        ids = torch.zeros(B, T, dtype=torch.long)
+        for b in range(B):
+            row = [101]
+            while len(row) < T - 4:
+                row += d.randint(1000, 3000, (d.int(1, 3),)).tolist() + [d.choice([102, 102, 101])]
+            row += [102]
+            ids[b, : len(row)] = torch.tensor(row)
+        return ids
+
+    def ordinary(B, T):  # pad 3, [CLS] 1, [SEP] 2, and the ordinary tokens 0, 101, 102 among others
+        ids = torch.full((B, T), 3)
+        for b in range(B):
+            L = d.int(T - 3, T)
+            ids[b, 0], ids[b, L - 1] = 1, 2
+            ids[b, 1 : L - 1] = torch.tensor([d.choice([0, 101, 102, 2, 1, 1500, 2700]) for _ in range(L - 2)])
+        return ids
+
     return [Case("another tokenizer's special ids (pad_id 1, protected (0, 2))", batch(3, 10, 0, 2, 1), 0.4,
                  _gen(d.int(0, 999)), pad_id=1, protected=(0, 2),
                  hint="use pad_id and protected, the arguments, not MiniLM's ids"),
+            Case("packed pairs: [CLS] and [SEP] inside the rows, p = 0.9", packed(4, 16), 0.9, _gen(d.int(0, 999)),
+                 hint=BY_ID_HINT),
+            Case("another tokenizer (pad_id 3, protected (1, 2)) whose ordinary tokens include 0, 101 and 102",
+                 ordinary(4, 14), 0.85, _gen(d.int(0, 999)), pad_id=3, protected=(1, 2),
+                 hint="use pad_id and protected, the arguments: here 0, 101 and 102 are ordinary tokens, dropped like "
+                      "any other, and 1, 2 are kept wherever they stand"),
             Case("int32 ids", batch(2, 9, 101, 102, 0, torch.int32), 0.3, _gen(d.int(0, 999))),
             Case("p = 0", batch(2, 8, 101, 102, 0), 0.0, _gen(d.int(0, 999))),
             Case("a batch of 1, a high p", batch(1, 14, 101, 102, 0), 0.8, _gen(d.int(0, 999)))]
@@ -197,10 +234,14 @@ def _mt_cases(d: Draw) -> list[Case]:
         return d.randn(N, K, dtype=dtype, scale=2.0), d.randint(0, K, (N,))
 
     N = d.int(3, 12)
+    big_a, big_b = task(N, 5), task(N, 3)
     return [Case("a weight other than 1", *task(N, 4), *task(N, 2), d.choice([0.3, 0.5, 2.5]), hint=WEIGHT_HINT),
             Case("weight 0: the main task alone", *task(N, 3), *task(N, 5), 0.0, hint=WEIGHT_HINT),
             Case("float64 logits", *task(N, 4, torch.float64), *task(N, 2, torch.float64), 1.0),
-            Case("a batch of 1", *task(1, 4), *task(1, 2), 0.7, hint=WEIGHT_HINT)]
+            Case("a batch of 1", *task(1, 4), *task(1, 2), 0.7, hint=WEIGHT_HINT),
+            Case("float32 logits above 100", big_a[0] + 150.0, big_a[1], big_b[0] + 120.0, big_b[1], 0.5,
+                 hint="exp(150) overflows float32 (inf, then inf / inf = nan): subtract each row's maximum before exp "
+                      "(log-sum-exp), or let F.cross_entropy or F.log_softmax do it")]
 
 
 @exercise("16.multitask_loss", reference=multitask.multitask_loss, cases=_mt_cases)
@@ -366,7 +407,7 @@ def _replay_variant(new, old, B, ratio, gen, variant):
 
 def _replay_cases(d: Draw) -> list[Case]:
     W, B = d.int(3, 9), d.choice([10, 14, 18])
-    k = d.int(1, B - 3)  # ratio · B = k + 0.6: rounds up to k + 1
+    k = d.int(1, B - 3)  # ratio · B = k + 0.6: rounds up to k + 1; k + 0.3 rounds down to k
 
     def rows(n, sign, dtype=torch.long):
         return (sign * d.randint(1, 1000, (n, W))).to(dtype)
@@ -374,6 +415,13 @@ def _replay_cases(d: Draw) -> list[Case]:
     return [Case("round(ratio · batch_size) not a whole number", rows(d.int(5, 20), 1), rows(d.int(5, 20), -1),
                  B, (k + 0.6) / B, _gen(d.int(0, 999)),
                  hint="n_old = round(ratio * batch_size), with Python's round"),
+            Case("ratio · batch_size with fractional part .3", rows(d.int(5, 20), 1), rows(d.int(5, 20), -1), B,
+                 (k + 0.3) / B, _gen(d.int(0, 999)),
+                 hint="n_old = round(ratio * batch_size), to the nearest whole number (Python's round), not up"),
+            Case("ratio · batch_size exactly halfway, an even number and a half", rows(d.int(5, 20), 1),
+                 rows(d.int(5, 20), -1), 16, (2 * d.int(1, 6) + 0.5) / 16, _gen(d.int(0, 999)),
+                 hint="Python's round sends a half to the even neighbour, round(2.5) = 2 and round(3.5) = 4: use "
+                      "round itself, not int(x + 0.5) or math.floor(x + 0.5)"),
             Case("int32 windows", rows(12, 1, torch.int32), rows(9, -1, torch.int32), 8, 0.5, _gen(d.int(0, 999))),
             Case("no replay", rows(7, 1), rows(5, -1), 6, 0.0, _gen(d.int(0, 999))),
             Case("only replay", rows(7, 1), rows(5, -1), 6, 1.0, _gen(d.int(0, 999)))]
@@ -401,7 +449,28 @@ def check_replay_batch(c: Check) -> None:
 
 LOG_SSE_HINT = "choose c by the squared error of the curve in L itself, sum (a·N^-alpha + c - L)², not in log(L - c)"
 C_ZERO_HINT = "search c over the grid k / grid · min(L): a straight line in log-log axes (c = 0) misses the floor"
+SSE_HINT = ("choose c by the plain squared error in L, sum (a·N^-alpha + c - L)², the first smallest: not a relative "
+            "error, an absolute one or an error of log L, which weigh the points differently")
 SIGN_HINT = "the slope of log(L - c) against log N is -alpha: return alpha = -slope, a positive number"
+
+
+def _fit_by(N, L, grid: int, error: str = "sse", first_k: int = 0) -> tuple[float, float, float]:
+    """The grid fit with c chosen by another error than the stated one: ``error`` is "sse" (the convention),
+    "rel" (relative squared error), "l1" (absolute error), "log_L" (squared error of log L) or "log_line" (the
+    residual of the line in log(L - c)); ``first_k = 1`` leaves c = 0 off the grid."""
+    x, Lt = torch.tensor(N, dtype=torch.float64).log(), torch.tensor(L, dtype=torch.float64)
+    best = None
+    for k in range(first_k, grid):
+        cc = k / grid * min(L)
+        z = (Lt - cc).log()
+        b1 = float(((x - x.mean()) * (z - z.mean())).sum() / ((x - x.mean()) ** 2).sum())
+        b0 = float(z.mean()) - b1 * float(x.mean())
+        pred = math.exp(b0) * torch.exp(b1 * x) + cc
+        err = {"sse": (pred - Lt) ** 2, "rel": ((pred - Lt) / Lt) ** 2, "l1": (pred - Lt).abs(),
+               "log_L": (pred.log() - Lt.log()) ** 2, "log_line": (b0 + b1 * x - z) ** 2}[error]
+        if best is None or float(err.sum()) < best[0]:
+            best = (float(err.sum()), math.exp(b0), -b1, cc)
+    return best[1:]
 
 
 def _fit_variant(N, L, grid, variant):
@@ -410,17 +479,7 @@ def _fit_variant(N, L, grid, variant):
     if variant == "sign":
         a, alpha, c = scaling.fit_power_law(N, L, grid)
         return a, -alpha, c
-    x, Lt = torch.tensor(N, dtype=torch.float64).log(), torch.tensor(L, dtype=torch.float64)
-    best = None
-    for k in range(grid):
-        cc = k / grid * min(L)
-        z = (Lt - cc).log()
-        b1 = float(((x - x.mean()) * (z - z.mean())).sum() / ((x - x.mean()) ** 2).sum())
-        b0 = float(z.mean()) - b1 * float(x.mean())
-        sse = float(((b0 + b1 * x - z) ** 2).sum())
-        if best is None or sse < best[0]:
-            best = (sse, math.exp(b0), -b1, cc)
-    return best[1:]
+    return _fit_by(N, L, grid, "log_line")
 
 
 def _ladder(a: float, alpha: float, c: float, n: int, noise: float, d: Draw | None = None, seed: int = 0):
@@ -429,8 +488,27 @@ def _ladder(a: float, alpha: float, c: float, n: int, noise: float, d: Draw | No
     return N, [a * x**-alpha + c + w for x, w in zip(N, wiggle)]
 
 
+def _differs(u, v) -> bool:
+    return any(not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(u, v))
+
+
+def _noisy_ladder(d: Draw, grid: int):
+    """A ladder with noise and one bumped point, on which choosing c by a relative, an absolute or a log error
+    picks another c than the squared error in L (redrawn until it does: the case must tell them apart)."""
+    for _ in range(50):
+        N, L = _ladder(d.float(200, 400), d.float(0.4, 0.6), d.float(1.0, 2.0), 8, 0.1, d)
+        L[d.int(2, 5)] += d.float(0.3, 0.6)
+        want = scaling.fit_power_law(N, L, grid)
+        if all(_differs(_fit_by(N, L, grid, e), want) for e in ("rel", "l1", "log_L")):
+            return N, L
+    raise RuntimeError("no ladder told the errors apart")  # never seen: half of the draws do
+
+
 def _fit_cases(d: Draw) -> list[Case]:
-    return [Case("another grid", *_ladder(d.float(10, 40), d.float(0.2, 0.5), d.float(1.0, 2.0), 7, 0.003, d),
+    return [Case("a floor of 0 (a pure power law)", *_ladder(d.float(5, 40), d.float(0.2, 0.6), 0.0, d.int(4, 9), 0.0, d),
+                 hint="the grid starts at k = 0, c = 0: on a pure power law that c fits exactly"),
+            Case("noisy points, losses from about 10 down to 2", *_noisy_ladder(d, 200), 200, hint=SSE_HINT),
+            Case("another grid", *_ladder(d.float(10, 40), d.float(0.2, 0.5), d.float(1.0, 2.0), 7, 0.003, d),
                  d.choice([37, 90, 310]), hint="use grid, the argument: c_k = k / grid · min(L) for k = 0 … grid-1"),
             Case("three points", *_ladder(d.float(5, 20), d.float(0.2, 0.4), d.float(0.5, 1.5), 3, 0.0, d)),
             Case("another ladder", *_ladder(d.float(20, 80), d.float(0.3, 0.6), d.float(1.5, 3.0), 9, 0.01, d))]

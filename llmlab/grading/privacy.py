@@ -31,8 +31,8 @@ def _grad_sample_cases(d: Draw) -> list[Case]:
 def check_linear_grad_samples(c: Check) -> None:
     a, g = _randn(4, 5, seed=1), _randn(4, 3, seed=2)
     out = c.call(a, g)
-    c.expect(isinstance(out, (tuple, list)) and len(out) == 2, f"expected (grad_weight, grad_bias), got "
-             f"{type(out).__name__}", "return a pair: the weight's per-sample gradients and the bias's")
+    c.expect(isinstance(out, tuple) and len(out) == 2, f"expected a tuple (grad_weight, grad_bias), got "
+             f"{type(out).__name__}", "return a tuple: `return grad_weight, grad_bias` (the docstring's tuple)")
     gw, gb = out
     c.expect_tensor(gw, name="grad_weight")
     if tuple(gw.shape) == (3, 5):
@@ -188,9 +188,19 @@ def check_dp_sgd_step(c: Check) -> None:
         c.close(o, w, "the new parameters are wrong",
                 "clip, sum, + torch.normal(0, σC, size=p.shape, generator=generator) per parameter, / expected_batch_size, "
                 "p - lr · grad")
-    quiet = c.call(params, grads, 0.5, 0.0, 6, 0.1, _gen(11))
+    quiet, drew = c.call(params, grads, 0.5, 0.0, 6, 0.1, _gen(11), via=generator_moved)
     for o, w in zip(quiet, dp_sgd.dp_sgd_step(params, grads, 0.5, 0.0, 6, 0.1, _gen(11))):
         c.close(o, w, "with noise_multiplier 0 the step is wrong", "no noise: the mean of the clipped gradients")
+    c.expect(not drew, "with noise_multiplier 0 your step still drew from the generator (its state moved)",
+             "no draw when the std is 0, as Opacus: skip torch.normal (a zero-std draw still advances the generator, "
+             "and every later step's noise would differ from Opacus's)")
+
+
+def generator_moved(fn, params, grad_samples, max_norm, noise_multiplier, expected_batch_size, lr, generator):
+    """Harness: ``fn``'s new parameters, and whether the call advanced ``generator`` (it runs where ``fn`` lives)."""
+    before = generator.get_state().clone()
+    out = fn(params, grad_samples, max_norm, noise_multiplier, expected_batch_size, lr, generator)
+    return out, not torch.equal(before, generator.get_state())
 
 
 # ------------------------------------------------------------------------------------------- accounting
@@ -231,9 +241,12 @@ def check_gaussian_rdp(c: Check) -> None:
     orders = [2, 4, 8, 16, 32]
     q, sigma, steps = 0.02, 1.1, 100
     out = c.call(q, sigma, steps, orders)
-    c.expect(isinstance(out, (list, tuple)) and len(out) == len(orders),
-             f"expected a list of {len(orders)} numbers, got {type(out).__name__}", "one ρ per order, in order")
-    out = [c.number(v, "each ρ") for v in out]
+    c.expect(isinstance(out, list) and len(out) == len(orders),
+             f"expected a list of {len(orders)} numbers, got {type(out).__name__}",
+             "return a list (the docstring's list[float]): one ρ per order, in order")
+    c.expect(all(isinstance(v, float) for v in out), f"expected Python floats, got "
+             f"{sorted({type(v).__name__ for v in out})}", "each ρ is a Python float: math gives floats, "
+             "a tensor gives one with .item()")
     want = accounting.gaussian_rdp(q, sigma, steps, orders)
     c.diagnose(out, _rdp_variants(q, sigma, steps, orders), "your RDP matches a known mistake", rtol=1e-9, correct=want)
     c.expect(same(out, want, rtol=1e-9, atol=1e-12) is None, f"ρ = {[round(v, 6) for v in out]}, expected "
@@ -255,7 +268,40 @@ def _eps_cases(d: Draw) -> list[Case]:
                  hint="the order is orders[i], not i + 2: read it from the list"),
             Case("an infinite ρ at some orders", with_inf, [math.inf] * 3 + accounting.gaussian_rdp(q, sigma, 100, with_inf[3:]),
                  1e-6),
-            Case("a large δ", [2, 3, 5, 9], accounting.gaussian_rdp(0.5, 1.0, 10, [2, 3, 5, 9]), 0.1)]
+            Case("a large δ", [2, 3, 5, 9], accounting.gaussian_rdp(0.5, 1.0, 10, [2, 3, 5, 9]), 0.1),
+            Case("two orders that give exactly the same ε", *_tied_orders(d), hint=_FIRST_TIE),
+            Case("ρ infinite at every order", [3, 5, 8], [math.inf] * 3, 1e-5,
+                 hint="every ε is inf, a tie: return (inf, orders[0]), the first order")]
+
+
+_FIRST_TIE = ("on a tie return the first order that gives the smallest ε: keep the best so far unless a later one is "
+              "strictly smaller (< not <=; min() and argmin keep the first)")
+
+
+def _epsilon(a: int, r: float, delta: float) -> float:
+    return r - (math.log(delta) + math.log(a)) / (a - 1) + math.log((a - 1) / a)
+
+
+def _tied_orders(d: Draw) -> tuple[list[int], list[float], float]:
+    """Orders, largest first, whose ρ make ε(orders[0]) == ε(orders[-1]) exactly, below the others' ε: a tie the
+    float arithmetic keeps, with the larger order first (sorting (ε, α) pairs would pick the smaller one)."""
+    # ρ in [9, 11] and orders ≥ 6 keep every intermediate sum in [8, 16), one float grid: a tie can be reached
+    orders, delta = sorted(d.sample(range(6, 40), 4), reverse=True), 1e-5
+    rdp = [0.0] * len(orders)
+    rdp[-1] = d.float(9.0, 11.0)
+    while True:  # walk ρ at orders[0] by ulps towards the tie; if the rounding steps over it, move the target
+        target = _epsilon(orders[-1], rdp[-1], delta)
+        r = target - _epsilon(orders[0], 0.0, delta)
+        below = _epsilon(orders[0], r, delta) < target
+        while (e := _epsilon(orders[0], r, delta)) != target and (e < target) == below:
+            r = math.nextafter(r, math.inf if below else -math.inf)
+        if e == target:
+            rdp[0] = r
+            break
+        rdp[-1] = math.nextafter(rdp[-1], math.inf)
+    for i in range(1, len(orders) - 1):
+        rdp[i] = target - _epsilon(orders[i], 0.0, delta) + 1.0
+    return orders, rdp, delta
 
 
 @exercise("15.rdp_to_epsilon", reference=accounting.rdp_to_epsilon, cases=_eps_cases, compare=_rdp_compare)
@@ -263,9 +309,13 @@ def check_rdp_to_epsilon(c: Check) -> None:
     orders = list(range(2, 33))
     rdp = accounting.gaussian_rdp(0.01, 1.0, 1000, orders)
     out = c.call(orders, rdp, 1e-5)
-    c.expect(isinstance(out, (tuple, list)) and len(out) == 2, f"expected (epsilon, order), got {type(out).__name__}",
-             "return a pair: the smallest ε and the order that gives it")
-    eps, order = c.number(out[0], "ε"), c.number(out[1], "the order")
+    c.expect(isinstance(out, tuple) and len(out) == 2, f"expected a tuple (epsilon, order), got {type(out).__name__}",
+             "return a tuple: `return eps, order`, the smallest ε and the order that gives it")
+    c.expect(isinstance(out[0], float), f"ε is a {type(out[0]).__name__}, expected a Python float",
+             "ε is a Python float (math gives floats; a tensor or numpy value gives one with .item() or float())")
+    c.expect(isinstance(out[1], int) and not isinstance(out[1], bool),
+             f"the order is a {type(out[1]).__name__}, expected a Python int", "the order is an element of orders, an int")
+    eps, order = out
     want_eps, want_order = accounting.rdp_to_epsilon(orders, rdp, 1e-5)
     old = [r + math.log(1 / 1e-5) / (a - 1) for a, r in zip(orders, rdp)]
     tight = [r - (math.log(1e-5) + math.log(a)) / (a - 1) + math.log((a - 1) / a) for a, r in zip(orders, rdp)]
@@ -318,11 +368,11 @@ def check_membership_advantage(c: Check) -> None:
     out = c.number(c.call(m, n), "the advantage")
     want = membership.membership_advantage(m, n)
     c.diagnose(out, _advantage_variants(m, n), "your advantage matches a known mistake", rtol=1e-9, correct=want)
-    c.expect(math.isclose(out, want, abs_tol=1e-9), f"advantage {out:.4g}, expected {want:.4g}",
+    c.expect(math.isclose(out, want, abs_tol=1e-6), f"advantage {out:.9g}, expected {want:.9g}",
              "for each threshold τ among the losses: share of members with loss ≤ τ minus share of non-members with loss ≤ τ")
     flipped = c.number(c.call(n + 1, m), "the advantage")
-    c.expect(math.isclose(flipped, membership.membership_advantage(n + 1, m), abs_tol=1e-9),
-             f"members with higher losses gave {flipped:.4g}, expected 0", _LOWER)
+    c.expect(math.isclose(flipped, membership.membership_advantage(n + 1, m), abs_tol=1e-6),
+             f"members with higher losses gave {flipped:.9g}, expected 0", _LOWER)
 
 
 # ------------------------------------------------------------------------------------------- federated
@@ -351,6 +401,11 @@ def check_fedavg(c: Check) -> None:
     c.expect(isinstance(out, dict) and set(out) == {"weight", "bias"}, f"expected a dict with the states' keys, got "
              f"{type(out).__name__}", "return a state dict: {key: averaged tensor}")
     want = federated.fedavg(states, sizes)
+    for k in want:  # types and dtypes first: the comparisons below need tensors of the states' dtype
+        c.expect_tensor(out[k], shape=want[k].shape, name=f"result[{k!r}]")
+        c.expect(out[k].dtype == want[k].dtype, f"result[{k!r}] has dtype {out[k].dtype}, expected the states' "
+                 f"{want[k].dtype}", "return each average in the states' dtype: cast back with .to(state[key].dtype) "
+                 "if you average in float64")
     plain = {k: sum(s[k] for s in states) / 3 for k in want}
     unnormalised = {k: sum(s[k] * n for s, n in zip(states, sizes)) for k in want}
     for hint, value in {"weight each client by its number of examples: n_k / Σ n": plain,
@@ -358,7 +413,6 @@ def check_fedavg(c: Check) -> None:
         if all(torch.allclose(out[k], value[k], rtol=1e-5) for k in want):
             c.fail("your average matches a known mistake", hint)
     for k in want:
-        c.expect_tensor(out[k], shape=want[k].shape, dtype=want[k].dtype, name=f"result[{k!r}]")
         c.close(out[k], want[k], f"result[{k!r}] is wrong", "Σ_k (n_k / Σ n) · state_k[key]")
 
 
@@ -372,6 +426,10 @@ def _lsgd_problem(d: Draw, n: int, D: int, K: int, dtype=torch.float32, classes=
     return state, d.randn(n, D, dtype=dtype), y
 
 
+_IN_DTYPE = ("return the dtype the input has, and compute in it (float64 here): float32 arithmetic cast back to "
+             "float64 at the end loses the digits a float64 result must have")
+
+
 def _lsgd_cases(d: Draw) -> list[Case]:
     s1, x1, y1 = _lsgd_problem(d, d.int(3, 20), d.int(2, 6), d.int(2, 5))
     s2, x2, y2 = _lsgd_problem(d, 12, 4, 4, classes=2)
@@ -379,7 +437,7 @@ def _lsgd_cases(d: Draw) -> list[Case]:
     s4, x4, y4 = _lsgd_problem(d, 1, 3, 2)
     return [Case("another client", s1, x1, y1, d.float(0.05, 1.0), d.int(1, 6)),
             Case("a client without some classes", s2, x2, y2, 0.5, 3, hint=_CLASSES),
-            Case("float64 weights", s3, x3, y3, 0.3, 4),
+            Case("float64 weights", s3, x3, y3, 0.3, 4, hint=_IN_DTYPE),
             Case("one example", s4, x4, y4, 0.5, 2),
             Case("zero steps", s1, x1, y1, 0.5, 0)]
 
@@ -389,11 +447,14 @@ def check_local_sgd(c: Check) -> None:
     g = torch.Generator().manual_seed(8)
     state = {"weight": torch.randn(3, 4, generator=g) * 0.3, "bias": torch.randn(3, generator=g) * 0.3}
     x, y = torch.randn(10, 4, generator=g), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 2])
-    out = c.call(state, x, y, 0.5, 3)
+    out, graph = c.call(state, x, y, 0.5, 3, via=with_graph)
     c.expect(isinstance(out, dict) and set(out) == {"weight", "bias"},
              f"expected a dict {{'weight', 'bias'}}, got {type(out).__name__}", "return the new state dict")
     for k in out:
         c.expect_tensor(out[k], shape=state[k].shape, dtype=state[k].dtype, name=f"result[{k!r}]")
+    c.expect(graph is None, f"result[{graph!r}] still requires grad or carries an autograd graph",
+             "return plain tensors: .detach() what autograd built (a state dict holds values, not a graph that keeps "
+             "every step's tensors alive)")
     want = federated.local_sgd(state, x, y, 0.5, 3)
     summed = federated.local_sgd(state, x, y, 0.5 * len(x), 3)
     once = federated.local_sgd(state, x, y, 0.5, 1)
@@ -404,6 +465,17 @@ def check_local_sgd(c: Check) -> None:
     for k in want:
         c.close(out[k], want[k], f"result[{k!r}] is wrong",
                 "W ← W - lr · ∂(mean cross-entropy)/∂W, `steps` times (and the same for the bias)")
+
+
+def with_graph(fn, state, x, y, lr, steps):
+    """Harness: ``fn``'s new state (detached), and the first key whose tensor requires grad or has a grad_fn (None
+    when all are plain): the graph cannot travel, so it is judged where ``fn`` runs."""
+    out = fn(state, x, y, lr, steps)
+    if not isinstance(out, dict):
+        return out, None
+    graph = next((k for k, v in out.items() if isinstance(v, torch.Tensor) and (v.requires_grad or v.grad_fn is not None)),
+                 None)
+    return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in out.items()}, graph
 
 
 # ------------------------------------------------------------------------------------------- leakage
@@ -424,7 +496,19 @@ def _leak_cases(d: Draw) -> list[Case]:
     return [Case("another layer", *_one_example_grad(d, d.int(3, 12), d.int(2, 6))),
             Case("the first output's gradient is 0", *_one_example_grad(d, 5, 4, dead=0), hint=_ZERO_ROW),
             Case("float64 gradients", *_one_example_grad(d, 6, 3, dtype=torch.float64)),
-            Case("one output", *_one_example_grad(d, 7, 1))]
+            Case("one output", *_one_example_grad(d, 7, 1)),
+            Case("a summed gradient whose largest |grad_bias| is negative", *_two_example_grad(d, 5, [0.5, -3.0, 2.0]),
+                 hint="pick the row by the largest |grad_bias[i]| (abs), not the largest signed value"),
+            Case("a summed gradient with a tie in |grad_bias|", *_two_example_grad(d, 6, [1.0, 2.0, 0.5, -2.0]),
+                 hint="on a tie take the first row with the largest |grad_bias[i]| (torch.argmax returns the first)")]
+
+
+def _two_example_grad(d: Draw, i: int, grad_bias: list[float]):
+    """A gradient summed over two examples, so not rank 1 (each row gives another "input"), whose bias gradient is
+    ``grad_bias``."""
+    gb = torch.tensor(grad_bias)
+    dy2 = d.randn(len(gb), scale=0.5)
+    return torch.outer(gb - dy2, d.randn(i)) + torch.outer(dy2, d.randn(i)), gb
 
 
 @exercise("15.leak_input", reference=leakage.leak_input, cases=_leak_cases)

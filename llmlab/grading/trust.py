@@ -31,6 +31,8 @@ def _with_zeros(d: Draw, *shape: int, dtype=torch.float32) -> torch.Tensor:
     return g.masked_fill(d.rand(*shape) < 0.3, 0.0)
 
 
+_GRAD_DTYPE = ("the result has x's dtype whatever grad's is: cast the sign to x's dtype (grad.sign().to(x.dtype)), "
+               "or a float64 gradient turns a float32 input into float64")
 _ZERO_HINT = "sign(0) = 0: a coordinate whose gradient is exactly zero does not move (torch.sign, not a >= 0 test)"
 
 
@@ -44,6 +46,8 @@ def _fgsm_cases(d: Draw) -> list[Case]:
         Case("a 3-D input and another eps", d.randn(2, 3, 5), d.randn(2, 3, 5), d.float(0.001, 0.3)),
         Case("eps = 0", d.randn(3, 4), d.randn(3, 4), 0.0),
         Case("float64 input", d.randn(5, 3, dtype=torch.float64), d.randn(5, 3, dtype=torch.float64), 0.01),
+        Case("a float64 gradient for a float32 input", d.randn(4, 5), d.randn(4, 5, dtype=torch.float64), 0.02,
+             hint=_GRAD_DTYPE),
     ]
 
 
@@ -76,6 +80,8 @@ def _pgd_cases(d: Draw) -> list[Case]:
         Case("a step larger than the ball (alpha > eps)", x, x0, d.randn(4, 5), 0.05, 0.3),
         Case("a 3-D input", *(d.randn(2, 3, 4) for _ in range(3)), d.float(0.01, 0.5), d.float(0.01, 0.2)),
         Case("float64 input", *(d.randn(3, 3, dtype=torch.float64) for _ in range(3)), 0.1, 0.05),
+        Case("a float64 gradient for a float32 input", x, x0, d.randn(4, 5, dtype=torch.float64), 0.05, 0.02,
+             hint=_GRAD_DTYPE),
     ]
 
 
@@ -120,16 +126,32 @@ def _ig_cases(d: Draw) -> list[Case]:
         Case("a 1-D input", Scorer(D, d.int(0, 999)), d.randn(D), d.randn(D, scale=0.3), 8),
         Case("a 3-D input", Scorer(2 * T * D, d.int(0, 999)), d.randn(2, T, D), torch.zeros(2, T, D), 8,
              hint="reshape the weights to (steps, 1, 1, ...) for any number of input dims"),
+        Case("two steps on a strongly curved score", Scorer(T * D, d.int(0, 999)), d.randn(T, D, scale=2.5),
+             torch.zeros(T, D), 2, hint="use `steps` nodes, the argument (leggauss(steps)), not a fixed number: with "
+                                       "2 steps the quadrature gives another answer than with 32"),
         Case("float64 input", Scorer(T * D, d.int(0, 999)), d.randn(T, D, dtype=torch.float64),
-             d.randn(T, D, dtype=torch.float64, scale=0.2), 12),
+             d.randn(T, D, dtype=torch.float64, scale=0.2), 12,
+             hint="return x's dtype, and compute in it (nodes, weights and path in float64 here): float32 arithmetic "
+                  "cast back to float64 loses the digits a float64 result must have"),
     ]
 
 
-@exercise("15.integrated_gradients", reference=attribution.integrated_gradients, cases=_ig_cases)
+_NO_GRAD = {"does not require grad": "gradients are off in the notebook (torch.set_grad_enabled(False)) and in this "
+                                     "check: build the path and call f inside `with torch.enable_grad():`"}
+
+
+def without_grad(fn, *args, **kwargs):
+    """Harness: ``fn(*args)`` with gradients off, as the notebook runs (``fn`` must switch them on itself)."""
+    with torch.no_grad():
+        return fn(*args, **kwargs)
+
+
+@exercise("15.integrated_gradients", reference=attribution.integrated_gradients, cases=_ig_cases, via=without_grad,
+          error_hints=_NO_GRAD)
 def check_integrated_gradients(c: Check) -> None:
     f = Scorer(12, seed=7)
     x, baseline = _randn(4, 3, seed=8), torch.zeros(4, 3)
-    out = c.call(f, x, baseline, 16)
+    out = c.call(f, x, baseline, 16, via=without_grad, error_hints=_NO_GRAD)
     c.expect_tensor(out, shape=x.shape, dtype=x.dtype, name="integrated_gradients(f, x (4, 3), zeros, 16)")
     want = attribution.integrated_gradients(f, x, baseline, 16)
     alphas, weights = (t.float() for t in attribution.gauss_legendre(16))
@@ -263,7 +285,7 @@ def _weat_cases(d: Draw) -> list[Case]:
     ]
 
 
-@exercise("15.weat_effect_size", reference=bias.weat_effect_size, cases=_weat_cases)
+@exercise("15.weat_effect_size", reference=bias.weat_effect_size, cases=_weat_cases, rtol=1e-5)
 def check_weat_effect_size(c: Check) -> None:
     g = torch.Generator().manual_seed(12)
     X, Y, A, B = (torch.randn(5, 6, generator=g) * (torch.rand(5, 1, generator=g) * 3 + 0.5) for _ in range(4))
@@ -313,10 +335,15 @@ def _boot_cases(d: Draw) -> list[Case]:
 @exercise("15.bootstrap_ci", reference=bias.bootstrap_ci, cases=_boot_cases)
 def check_bootstrap_ci(c: Check) -> None:
     values = _randn(20, seed=13, dtype=torch.float64) + 1.0
-    out = c.call(values, 1000, 0)
+    out, moved = c.call(values, 1000, 0, via=global_rng_moved)
     c.expect_tensor(out, shape=(2,), dtype=values.dtype, name="bootstrap_ci(values (20,), 1000, 0)")
-    c.expect(bool(out[0] <= out[1]), f"your interval ({out[0]:.4f}, {out[1]:.4f}) has lo > hi",
+    c.expect(type(out) is torch.Tensor, f"bootstrap_ci returned a {type(out).__name__}, expected a plain torch.Tensor",
+             "return a plain tensor, as torch.quantile gives it (not a subclass)")
+    c.expect(bool(out[0] <= out[1]), f"your interval ({float(out[0]):.4f}, {float(out[1]):.4f}) has lo > hi",
              "return (lo, hi): the lower quantile first")
+    c.expect(not moved, "your function changed torch's global random state (torch.manual_seed or a draw without "
+             "generator=)", "leave the global generator alone: draw from your own g = torch.Generator().manual_seed(seed), "
+             "with generator=g, so the learner's other random numbers do not depend on this call")
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, 20, (1000, 20), generator=g)
     means = values[idx].mean(1)
@@ -339,6 +366,15 @@ def check_bootstrap_ci(c: Check) -> None:
     c.close(out, bias.bootstrap_ci(values, 1000, 0), "your interval differs from the percentile bootstrap",
             "g = torch.Generator().manual_seed(seed); idx = torch.randint(0, N, (n, N), generator=g); "
             "quantiles of values[idx].mean(1)")
+
+
+def global_rng_moved(fn, values, n, seed, **kwargs):
+    """Harness: ``fn``'s interval, and whether the call changed torch's global random state (which it then restores)."""
+    before = torch.get_rng_state()
+    out = fn(values, n, seed, **kwargs)
+    moved = not torch.equal(before, torch.get_rng_state())
+    torch.set_rng_state(before)
+    return out, moved
 
 
 # ---------------------------------------------------------------------------------------------- energy

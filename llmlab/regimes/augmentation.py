@@ -2,10 +2,11 @@
 
 For a batch of right-padded encoder inputs ``ids (B, T)`` ([CLS] ... [SEP] then padding), each token is dropped
 when ``torch.rand(ids.shape, generator=generator)`` is below ``p`` at its position, except the padding id and the
-``protected`` ids ([CLS] = 101 and [SEP] = 102 for MiniLM's vocabulary), which are always kept. The kept tokens of
-a row move left, in order, and the row is filled up with ``pad_id``: the result has ids' shape and dtype, and its
-attention mask is ``result != pad_id``. (Wei & Zou's EDA, 2019, deletes words the same way; SimCSE's dropout
-noise is its counterpart inside the network.)
+``protected`` ids ([CLS] = 101 and [SEP] = 102 for MiniLM's vocabulary), which are always kept, by id, wherever
+they stand in the row (any other id is an ordinary token). The kept tokens of a row move left, in order, and
+the row is filled up with ``pad_id``: the result has ids' shape and dtype, and its attention mask is
+``result != pad_id``. (Wei & Zou's EDA, 2019, deletes words the same way; SimCSE's dropout noise is its
+counterpart inside the network.)
 """
 from __future__ import annotations
 

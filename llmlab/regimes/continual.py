@@ -3,7 +3,8 @@
 every new batch.
 
 ``replay_batch`` draws one batch of windows (rows of ``new`` and ``old``, each (N, W)): ``n_old =
-round(ratio * batch_size)`` rows of ``old`` and the rest from ``new``, by ``torch.randint``, new rows first:
+round(ratio * batch_size)`` rows of ``old`` (Python's round: a half goes to the even neighbour, round(2.5) = 2)
+and the rest from ``new``, by ``torch.randint``, new rows first:
 ``rows_new = torch.randint(len(new), (batch_size - n_old,), generator=generator)``, then ``rows_old =
 torch.randint(len(old), (n_old,), generator=generator)``, and the batch is ``cat([new[rows_new], old[rows_old]])``.
 """

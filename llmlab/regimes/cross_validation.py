@@ -1,10 +1,11 @@
 """K-fold cross-validation: every item is tested exactly once, by a model that never trained on it.
 
-The n items are shuffled once, by ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))``, and the
-permutation is cut into k consecutive folds; the first ``n % k`` folds hold ``n // k + 1`` items and the others
-``n // k`` (scikit-learn's ``KFold`` convention), so fold sizes differ by at most one. Fold j is the test set of
-round j and the other folds, in permutation order, its training set. The mean of the k test scores estimates
-the score of a model trained on (k-1)/k of the data; their spread shows how much one split's score can be trusted.
+The n items are shuffled once, by ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))`` (a generator
+of its own: torch's global one is left as it was), and the permutation is cut into k consecutive folds; the
+first ``n % k`` folds hold ``n // k + 1`` items and the others ``n // k`` (scikit-learn's ``KFold`` convention),
+so fold sizes differ by at most one. Fold j is the test set of round j and the other folds, in permutation
+order, its training set. The mean of the k test scores estimates the score of a model trained on (k-1)/k of
+the data; their spread shows how much one split's score can be trusted.
 """
 from __future__ import annotations
 

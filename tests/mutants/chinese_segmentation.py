@@ -449,6 +449,11 @@ def train_smooths_impossible(gold, alpha=1.0):
     return start, {y0: {y: row.get(y, zh.MIN_LOG) for y in "BMES"} for y0, row in trans.items()}, emit
 
 
+@mistake("check_train_hmm", "as a tuple of dicts")
+def train_returns_list(gold, alpha=1.0):
+    return list(zh.train_hmm(gold, alpha))
+
+
 @mistake("check_train_hmm", "alpha is the argument", kind="overfit")
 def train_alpha_fixed_at_one(gold, alpha=1.0):
     return zh.train_hmm(gold, 1.0)
@@ -715,6 +720,13 @@ def windows_pad_zero(ids, width, pad_id):
 def windows_unsqueeze_in_place(ids, width, pad_id):
     ids.unsqueeze_(0)  # (1, T): the shape F.pad likes
     return torch.nn.functional.pad(ids, (width, width), value=pad_id)[0].unfold(0, 2 * width + 1, 1)
+
+
+@mistake("check_char_windows", "int64 whatever ids' dtype", kind="overfit")
+def windows_in_ids_dtype(ids, width, pad_id):
+    padded = torch.full((len(ids) + 2 * width,), pad_id, dtype=ids.dtype)
+    padded[width : width + len(ids)] = ids
+    return padded.unfold(0, 2 * width + 1, 1)
 
 
 @mistake("check_char_windows", "keep them int64", kind="dtype")

@@ -56,6 +56,22 @@ def kfold_sorted_train(n, k, seed=0):
     return [(tr.sort().values, te) for tr, te in cross_validation.kfold_indices(n, k, seed)]
 
 
+@mistake("check_kfold_indices", "a torch.Generator of your own")
+def kfold_seeds_global_rng(n, k, seed=0):
+    torch.manual_seed(seed)  # the same permutation as a seeded generator's, but the caller's RNG is reset
+    return _cut(torch.randperm(n), [n // k + (j < n % k) for j in range(k)])
+
+
+@mistake("check_kfold_indices", "return a list of k tuples")
+def kfold_tuple_of_folds(n, k, seed=0):
+    return tuple(cross_validation.kfold_indices(n, k, seed))
+
+
+@mistake("check_kfold_indices", "return a list of k tuples")
+def kfold_pairs_as_lists(n, k, seed=0):
+    return [[tr, te] for tr, te in cross_validation.kfold_indices(n, k, seed)]
+
+
 # flip_labels
 @mistake("check_flip_labels", "a flipped label must change")
 def flip_to_any_class(y, fraction, n_classes, generator=None):
@@ -136,6 +152,31 @@ def dropout_minilm_ids(ids, p, generator=None, pad_id=0, protected=(101, 102)):
     return augmentation.token_dropout(ids, p, generator)
 
 
+@mistake("check_token_dropout", "use pad_id and protected, the arguments", kind="overfit")
+def dropout_hardcoded_ids(ids, p, generator=None, pad_id=0, protected=(101, 102)):
+    r = torch.rand(ids.shape, generator=generator)
+    keep = (r >= p) | (ids == 0) | (ids == 101) | (ids == 102)  # MiniLM's ids, whatever the arguments say
+    out = torch.full_like(ids, pad_id)
+    for b in range(ids.shape[0]):
+        kept = ids[b][keep[b]]
+        out[b, : len(kept)] = kept
+    return out
+
+
+@mistake("check_token_dropout", "not by its position", kind="overfit")
+def dropout_protects_ends(ids, p, generator=None, pad_id=0, protected=(101, 102)):
+    r = torch.rand(ids.shape, generator=generator)
+    keep = (r >= p) | (ids == pad_id)
+    for b in range(ids.shape[0]):
+        n_real = int((ids[b] != pad_id).sum())
+        keep[b, 0] = keep[b, n_real - 1] = True  # [CLS] first, [SEP] last
+    out = torch.full_like(ids, pad_id)
+    for b in range(ids.shape[0]):
+        kept = ids[b][keep[b]]
+        out[b, : len(kept)] = kept
+    return out
+
+
 @mistake("check_token_dropout", "leave the inputs as they are", kind="inplace")
 def dropout_in_place(ids, p, generator=None, pad_id=0, protected=(101, 102)):
     ids[:] = augmentation.token_dropout(ids, p, generator, pad_id, protected)
@@ -161,6 +202,14 @@ def mt_mean(logits_a, y_a, logits_b, y_b, weight):
 @mistake("check_multitask_loss", "applies log-softmax itself")
 def mt_nll_on_logits(logits_a, y_a, logits_b, y_b, weight):
     return F.nll_loss(logits_a, y_a) + weight * F.nll_loss(logits_b, y_b)
+
+
+@mistake("check_multitask_loss", "subtract each row's maximum before exp")
+def mt_exp_then_log(logits_a, y_a, logits_b, y_b, weight):
+    def ce(logits, y):
+        p = logits.exp() / logits.exp().sum(-1, keepdim=True)
+        return -p[torch.arange(len(y)), y].log().mean()
+    return ce(logits_a, y_a) + weight * ce(logits_b, y_b)
 
 
 @mistake("check_multitask_loss", "auxiliary task's loss only", kind="overfit")
@@ -323,6 +372,22 @@ def replay_truncates(new, old, batch_size, ratio, generator=None):
     return torch.cat([new[rows_new], old[rows_old]])
 
 
+@mistake("check_replay_batch", "not up", kind="overfit")
+def replay_ceil(new, old, batch_size, ratio, generator=None):
+    n_old = math.ceil(ratio * batch_size)
+    rows_new = torch.randint(len(new), (batch_size - n_old,), generator=generator)
+    rows_old = torch.randint(len(old), (n_old,), generator=generator)
+    return torch.cat([new[rows_new], old[rows_old]])
+
+
+@mistake("check_replay_batch", "sends a half to the even neighbour", kind="overfit")
+def replay_round_half_up(new, old, batch_size, ratio, generator=None):
+    n_old = int(ratio * batch_size + 0.5)
+    rows_new = torch.randint(len(new), (batch_size - n_old,), generator=generator)
+    rows_old = torch.randint(len(old), (n_old,), generator=generator)
+    return torch.cat([new[rows_new], old[rows_old]])
+
+
 @mistake("check_replay_batch", "leave the inputs as they are", kind="inplace")
 def replay_shuffles_new_in_place(new, old, batch_size, ratio, generator=None):
     out = continual.replay_batch(new, old, batch_size, ratio, generator)
@@ -365,3 +430,38 @@ def fit_slope_as_alpha(N, L, grid=200):
 @mistake("check_fit_power_law", "use grid, the argument", kind="overfit")
 def fit_fixed_grid(N, L, grid=200):
     return scaling.fit_power_law(N, L, 200)
+
+
+def _grid_fit(N, L, grid, error, first_k=0):
+    """The grid fit, with c chosen by ``error(pred, L)`` over k = first_k … grid-1."""
+    x, Lt = torch.tensor(N, dtype=torch.float64).log(), torch.tensor(L, dtype=torch.float64)
+    best = None
+    for k in range(first_k, grid):
+        c = k / grid * min(L)
+        z = (Lt - c).log()
+        b1 = float(((x - x.mean()) * (z - z.mean())).sum() / ((x - x.mean()) ** 2).sum())
+        b0 = float(z.mean()) - b1 * float(x.mean())
+        err = float(error(math.exp(b0) * torch.exp(b1 * x) + c, Lt))
+        if best is None or err < best[0]:
+            best = (err, math.exp(b0), -b1, c)
+    return best[1:]
+
+
+@mistake("check_fit_power_law", "the grid starts at k = 0", kind="overfit")
+def fit_grid_from_one(N, L, grid=200):
+    return _grid_fit(N, L, grid, lambda pred, L: ((pred - L) ** 2).sum(), first_k=1)
+
+
+@mistake("check_fit_power_law", "the plain squared error in L", kind="overfit")
+def fit_relative_error(N, L, grid=200):
+    return _grid_fit(N, L, grid, lambda pred, L: (((pred - L) / L) ** 2).sum())
+
+
+@mistake("check_fit_power_law", "the plain squared error in L", kind="overfit")
+def fit_absolute_error(N, L, grid=200):
+    return _grid_fit(N, L, grid, lambda pred, L: (pred - L).abs().sum())
+
+
+@mistake("check_fit_power_law", "the plain squared error in L", kind="overfit")
+def fit_error_of_log_L(N, L, grid=200):
+    return _grid_fit(N, L, grid, lambda pred, L: ((pred.log() - L.log()) ** 2).sum())

@@ -55,6 +55,11 @@ def grads_float32(activations, backprops):
     return gw, gb
 
 
+@mistake("check_linear_grad_samples", "return a tuple")
+def grads_as_list(activations, backprops):
+    return list(dp_sgd.linear_grad_samples(activations, backprops))
+
+
 # clip_per_sample
 @mistake("check_clip_per_sample", "not one norm per parameter")
 def clip_per_parameter(grads, max_norm):
@@ -157,6 +162,15 @@ def step_float32(params, grad_samples, max_norm, noise_multiplier, expected_batc
     return _noisy([p.float() for p in params], clipped, noise_multiplier * max_norm, expected_batch_size, lr, generator)
 
 
+@mistake("check_dp_sgd_step", "no draw when the std is 0")
+def step_draws_zero_noise(params, grad_samples, max_norm, noise_multiplier, expected_batch_size, lr, generator=None):
+    out = []
+    for p, g in zip(params, dp_sgd.clip_per_sample(grad_samples, max_norm)):
+        noise = torch.normal(0.0, noise_multiplier * max_norm, size=p.shape, generator=generator, dtype=p.dtype)
+        out.append(p - lr * (g.sum(0) + noise) / expected_batch_size)
+    return out
+
+
 # gaussian_rdp
 def _naive_rdp(q, sigma, steps, orders, square=True):
     out = []
@@ -201,6 +215,23 @@ def rdp_sigma_zero_crash(q, noise_multiplier, steps, orders):
     return out
 
 
+
+@mistake("check_gaussian_rdp", "each ρ is a Python float")
+def rdp_tensors(q, noise_multiplier, steps, orders):
+    out = []
+    for a in orders:  # log-sum-exp in torch: each ρ stays a 0-d tensor
+        i = torch.arange(a + 1, dtype=torch.float64)
+        log_comb = torch.lgamma(torch.tensor(a + 1.0)) - torch.lgamma(i + 1) - torch.lgamma(a - i + 1)
+        terms = log_comb + i * math.log(q) + (a - i) * math.log1p(-q) + (i * i - i) / (2 * noise_multiplier**2)
+        out.append(steps * torch.logsumexp(terms, 0) / (a - 1))
+    return out
+
+
+@mistake("check_gaussian_rdp", "return a list")
+def rdp_tuple(q, noise_multiplier, steps, orders):
+    return tuple(accounting.gaussian_rdp(q, noise_multiplier, steps, orders))
+
+
 # rdp_to_epsilon
 @mistake("check_rdp_to_epsilon", "not the older")
 def eps_mironov(orders, rdp, delta):
@@ -228,6 +259,35 @@ def eps_orders_from_two(orders, rdp, delta):
     eps = [r - (math.log(delta) + math.log(a)) / (a - 1) + math.log((a - 1) / a) for a, r in zip(alphas, rdp)]
     i = min(range(len(eps)), key=eps.__getitem__)
     return eps[i], alphas[i]
+
+
+@mistake("check_rdp_to_epsilon", "on a tie return the first order")
+def eps_last_on_tie(orders, rdp, delta):
+    best, order = math.inf, orders[0]
+    for a, r in zip(orders, rdp):
+        e = r - (math.log(delta) + math.log(a)) / (a - 1) + math.log((a - 1) / a)
+        if e <= best:
+            best, order = e, a
+    return best, order
+
+
+@mistake("check_rdp_to_epsilon", "on a tie return the first order")
+def eps_sorted_pairs(orders, rdp, delta):
+    eps = [r - (math.log(delta) + math.log(a)) / (a - 1) + math.log((a - 1) / a) for a, r in zip(orders, rdp)]
+    return min(zip(eps, orders))
+
+
+@mistake("check_rdp_to_epsilon", "return a tuple")
+def eps_as_list(orders, rdp, delta):
+    return list(accounting.rdp_to_epsilon(orders, rdp, delta))
+
+
+@mistake("check_rdp_to_epsilon", "ε is a Python float")
+def eps_tensor(orders, rdp, delta):
+    eps = torch.tensor([r - (math.log(delta) + math.log(a)) / (a - 1) + math.log((a - 1) / a)
+                        for a, r in zip(orders, rdp)], dtype=torch.float64)
+    i = int(eps.argmin())
+    return eps[i], orders[i]
 
 
 # membership_advantage
@@ -301,6 +361,12 @@ def fedavg_float32(client_states, client_sizes):
     return {k: sum(s[k].float() * (n / total) for s, n in zip(client_states, client_sizes)) for k in client_states[0]}
 
 
+@mistake("check_fedavg", "in the states' dtype")
+def fedavg_float64(client_states, client_sizes):
+    total = sum(client_sizes)
+    return {k: sum(s[k].double() * (n / total) for s, n in zip(client_states, client_sizes)) for k in client_states[0]}
+
+
 # local_sgd
 def _gd(state, x, y, lr, steps, K=None, reduction="mean"):
     W, b = state["weight"].clone(), state["bias"].clone()
@@ -341,6 +407,22 @@ def lsgd_float32(state, x, y, lr, steps):
     return _gd({k: v.float() for k, v in state.items()}, x.float(), y, lr, steps)
 
 
+@mistake("check_local_sgd", "float32 arithmetic cast back")
+def lsgd_float32_cast_back(state, x, y, lr, steps):
+    out = _gd({k: v.float() for k, v in state.items()}, x.float(), y, lr, steps)
+    return {k: v.to(state[k].dtype) for k, v in out.items()}
+
+
+@mistake("check_local_sgd", "return plain tensors")
+def lsgd_autograd_graph(state, x, y, lr, steps):
+    W, b = state["weight"].clone().requires_grad_(True), state["bias"].clone().requires_grad_(True)
+    with torch.enable_grad():
+        for _ in range(steps):
+            gW, gb = torch.autograd.grad(F.cross_entropy(x @ W.T + b, y), (W, b))
+            W, b = W - lr * gW, b - lr * gb
+    return {"weight": W, "bias": b}
+
+
 # leak_input
 @mistake("check_leak_input", "take a row, not a column")
 def leak_column(grad_weight, grad_bias):
@@ -367,3 +449,16 @@ def leak_in_place(grad_weight, grad_bias):
 @mistake("check_leak_input", "return the dtype the input has", kind="dtype")
 def leak_float32(grad_weight, grad_bias):
     return leakage.leak_input(grad_weight.float(), grad_bias.float())
+
+
+@mistake("check_leak_input", "(abs), not the largest signed value")
+def leak_signed_argmax(grad_weight, grad_bias):
+    i = int(grad_bias.argmax())
+    return grad_weight[i] / grad_bias[i]
+
+
+@mistake("check_leak_input", "on a tie take the first row")
+def leak_last_on_tie(grad_weight, grad_bias):
+    a = grad_bias.abs()
+    i = max(k for k in range(len(a)) if a[k] == a.max())
+    return grad_weight[i] / grad_bias[i]

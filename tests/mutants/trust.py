@@ -44,6 +44,11 @@ def fgsm_float32(x, grad, eps):
     return (x + eps * grad.sign()).float()
 
 
+@mistake("check_fgsm", "the result has x's dtype whatever grad's is")
+def fgsm_grad_dtype(x, grad, eps):
+    return x + eps * grad.sign()
+
+
 # ---------------------------------------------------------------------------------------------- PGD step
 
 @mistake("check_pgd_step", "project back into the ball")
@@ -77,6 +82,11 @@ def pgd_inplace(x, x0, grad, eps, alpha):
 @mistake("check_pgd_step", "dtype", kind="dtype")
 def pgd_float32(x, x0, grad, eps, alpha):
     return adversarial.pgd_step(x, x0, grad, eps, alpha).float()
+
+
+@mistake("check_pgd_step", "the result has x's dtype whatever grad's is")
+def pgd_grad_dtype(x, x0, grad, eps, alpha):
+    return torch.minimum(torch.maximum(x + alpha * grad.sign(), x0 - eps), x0 + eps)
 
 
 # ----------------------------------------------------------------------------------- integrated gradients
@@ -122,6 +132,26 @@ def ig_inplace(f, x, baseline, steps=32):
 @mistake("check_integrated_gradients", "dtype", kind="dtype")
 def ig_float32(f, x, baseline, steps=32):
     return attribution.integrated_gradients(f, x.float(), baseline.float(), steps)
+
+
+@mistake("check_integrated_gradients", "float32 arithmetic cast back")
+def ig_float32_cast_back(f, x, baseline, steps=32):
+    return attribution.integrated_gradients(f, x.float(), baseline.float(), steps).to(x.dtype)
+
+
+@mistake("check_integrated_gradients", "use `steps` nodes, the argument", kind="overfit")
+def ig_fixed_steps(f, x, baseline, steps=32):
+    return attribution.integrated_gradients(f, x, baseline, 32)
+
+
+@mistake("check_integrated_gradients", "gradients are off in the notebook")
+def ig_no_enable_grad(f, x, baseline, steps=32):
+    t, w = np.polynomial.legendre.leggauss(steps)
+    view = (-1,) + (1,) * x.ndim
+    path = (baseline + torch.from_numpy(0.5 * (1 + t)).to(x.dtype).view(view) * (x - baseline)).detach()
+    path.requires_grad_(True)
+    (grads,) = torch.autograd.grad(f(path).sum(), path)
+    return (x - baseline) * (torch.from_numpy(0.5 * w).to(x.dtype).view(view) * grads).sum(0)
 
 
 # --------------------------------------------------------------------------------------------- occlusion
@@ -302,6 +332,13 @@ def boot_inplace(values, n, seed, level=0.95):
 @mistake("check_bootstrap_ci", "dtype", kind="dtype")
 def boot_float32(values, n, seed, level=0.95):
     return bias.bootstrap_ci(values.float(), n, seed, level)
+
+
+@mistake("check_bootstrap_ci", "leave the global generator alone")
+def boot_global_seed(values, n, seed, level=0.95):
+    torch.manual_seed(seed)  # the same draws as a generator seeded with seed, but the learner's own seed is gone
+    means = values[torch.randint(0, len(values), (n, len(values)))].mean(1)
+    return torch.quantile(means, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=values.dtype))
 
 
 # ---------------------------------------------------------------------------------------------- energy
