@@ -20,19 +20,11 @@ from llmlab.inference.engine import Engine, Parts  # noqa: E402
 from llmlab.inference.generation import Sampling, generate, generate_batch  # noqa: E402
 from llmlab.nn import kv_cache  # noqa: E402
 from llmlab.nn.kv_cache import SlidingWindowCache  # noqa: E402
+from tests.demos import said, stub  # noqa: E402
 from tests.fuzz import fixtures as F  # noqa: E402
 from tests.mutants import fast_inference as mutants  # noqa: E402
 
 CODE = "def area(w, h):\n    return w * h\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n\ndef area(w"
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-def said(capsys, name: str, who: str) -> None:
-    out = capsys.readouterr().out
-    assert f"▶ {name}: {who}" in out, out
 
 
 @pytest.fixture(scope="module")

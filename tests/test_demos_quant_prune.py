@@ -22,13 +22,10 @@ from llmlab.metrics.lm import model_perplexity  # noqa: E402
 from llmlab.prune import magnitude, nm, structured, wanda  # noqa: E402
 from llmlab.prune.apply import prune_model  # noqa: E402
 from llmlab.quant import affine, apply, gguf_blocks, gptq, smooth  # noqa: E402
+from tests.demos import said, stub  # noqa: E402
 from tests.fuzz import fixtures as F  # noqa: E402
 from tests.mutants import pruning as prune_mutants  # noqa: E402
 from tests.mutants import quantization as quant_mutants  # noqa: E402
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +44,6 @@ def smol():
     calib_ids = torch.tensor(tok.encode(data.pydoc_text("train")[:40000])[:2048]).reshape(8, 256)
     yield model, eval_ids, calib_ids
     torch.set_grad_enabled(True)
-
-
-def said(capsys, name: str, who: str) -> None:
-    out = capsys.readouterr().out
-    assert f"▶ {name}: {who}" in out, out
 
 
 # ------------------------------------------------------------------------------------------ 09: quantization

@@ -7,16 +7,8 @@ import torch
 
 from llmlab.grading.demo import yours
 from llmlab.trust import adversarial, attribution, bias
+from tests.demos import said, stub
 from tests.mutants import trust as mutants
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError
-
-
-def said(capsys, name: str, who: str) -> None:
-    out = capsys.readouterr().out
-    assert f"▶ {name}: {who}" in out, out
 
 
 @pytest.fixture(scope="module")

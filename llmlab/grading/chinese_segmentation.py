@@ -600,17 +600,11 @@ def _viterbi_mistakes(e, tr, s, en) -> dict[str, torch.Tensor]:
     }
 
 
-def _viterbi_compare(out, want) -> str | None:
-    if not isinstance(out, torch.Tensor):
-        return f"you returned {type(out).__name__}, expected a tensor of tags"
-    if out.shape != want.shape:
-        return f"your tags have shape {tuple(out.shape)}, expected {tuple(want.shape)}"
-    if out.dtype != want.dtype:
-        return f"your tags have dtype {out.dtype}, expected {want.dtype}"
-    return None if torch.equal(out, want) else "your path is not the reference's"
+def _crf_viterbi_compare(out, want) -> str | None:
+    return same(out, want, name="your tags", reveal=False)  # tags are ints: equal or not, after type, shape, dtype
 
 
-def _viterbi_cases(d: Draw) -> list[Case]:
+def _crf_viterbi_cases(d: Draw) -> list[Case]:
     B, T = d.int(2, 4), d.int(3, 8)
     ties = d.randint(0, 3, (B, T, 4)).float()  # integer scores and no transition: many paths tie
     zero = torch.zeros(4)
@@ -619,7 +613,7 @@ def _viterbi_cases(d: Draw) -> list[Case]:
                                       "last one: torch.max(dim) and argmax do, a loop needs a strict >")]
 
 
-@exercise("02.crf_viterbi", reference=crf.crf_viterbi, cases=_viterbi_cases, compare=_viterbi_compare)
+@exercise("02.crf_viterbi", reference=crf.crf_viterbi, cases=_crf_viterbi_cases, compare=_crf_viterbi_compare)
 def check_crf_viterbi(c: Check) -> None:
     e, tr, s, en = _crf_inputs(3, 7, 4, seed=22)  # a seed on which every mistake below changes a path
     out = c.call(e, tr, s, en)

@@ -63,11 +63,8 @@ def _labels(name: str, y, n: int, classes: int | None = None) -> torch.Tensor:
     return y
 
 
-def local_sgd(state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, lr: float,
-              steps: int) -> dict[str, torch.Tensor]:
-    """A client's update: ``steps`` steps of gradient descent, each on the mean cross-entropy of
-    logits = x Wᵀ + b over all of the client's examples x (n, D), labels y (n,), from ``state``
-    {"weight": (K, D), "bias": (K,)}. Returns the new state (new tensors, the state's dtype)."""
+def _client_data(state, x, y) -> dict[str, torch.Tensor]:
+    """``state`` checked as a linear classifier {"weight": (K, D), "bias": (K,)}, with x (n >= 1, D) and y (n,)."""
     state = _state("state", state)
     if set(state) != {"weight", "bias"}:
         raise ValueError(f"state must hold 'weight' and 'bias', got keys {sorted(state)}")
@@ -75,6 +72,15 @@ def local_sgd(state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, 
     if not len(x) or x.shape[1] != state["weight"].shape[1]:
         raise ValueError(f"x must be (n >= 1, {state['weight'].shape[1]}), got {tuple(x.shape)}")
     _labels("y", y, len(x), state["weight"].shape[0])
+    return state
+
+
+def local_sgd(state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, lr: float,
+              steps: int) -> dict[str, torch.Tensor]:
+    """A client's update: ``steps`` steps of gradient descent, each on the mean cross-entropy of
+    logits = x Wᵀ + b over all of the client's examples x (n, D), labels y (n,), from ``state``
+    {"weight": (K, D), "bias": (K,)}. Returns the new state (new tensors, the state's dtype)."""
+    state = _client_data(state, x, y)
     lr = validate.positive_float("lr", lr, allow_zero=True)
     steps = validate.integer("steps", steps, minimum=0, maximum=100_000)
     W, b = state["weight"].detach().clone(), state["bias"].detach().clone()
@@ -88,13 +94,7 @@ def local_sgd(state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, 
 
 def accuracy(state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> float:
     """The share of examples whose argmax logit is their label."""
-    state = _state("state", state)
-    if set(state) != {"weight", "bias"}:
-        raise ValueError(f"state must hold 'weight' and 'bias', got keys {sorted(state)}")
-    validate.tensor("x", x, ndim=2, floating=True, finite=True)
-    if not len(x) or x.shape[1] != state["weight"].shape[1]:
-        raise ValueError(f"x must be (n >= 1, {state['weight'].shape[1]}), got {tuple(x.shape)}")
-    _labels("y", y, len(x), state["weight"].shape[0])
+    state = _client_data(state, x, y)
     return ((x.to(state["weight"].dtype) @ state["weight"].T + state["bias"]).argmax(-1) == y).double().mean().item()
 
 
