@@ -69,8 +69,9 @@ def attribution_strip(tokens: Sequence[str], rows: Mapping[str, Sequence[float]]
     for r, name in enumerate(values):
         ax.text(left - 0.2, 1.2 + len(values) - r - 0.5, name, ha="right", va="center", fontsize=8)
     for i, tok in enumerate(tokens):
-        ax.text(left + i + 0.5, 1.2 + len(values) + 0.15, _label(tok), rotation=90, ha="center", va="bottom",
-                fontsize=8)
+        label = _label(tok)  # a single character (中文) reads upright; a word is turned to fit its column
+        ax.text(left + i + 0.5, 1.2 + len(values) + 0.15, label, rotation=0 if len(label) == 1 else 90,
+                ha="center", va="bottom", fontsize=8)
     legend(ax, {"raises the score": PALETTE["kept"], "lowers it": PALETTE["dropped"]}, x=left, y=0.6, size=0.4,
            fontsize=7)
     return fig
