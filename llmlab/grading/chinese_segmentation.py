@@ -406,7 +406,7 @@ def check_span_prf(c: Check) -> None:
 TRAIN = [["我们", "喜欢", "吃", "火锅"], ["我", "爱", "北京天安门"]]
 
 
-def _tables(gold, alpha: float, across: bool = False, start_all: bool = False, k_states: int = 2,
+def counted_tables(gold, alpha: float, across: bool = False, start_all: bool = False, k_states: int = 2,
             own_vocab: bool = False):
     """``zh.train_hmm`` with one of the catalogued mistakes: transitions across sentences, start counted over
     every tag, smoothing over all k_states=4 tags, emissions smoothed over the tag's own characters only."""
@@ -473,8 +473,8 @@ def check_train_hmm(c: Check) -> None:
              f"start is {start!r:.120}", "start needs all four tags; no sentence starts with M or E: give them "
              "exactly zh.MIN_LOG, and smooth over B and S only")
     if same(start, want_start) is not None:
-        c.diagnose(start, {"start counts only the first tag of each sentence": _tables(TRAIN, 1.0, start_all=True)[0]},
-                   f"start is {start!r:.120}", correct=want_start)
+        c.diagnose(start, {"start counts only the first tag of each sentence":
+                           counted_tables(TRAIN, 1.0, start_all=True)[0]}, f"start is {start!r:.120}", correct=want_start)
         c.fail(f"start is {start!r:.120}, expected {want_start!r:.120}",
                "start[y] = log((sentences starting with y + alpha) / (sentences + 2 alpha)) for y in B and S")
     for y0 in "BMES":
@@ -484,9 +484,9 @@ def check_train_hmm(c: Check) -> None:
     if same(trans, want_trans) is not None:
         c.diagnose(trans, {
             "do not count a transition from the last tag of one sentence to the first tag of the next":
-                _tables(TRAIN, 1.0, across=True)[1],
+                counted_tables(TRAIN, 1.0, across=True)[1],
             "smooth over the two tags allowed after y0 only: the denominator adds 2 alpha, not 4 alpha":
-                _tables(TRAIN, 1.0, k_states=4)[1]}, f"trans is {trans!r:.160}", correct=want_trans)
+                counted_tables(TRAIN, 1.0, k_states=4)[1]}, f"trans is {trans!r:.160}", correct=want_trans)
         c.fail(f"trans is {trans!r:.160}, expected {want_trans!r:.160}",
                "trans[y0][y] = log((n(y0 -> y) + alpha) / (n(y0 -> any) + 2 alpha)), each row normalised on its own")
     for y in "BMES":

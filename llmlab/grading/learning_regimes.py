@@ -454,8 +454,8 @@ SSE_HINT = ("choose c by the plain squared error in L, sum (a·N^-alpha + c - L)
 SIGN_HINT = "the slope of log(L - c) against log N is -alpha: return alpha = -slope, a positive number"
 
 
-def _fit_by(N, L, grid: int, error: str = "sse", first_k: int = 0) -> tuple[float, float, float]:
-    """The grid fit with c chosen by another error than the stated one: ``error`` is "sse" (the convention),
+def fit_by_error(N, L, grid: int, error: str = "sse", first_k: int = 0) -> tuple[float, float, float]:
+    """The grid fit with c chosen by another error than the stated one (the check's and the catalogue's mistakes): ``error`` is "sse" (the convention),
     "rel" (relative squared error), "l1" (absolute error), "log_L" (squared error of log L) or "log_line" (the
     residual of the line in log(L - c)); ``first_k = 1`` leaves c = 0 off the grid."""
     x, Lt = torch.tensor(N, dtype=torch.float64).log(), torch.tensor(L, dtype=torch.float64)
@@ -479,7 +479,7 @@ def _fit_variant(N, L, grid, variant):
     if variant == "sign":
         a, alpha, c = scaling.fit_power_law(N, L, grid)
         return a, -alpha, c
-    return _fit_by(N, L, grid, "log_line")
+    return fit_by_error(N, L, grid, "log_line")
 
 
 def _ladder(a: float, alpha: float, c: float, n: int, noise: float, d: Draw | None = None, seed: int = 0):
@@ -499,7 +499,7 @@ def _noisy_ladder(d: Draw, grid: int):
         N, L = _ladder(d.float(200, 400), d.float(0.4, 0.6), d.float(1.0, 2.0), 8, 0.1, d)
         L[d.int(2, 5)] += d.float(0.3, 0.6)
         want = scaling.fit_power_law(N, L, grid)
-        if all(_differs(_fit_by(N, L, grid, e), want) for e in ("rel", "l1", "log_L")):
+        if all(_differs(fit_by_error(N, L, grid, e), want) for e in ("rel", "l1", "log_L")):
             return N, L
     raise RuntimeError("no ladder told the errors apart")  # never seen: half of the draws do
 

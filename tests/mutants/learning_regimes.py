@@ -4,6 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from llmlab.grading import learning_regimes as grade
 from llmlab.nn import lstm
 from llmlab.regimes import augmentation, continual, cross_validation, multitask, noisy_labels, scaling
 from tests.mutants import mistake
@@ -432,36 +433,21 @@ def fit_fixed_grid(N, L, grid=200):
     return scaling.fit_power_law(N, L, 200)
 
 
-def _grid_fit(N, L, grid, error, first_k=0):
-    """The grid fit, with c chosen by ``error(pred, L)`` over k = first_k … grid-1."""
-    x, Lt = torch.tensor(N, dtype=torch.float64).log(), torch.tensor(L, dtype=torch.float64)
-    best = None
-    for k in range(first_k, grid):
-        c = k / grid * min(L)
-        z = (Lt - c).log()
-        b1 = float(((x - x.mean()) * (z - z.mean())).sum() / ((x - x.mean()) ** 2).sum())
-        b0 = float(z.mean()) - b1 * float(x.mean())
-        err = float(error(math.exp(b0) * torch.exp(b1 * x) + c, Lt))
-        if best is None or err < best[0]:
-            best = (err, math.exp(b0), -b1, c)
-    return best[1:]
-
-
 @mistake("check_fit_power_law", "the grid starts at k = 0", kind="overfit")
 def fit_grid_from_one(N, L, grid=200):
-    return _grid_fit(N, L, grid, lambda pred, L: ((pred - L) ** 2).sum(), first_k=1)
+    return grade.fit_by_error(N, L, grid, "sse", first_k=1)
 
 
 @mistake("check_fit_power_law", "the plain squared error in L", kind="overfit")
 def fit_relative_error(N, L, grid=200):
-    return _grid_fit(N, L, grid, lambda pred, L: (((pred - L) / L) ** 2).sum())
+    return grade.fit_by_error(N, L, grid, "rel")
 
 
 @mistake("check_fit_power_law", "the plain squared error in L", kind="overfit")
 def fit_absolute_error(N, L, grid=200):
-    return _grid_fit(N, L, grid, lambda pred, L: (pred - L).abs().sum())
+    return grade.fit_by_error(N, L, grid, "l1")
 
 
 @mistake("check_fit_power_law", "the plain squared error in L", kind="overfit")
 def fit_error_of_log_L(N, L, grid=200):
-    return _grid_fit(N, L, grid, lambda pred, L: ((pred.log() - L.log()) ** 2).sum())
+    return grade.fit_by_error(N, L, grid, "log_L")
