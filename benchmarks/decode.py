@@ -20,12 +20,14 @@ row decodes the same prompt (the chat template around one question) for ``--new-
   with bf16 activations.
 * llama.cpp Q4_1: ``llama_cpp`` (llama-cpp-python) on the original GGUF file (Q4_1 blocks, Q8_0
   embedding/head), fed the same token ids, greedy; skipped with a note when it is not importable.
-* with ``--compile`` (default on CUDA): ``torch.compile(FastDecoder, dynamic=True)``. The KVCache
-  is preallocated but its fill ``length`` is a Python int, so without ``dynamic=True`` every step
-  would recompile; a failure to compile is reported and the row skipped. The compile time, the
-  number of graphs and of graph breaks are printed.
+* llmlab compiled fp32 / int4: the fp32 and int4 FastDecoders through ``CompiledDecoder``
+  (``llmlab.inference.compiled_step``): the decode step as one graph with static shapes, compiled
+  ahead of time by AOTInductor into a package kept in ``--package-dir`` (built on the first run:
+  about a minute per model on 2 cores, printed as cold; loaded in under a second afterwards,
+  printed as warm). On CUDA the step goes through ``torch.compile(fullgraph=True,
+  mode="reduce-overhead")`` (CUDA graphs) instead. ``--no-compile`` skips these rows.
 * ``--device cuda``: transformers, Decoder and FastDecoder in fp32 and bf16, and the compiled
-  FastDecoder, all on the GPU (the int4 kernels and llama.cpp are CPU rows); the perplexity then
+  fp32 and bf16 steps, all on the GPU (the int4 kernels and llama.cpp are CPU rows); the perplexity then
   compares bf16 with fp32.
 
 Figures per row (``llmlab.metrics.speed.measure_generation``, ``speed_table``): TTFT (prefill +
@@ -43,9 +45,12 @@ them, two ceilings:
   + the KV cache at the mean context), i.e. what streaming the bytes alone would allow.
 
 Then: greedy tokens of every llmlab row against transformers' (the fp32 rows must be identical),
-ratios against the named peers (llmlab Fast fp32 / transformers, goal >= 1.3; llmlab Fast int4 /
-llama.cpp, goal >= 1.0), and the perplexity of the int4 model against the fp32 one on
-``--ppl-tokens`` tokens of the pydoc validation split (``chunked_nll``; ``--no-ppl`` skips it).
+ratios against the named peers with their goals (compiled int4 / llama.cpp Q4_1 >= 1.3 per decode
+step; compiled fp32 / transformers fwd loop >= 1.3; each compiled row >= 85% of its matmul roofline),
+a batch table (``--batch 1 4 16``: tok/s = B / median step for B copies of the prompt, transformers'
+forward loop beside the eager and compiled llmlab rows), and the perplexity of the int4 model against
+the fp32 one on ``--ppl-tokens`` tokens of the pydoc validation split (``chunked_nll``; ``--no-ppl``
+skips it).
 SmolLM2's blocks already are Q4_1, so int4 with groups of 32 re-quantises them almost losslessly:
 what the int4 perplexity shows is the cost of bf16 activations/scales and of the int8 head.
 
@@ -69,8 +74,9 @@ import torch
 import torch.nn.functional as F
 
 from llmlab.data import pydoc_text
-from llmlab.inference.fast_decoder import FastDecoder
-from llmlab.inference.generation import stream
+from llmlab.inference.compiled_step import CompiledDecoder, compiler_available
+from llmlab.inference.fast_decoder import FastDecoder, TransposedLinear
+from llmlab.inference.generation import stream, stream_batch
 from llmlab.inference.long_context import chunked_nll
 from llmlab.metrics.speed import (bandwidth_bound, decode_bytes_per_token, measure_bandwidth,
                                   measure_generation, speed_table)
@@ -120,6 +126,13 @@ def dense_matmuls(weights: list[torch.Tensor]):
     """(one call = x @ W^T for every weight, bytes read): the fp32/bf16 roofline of a layout."""
     xs = {w.shape[1]: torch.randn(1, w.shape[1], dtype=w.dtype, device=w.device) for w in weights}
     return (lambda: [F.linear(xs[w.shape[1]], w) for w in weights]), sum(w.numel() * w.element_size() for w in weights)
+
+
+def kmajor_matmuls(fast: FastDecoder):
+    """(one call = x @ W for every (K, N) weight of a FastDecoder made with TransposedLinear, bytes read)."""
+    weights = [m.weight_t for m in fast_linears(fast)]
+    xs = {w.shape[0]: torch.randn(1, w.shape[0], dtype=w.dtype, device=w.device) for w in weights}
+    return (lambda: [xs[w.shape[0]] @ w for w in weights]), sum(w.numel() * w.element_size() for w in weights)
 
 
 def decoder_weights(model) -> list[torch.Tensor]:
@@ -277,6 +290,63 @@ def llama_cpp_stream(ids: list[int], n: int, threads: int):
     return run
 
 
+# ------------------------------------------------------------------------------------------ batches
+
+
+def median_step(steps, device: torch.device) -> float:
+    """Seconds of the median decode step of ``steps`` (an iterator yielding once per step; the first
+    yield, after the prefill, is not a decode step)."""
+    times, prev = [], None
+    for _ in steps:
+        sync(device)
+        now = time.perf_counter()
+        if prev is not None:
+            times.append(now - prev)
+        prev = now
+    times.sort()
+    return times[len(times) // 2]
+
+
+def hf_loop_batch(hf, ids: list[int], B: int, n: int, device: torch.device):
+    """``hf_loop_stream`` for B copies of the prompt at once."""
+    x = torch.tensor([ids] * B, device=device)
+    with torch.inference_mode():
+        out = hf(input_ids=x, use_cache=True, logits_to_keep=1)
+        for i in range(n):
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            yield nxt
+            if i + 1 < n:
+                out = hf(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True)
+
+
+def batch_table(args, ids: list[int], device: torch.device, hf, fast, fast_int4, compiled: dict) -> None:
+    """Decode throughput (B / median step) at each batch size of ``--batch``, B copies of the prompt."""
+    m = max(2, args.batch_tokens)
+    rows = {"transformers fwd loop": lambda B: hf_loop_batch(hf, ids, B, m, device),
+            "llmlab Fast fp32": lambda B: stream_batch(fast, [ids] * B, m)}
+    if fast_int4 is not None:
+        rows["llmlab Fast int4"] = lambda B: stream_batch(fast_int4, [ids] * B, m)
+    for name, c in compiled.items():
+        rows[name] = lambda B, c=c: stream_batch(c, [ids] * B, m)
+    log("")
+    log(f"batch decode, tok/s = B / median step ({m} tokens per sequence, B copies of the prompt, best of "
+        f"{args.repeats} rounds; llama.cpp: not measured, llama-cpp-python's Llama decodes one sequence):")
+    log(f"{'':24}" + "".join(f"{f'B={B}':>10}" for B in args.batch))
+    best = {name: {} for name in rows}
+    for _ in range(args.repeats):
+        for B in args.batch:
+            for name, make in rows.items():
+                step = median_step(make(B), device)
+                best[name][B] = max(best[name].get(B, 0.0), B / step)
+    for name in rows:
+        log(f"{name[:24]:24}" + "".join(f"{best[name][B]:10.1f}" for B in args.batch))
+    peer = best["transformers fwd loop"]
+    for name in ("llmlab compiled fp32", "llmlab compiled int4"):
+        if name in best:
+            log(f"  {name} / transformers fwd loop: " + ", ".join(f"B={B} {best[name][B] / peer[B]:.2f}x"
+                                                                   for B in args.batch))
+
+
 # -------------------------------------------------------------------------------------------- main
 
 
@@ -291,21 +361,29 @@ def main() -> None:
     parser.add_argument("--roofline-repeats", type=int, default=10,
                         help="matmul-roofline calls per timed block; the best of 5 blocks is kept (default 10)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="also time torch.compile(FastDecoder, dynamic=True) (default: on for CUDA, off for CPU)")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time the compiled decode step (CompiledDecoder; default on)")
+    parser.add_argument("--package-dir", default=None,
+                        help="where the ahead-of-time compiled steps are kept (default: llmlab's cache, "
+                             "~/.cache/llmlab/compiled); a new folder measures a cold compile")
+    parser.add_argument("--batch", type=int, nargs="*", default=[1, 4, 16],
+                        help="batch sizes of the batch-decode table (default 1 4 16; none: skip it)")
+    parser.add_argument("--batch-tokens", type=int, default=32, help="tokens per sequence in the batch table")
     parser.add_argument("--no-ppl", action="store_true", help="skip the int4-vs-fp32 perplexity")
     parser.add_argument("--ppl-tokens", type=int, default=1024, help="pydoc validation tokens scored (default 1024)")
     parser.add_argument("--no-llama-cpp", action="store_true", help="skip llama.cpp even when it is importable")
     args = parser.parse_args()
     if args.new_tokens < 2 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("need --new-tokens >= 2, --repeats >= 1, --warmup >= 0, --threads >= 1")
+    if any(not 1 <= B <= 64 for B in args.batch):
+        parser.error("--batch sizes must be in 1 .. 64 (the compiled step is built for batches up to 64)")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: CUDA is not available in this torch build / on this machine")
     if device.type not in ("cpu", "cuda"):
         parser.error(f"--device must be cpu or cuda, got {args.device}")
     cuda = device.type == "cuda"
-    compile_too = cuda if args.compile is None else args.compile
+    compile_too = args.compile
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
     n = args.new_tokens
@@ -328,7 +406,7 @@ def main() -> None:
     t = time.perf_counter()
     fast = FastDecoder(decoder)
     log(f"built FastDecoder fp32 in {time.perf_counter() - t:.1f} s")
-    fast_int4 = decoder_bf16 = fast_bf16 = None
+    fast_int4 = decoder_bf16 = fast_bf16 = fast_kmajor = None
     if cuda:
         decoder_bf16 = load_smollm2(device=device, dtype=torch.bfloat16)
         fast_bf16 = FastDecoder(decoder_bf16)
@@ -337,6 +415,8 @@ def main() -> None:
         t = time.perf_counter()
         fast_int4 = FastDecoder(decoder, Int4WeightOnlyLinear.from_float, Int8WeightOnlyLinear.from_float)
         log(f"built FastDecoder int4 (blocks int4 g32, head int8) in {time.perf_counter() - t:.1f} s")
+        if compile_too:  # the compiled fp32 row's layout: weights stored (K, N), read faster at batch 1 here
+            fast_kmajor = FastDecoder(decoder, TransposedLinear.from_float)
 
     # -------------------------------------------------------------------------------- rooflines
     log("timing the weight matmuls alone (roofline) and the memory bandwidth ...")
@@ -347,6 +427,8 @@ def main() -> None:
     if cuda:
         layouts["bf16, 7 matmuls/layer"] = dense_matmuls(decoder_weights(decoder_bf16))
         layouts["bf16 fused, 4/layer"] = dense_matmuls([m.weight.detach() for m in fast_linears(fast_bf16)])
+    if fast_kmajor is not None:
+        layouts["fp32 fused K-major, 4/l"] = kmajor_matmuls(fast_kmajor)
     for name, (fn, nbytes) in layouts.items():
         roofs[name] = (timed(fn, args.roofline_repeats, device), nbytes)
     if fast_int4 is not None:
@@ -381,15 +463,36 @@ def main() -> None:
         rows["llmlab Fast bf16"] = (lambda: stream(fast_bf16, ids, n), "bf16 fused, 4/layer")
     if fast_int4 is not None:
         rows["llmlab Fast int4"] = (lambda: stream(fast_int4, ids, n), "int4 g32 + int8 head")
+    compiled = {}  # row name -> CompiledDecoder
     if compile_too:
-        try:
-            import logging
-
-            torch._logging.set_logs(dynamo=logging.ERROR)  # graph breaks are counted and printed below instead
-            compiled = torch.compile(fast, dynamic=True)
-            rows["llmlab Fast fp32 compiled"] = (lambda: stream(compiled, ids, n), "fp32 fused, 4/layer")
-        except Exception as e:  # noqa: BLE001 (any failure to set up compile is reported, not fatal)
-            log(f"torch.compile unavailable: {type(e).__name__}: {str(e).splitlines()[0][:100]}")
+        problem = compiler_available()
+        if problem:
+            log(f"compiled rows: skipped, {problem}")
+        else:
+            variants = [("fp32", fast_kmajor, "fp32 fused K-major, 4/l") if fast_kmajor is not None
+                        else ("fp32", fast, "fp32 fused, 4/layer")]
+            variants += [("int4", fast_int4, "int4 g32 + int8 head")] if fast_int4 is not None else []
+            variants += [("bf16", fast_bf16, "bf16 fused, 4/layer")] if fast_bf16 is not None else []
+            for kind, model, roof in variants:
+                c = CompiledDecoder(model, package_dir=args.package_dir, verbose=False)
+                t = time.perf_counter()
+                try:
+                    if c.mode == "aot":
+                        path = c.package_path()
+                        cold = not path.exists()
+                        log(f"compiled {kind}: " + ("compiling ahead of time, max-autotune (1-2 minutes) ..."
+                                                    if cold else f"loading {path.name} ..."))
+                        c.compiled_step()
+                        log(f"  {'built' if cold else 'loaded'} in {time.perf_counter() - t:.1f} s "
+                            f"({'cold' if cold else 'warm'}: {path})")
+                    else:  # torch.compile compiles at the first step: timed in the warm-up
+                        c.compiled_step()
+                except Exception as e:  # noqa: BLE001 (a compiler failure is reported, not fatal)
+                    log(f"  compiled {kind} failed, skipped: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
+                    continue
+                name = f"llmlab compiled {kind}"
+                compiled[name] = c
+                rows[name] = ((lambda c=c: stream(c, ids, n)), roof)
     if cuda:
         log("llama.cpp: skipped on --device cuda (the CPU peer; run without --device for it)")
     elif args.no_llama_cpp:
@@ -434,12 +537,8 @@ def main() -> None:
             tokens.pop(name, None)
             continue
         if compiled_row:
-            from torch._dynamo.utils import counters
-
-            breaks = sum(counters["graph_break"].values())
-            log(f"  torch.compile: {time.perf_counter() - t:.0f} s, {counters['stats']['unique_graphs']} graphs "
-                f"compiled, {breaks} graph breaks "
-                f"({'; '.join(k.splitlines()[0][:60] for k in counters['graph_break']) or 'none'})")
+            log(f"  first run {time.perf_counter() - t:.1f} s" + (" (torch.compile, fullgraph=True)"
+                                                                   if compiled[name].mode == "jit" else ""))
     for k in range(args.repeats):
         log(f"round {k + 1} of {args.repeats}:")
         for name in rows:
@@ -466,6 +565,11 @@ def main() -> None:
         log(f"{name[:24]:24} {step:12.1f} {roof:>24} {ceiling:7.1f} {100 * step / ceiling:6.0f}% "
             f"{bounds[roof]:9.1f} {100 * step / bounds[roof]:5.0f}%")
     log("(decode tok/s = 1 / median step; llama.cpp's own kernels are compared with torch's int4 + int8 ones)")
+    for name in ("llmlab compiled fp32", "llmlab compiled int4"):
+        if name in reports and rows[name][1] in roofs:
+            share = roofs[rows[name][1]][0] / reports[name].latency_median_s
+            verdict = "met" if share >= 0.85 else "NOT met"
+            log(f"  {name}: {100 * share:.0f}% of its matmul roofline (aten's kernels), goal >= 85%: {verdict}")
 
     log("")
     ref = tokens["transformers generate"]
@@ -493,6 +597,10 @@ def main() -> None:
         log(f"  {a} / {name_b}: {tps:.2f}x tok/s, {step:.2f}x per decode step{verdict}")
 
     log("ratios (speed of the first over the second):")
+    ratio("llmlab compiled int4", "llama.cpp Q4_1", 1.3)
+    ratio("llmlab compiled fp32", "transformers fwd loop", 1.3)
+    ratio("llmlab compiled fp32", "llmlab Fast fp32", None)
+    ratio("llmlab compiled int4", "llmlab Fast int4", None)
     ratio("llmlab Fast fp32", "transformers generate", 1.3)
     ratio("llmlab Fast fp32", hf_best, None)
     ratio("llmlab Decoder+KVCache", "transformers generate", None)
@@ -501,8 +609,11 @@ def main() -> None:
     ratio("llmlab Fast int4", "llama.cpp Q4_1", 1.0)
     if "llama.cpp Q4_1" not in reports and not cuda:
         log("  llmlab Fast int4 / llama.cpp Q4_1: not measured (llama.cpp did not run)")
-    ratio("llmlab Fast fp32 compiled", "llmlab Fast fp32", None)
     ratio("llmlab Fast bf16", "llmlab Fast fp32", None)
+
+    # ---------------------------------------------------------------------------------- batches
+    if args.batch:
+        batch_table(args, ids, device, hf, fast, fast_int4, compiled)
 
     # ------------------------------------------------------------------------------- perplexity
     if not args.no_ppl:

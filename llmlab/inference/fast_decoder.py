@@ -9,7 +9,11 @@ per op, the overhead alone is a third of a token's time. ``FastDecoder`` compute
   up projections from another (``w13``): 4 matmuls per layer instead of 7;
 * RoPE rotates q and k together, on the (H + Hkv) heads of the fused output, with a roll;
 * activations stay 2-D (B*T, C) between attention blocks;
-* the linear layers can be weight-only int8/int4 (``llmlab.quant.linear``), 4-8x fewer bytes read.
+* the linear layers can be weight-only int8/int4 (``llmlab.quant.linear``), 4-8x fewer bytes read, or
+  fp32 stored transposed (``TransposedLinear``), the layout a CPU BLAS reads fastest at batch 1.
+
+``llmlab.inference.compiled_step`` compiles its decode step whole (the fused small ops are the rest
+of the overhead).
 
 Use it for inference only (no dropout, no gradients); it shares nothing with the ``Decoder`` it was
 built from, so build it after any change to that model's weights.
@@ -38,6 +42,38 @@ def dense_linear(weight: torch.Tensor) -> nn.Module:
     layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")
     layer.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
     return layer
+
+
+class TransposedLinear(nn.Module):
+    """y = x W^T with W (N, K) stored transposed, (K, N) contiguous: x (..., K) -> (..., N).
+
+    The same numbers as ``nn.Linear``, another layout: at batch 1 a CPU BLAS reads a (K, N) matrix
+    against a row vector faster than an (N, K) one (1.3x measured on SmolLM2's weights, 2 cores:
+    ``benchmarks/decode.py``'s "fp32 K-major" roofline): a layout chosen for the kernel, not for the
+    reader, as the int4 kernel's packing is."""
+
+    def __init__(self, weight_t: torch.Tensor):
+        super().__init__()
+        validate.tensor("weight_t", weight_t, ndim=2, floating=True, finite=True)
+        if weight_t.numel() == 0:
+            raise ValueError(f"weight_t must have shape (K, N) with K, N >= 1, got {tuple(weight_t.shape)}")
+        self.register_buffer("weight_t", weight_t)
+        self.in_features, self.out_features = weight_t.shape
+
+    @classmethod
+    def from_float(cls, weight: torch.Tensor) -> "TransposedLinear":
+        """From an ``nn.Linear``-style weight (N, K) (copied)."""
+        validate.tensor("weight", weight, ndim=2, floating=True, finite=True)
+        if weight.numel() == 0:
+            raise ValueError(f"weight must have shape (N, K) with N, K >= 1, got {tuple(weight.shape)}")
+        return cls(weight.detach().T.contiguous())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:  # hot: no checks on success, errors explained after the fact
+            return x @ self.weight_t
+        except (RuntimeError, TypeError) as error:
+            validate.explain_input("x", x, self.in_features, error, dtype=self.weight_t.dtype)
+            raise
 
 
 def _check_factory(name: str, linear) -> None:
@@ -120,14 +156,24 @@ class FastDecoder(nn.Module):
                             f"got {type(cache).__name__}")
         B, T = idx.shape
         positions, mask = cache.begin(T, attention_mask, batch_size=B, max_positions=cfg.max_seq_len)
-        cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype=self.norm.dtype)  # (B, T, D/2)
-        # rotate_half(x) = roll(x, D/2) with its first half negated: fold that sign into sin
-        cos, sin = torch.cat([cos, cos], -1)[:, None], torch.cat([-sin, sin], -1)[:, None]  # (B, 1, T, D)
-        x = F.embedding(idx, self.tok_embeddings).view(B * T, -1)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, B, cos, sin, mask, lambda k, v, i=i: cache.update(i, k, v))
+        x = self.blocks(idx, positions, mask, cache.update)
         cache.end(T)
         x = x.view(B, T, -1)
         if last_only:
             x = x[:, -1:]
         return self.output(rms_norm(x, self.norm, cfg.norm_eps))
+
+    def blocks(self, idx: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor | None,
+               update: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """Embed idx (B, T) and run every block: -> (B*T, C). ``positions`` (B, T): RoPE positions; ``mask``:
+        broadcastable to (B, H, T, S), True = attend (None: every key); ``update(layer, k, v)`` stores layer's new
+        keys/values (B, Hkv, T, D) and returns all of them (B, Hkv, S, D). No checks: callers check."""
+        cfg = self.cfg
+        B, T = idx.shape
+        cos, sin = rope_cos_sin(positions, cfg.head_dim, cfg.rope_theta, dtype=self.norm.dtype)  # (B, T, D/2)
+        # rotate_half(x) = roll(x, D/2) with its first half negated: fold that sign into sin
+        cos, sin = torch.cat([cos, cos], -1)[:, None], torch.cat([-sin, sin], -1)[:, None]  # (B, 1, T, D)
+        x = F.embedding(idx, self.tok_embeddings).view(B * T, -1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, B, cos, sin, mask, lambda k, v, i=i: update(i, k, v))
+        return x

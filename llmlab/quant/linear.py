@@ -63,6 +63,7 @@ class Int8WeightOnlyLinear(nn.Module):
         self.register_buffer("q", q)  # (N, K) int8
         self.out_features, self.in_features = q.shape
         self.register_buffer("scale", scale)  # (N,) float32
+        self.register_buffer("scale_bf16", scale.to(torch.bfloat16))  # what the CPU kernel reads, cast once
 
     @classmethod
     def from_float(cls, weight: torch.Tensor) -> "Int8WeightOnlyLinear":
@@ -84,7 +85,7 @@ class Int8WeightOnlyLinear(nn.Module):
             x2 = x.reshape(-1, shape[-1])
             # the CPU kernel reads rows in steps of 16 (AVX-512): any other K gives garbage or a crash
             if x.device.type == "cpu" and shape[-1] % 16 == 0 and _cpu_kernel("_weight_int8pack_mm"):
-                y = torch.ops.aten._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale.to(torch.bfloat16))
+                y = torch.ops.aten._weight_int8pack_mm(x2.to(torch.bfloat16), self.q, self.scale_bf16)
             else:
                 y = F.linear(x2, self.q.to(x.dtype)) * self.scale.to(x.dtype)
             return y.to(x.dtype).reshape(*shape[:-1], self.out_features)  # not -1: no rows is (..., 0, N)
