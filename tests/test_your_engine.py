@@ -46,6 +46,18 @@ def test_prompt_ids_are_the_tokens_of_their_texts():
             assert tok.encode(text) == ids, text
 
 
+def test_stored_greedy_tokens_are_generates():
+    """The check's stored reference (GREEDY) is what llmlab's generate gives, for every prompt and every n it asks."""
+    model = G._smollm2()
+    assert set(G.GREEDY) == {text for pool in G.PROMPTS.values() for text, _ in pool}
+    for kind, pool in G.PROMPTS.items():
+        for text, ids in pool:
+            n = 2 if kind == "long" else G._N_VISIBLE
+            assert G.GREEDY[text] == generation.generate(model, ids, n), text
+            assert all(G.reference_engine_generate(ids, k) == G.GREEDY[text][:k] for k in range(n + 1))
+    assert G.reference_engine_generate([504, 3575], 2) == generation.generate(model, [504, 3575], 2)  # not stored
+
+
 @pytest.mark.parametrize("kind", ["en", "zh", "long"])
 def test_prompts_are_decided_by_a_clear_margin_and_per_token_attention_agrees(kind):
     """At each of the tokens the check asks for, SmolLM2's two best logits are >= MARGIN apart, and the notebook's

@@ -516,6 +516,28 @@ PROMPTS = {'en': [('The capital of France is', [504, 3575, 282, 4649, 314]),
             8182, 2, 198, 1, 4093, 198, 1780, 314, 260, 16891, 1225, 282, 913, 47, 2, 198, 1, 520, 9531, 198])]}
 _N_VISIBLE = 4
 
+# SmolLM2's first greedy tokens after each prompt above (4, 2 after a long one), as llmlab's generate gives them
+# (tests/test_your_engine.py checks it): the check's reference for its own prompts, so that a check does not decode
+# them again with the whole model, which took longer than the learner's engine itself
+GREEDY = {"The capital of France is": [7042, 30, 198, 198],
+          "Water boils at a temperature of": [1130, 216, 33, 28],
+          "def add(a, b):\n    return": [253, 1232, 278, 198],
+          "Once upon a time, there was a": [1165, 3102, 32047, 281],
+          "The quick brown fox jumps over the": [4411, 30, 198, 198],
+          "import numpy as": [2333, 198, 2017, 14671],
+          "The largest planet in our solar system is": [14713, 28, 564, 357],
+          "One, two, three, four,": [2531, 28, 2976, 28],
+          "今天天气很好，我们一起去": [178, 246, 229, 178],
+          "中国的首都是": [22924, 18645, 231, 178],
+          "机器学习是人工智能的一个分支，它": [37139, 38746, 23088, 16736],
+          "一年有十二个月，一个星期有": [27991, 219, 16736, 230],
+          "北京是一座历史悠久的城市，": [27830, 22924, 18310, 131],
+          "我喜欢吃苹果和": [180, 113, 249, 176],
+          "Name three primary colors.": [504, 3003],
+          "请用一句话介绍长城。": [180, 239],
+          "What is the boiling point of water?": [504, 16891]}
+_GREEDY_BY_IDS = {tuple(ids): GREEDY[text] for pool in PROMPTS.values() for text, ids in pool}
+
 
 @functools.lru_cache(maxsize=1)
 def _smollm2():
@@ -531,7 +553,11 @@ def _greedy(ids: tuple[int, ...], n: int) -> tuple[int, ...]:
 
 
 def reference_engine_generate(prompt_ids: list[int], n: int) -> list[int]:
-    """The reference of ``engine_generate``: SmolLM2's n greedy tokens after ``prompt_ids`` (llmlab's ``generate``)."""
+    """The reference of ``engine_generate``: SmolLM2's n greedy tokens after ``prompt_ids`` (llmlab's ``generate``;
+    for the check's own prompts, the first tokens of ``GREEDY``)."""
+    known = _GREEDY_BY_IDS.get(tuple(prompt_ids))
+    if known is not None and 0 <= n <= len(known):
+        return list(known[:n])
     return list(_greedy(tuple(prompt_ids), n))
 
 

@@ -33,7 +33,8 @@ import torch
 import torch.nn as nn
 
 from llmlab import validate
-from llmlab.quant.affine import affine_grid_unchecked, dequantize_unchecked, quantize_unchecked, symmetric_scale_unchecked
+from llmlab.quant.affine import (affine_grid_unchecked, dequantize_unchecked, qrange, quantize_unchecked,
+                                 symmetric_scale_unchecked)
 from llmlab.quant.apply import block_linears, calibration_batches
 
 
@@ -244,17 +245,21 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size
 
     Q = torch.zeros_like(W)
     scale, zero = W.new_zeros(*W.shape[:-1], K // g), W.new_zeros(*W.shape[:-1], K // g)
+    lo, hi = qrange(bits, symmetric)
     for b0 in range(0, K, block_size):
         b1 = min(b0 + block_size, K)
         # the block copied column-major: every step reads one column and updates a block of whole columns
         W1, U1 = W[..., b0:b1].transpose(-1, -2).contiguous().transpose(-1, -2), U[..., b0:b1, b0:b1]
         errors = torch.zeros_like(W1)
-        for i in range(b1 - b0):
+        for i in range(b1 - b0):  # one Python step per column: every operation saved here counts K times
             col = b0 + i
             if col % g == 0:  # a new group: fit its grid on the weights as updated so far
                 scale[..., col // g], zero[..., col // g] = _grid(W1[..., i:i + g] if g < K else W, bits, symmetric)
-            s, z = scale[..., col // g], zero[..., col // g]
-            q = dequantize_unchecked(quantize_unchecked(W1[..., i], s, z, bits, symmetric), s, z)
+                s, z = scale[..., col // g], zero[..., col // g]  # views: the group's grid, for its columns
+            if symmetric:  # zero is 0: s * clamp(round(w / s)), the same numbers in fewer operations
+                q = torch.round(W1[..., i] / s).clamp_(lo, hi).mul_(s)
+            else:
+                q = dequantize_unchecked(quantize_unchecked(W1[..., i], s, z, bits, symmetric), s, z)
             Q[..., col] = q
             errors[..., i] = update(W1, U1, i, q)
         W[..., b1:] -= errors @ U[..., b0:b1, b1:]  # the block's errors reach the remaining columns at once
@@ -366,12 +371,23 @@ def calibrate(model: nn.Module, batches: Iterable[tuple]) -> Calibration:
     ``gptq_model(..., calibration=...)`` needs to quantize any copy of the model at any bits."""
     linears, batches = block_linears(model), calibration_batches(batches)
     calibration = Calibration(linears)
+    # once the last block has run, every block linear has seen its inputs: stop there (the head's logits, SmolLM2's
+    # 49,152 per token, would only be thrown away)
+    stop = model.layers[-1].register_forward_hook(_stop_after)
     try:
         for batch in batches:
-            model(*batch)
+            try:
+                model(*batch)
+            except _Stop:
+                pass
     finally:
+        stop.remove()
         calibration.remove()
     return calibration
+
+
+def _stop_after(module, args, output):
+    raise _Stop
 
 
 @torch.no_grad()
