@@ -232,20 +232,22 @@ def hf_generate_stream(hf, ids: list[int], n: int, device: torch.device):
     return run
 
 
+def hf_loop_batch(hf, ids: list[int], B: int, n: int, device: torch.device):
+    """transformers' forward in a plain loop on B copies of the prompt: prefill, then one token per row per step
+    with past_key_values; yields the (B, 1) next tokens."""
+    x = torch.tensor([ids] * B, device=device)
+    with torch.inference_mode():
+        out = hf(input_ids=x, use_cache=True, logits_to_keep=1)
+        for i in range(n):
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+            yield nxt
+            if i + 1 < n:
+                out = hf(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True)
+
+
 def hf_loop_stream(hf, ids: list[int], n: int, device: torch.device):
     """transformers' forward in a plain loop: prefill, then one token per step with past_key_values."""
-    x = torch.tensor([ids], device=device)
-
-    def run():
-        with torch.inference_mode():
-            out = hf(input_ids=x, use_cache=True, logits_to_keep=1)
-            for i in range(n):
-                nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-                yield int(nxt)
-                if i + 1 < n:
-                    out = hf(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True)
-
-    return run
+    return lambda: (int(t) for t in hf_loop_batch(hf, ids, 1, n, device))
 
 
 def llama_cpp_problem(threads: int) -> str | None:
@@ -305,18 +307,6 @@ def median_step(steps, device: torch.device) -> float:
         prev = now
     times.sort()
     return times[len(times) // 2]
-
-
-def hf_loop_batch(hf, ids: list[int], B: int, n: int, device: torch.device):
-    """``hf_loop_stream`` for B copies of the prompt at once."""
-    x = torch.tensor([ids] * B, device=device)
-    with torch.inference_mode():
-        out = hf(input_ids=x, use_cache=True, logits_to_keep=1)
-        for i in range(n):
-            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-            yield nxt
-            if i + 1 < n:
-                out = hf(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True)
 
 
 def batch_table(args, ids: list[int], device: torch.device, hf, fast, fast_int4, compiled: dict) -> None:

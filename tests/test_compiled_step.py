@@ -60,7 +60,7 @@ def test_the_step_compiles_as_one_graph_and_gives_the_eager_tokens(fast, prompts
     for ids in prompts:
         assert generate(jit, ids, 12) == generate(fast, ids, 12)
     # the step itself, traced with fullgraph=True: one graph, no break
-    explained = torch._dynamo.explain(StaticStep(fast))(*compiled_step._example(fast, 1, 32))
+    explained = torch._dynamo.explain(StaticStep(fast))(*compiled_step.step_inputs(fast, 1, 32))
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 

@@ -94,8 +94,11 @@ class StaticStep(nn.Module):
         return fast.output(rms_norm(x, fast.norm, fast.cfg.norm_eps))
 
 
-def _example(fast: FastDecoder, batch_size: int, max_len: int) -> tuple[torch.Tensor, ...]:
-    """Inputs of a ``StaticStep`` for a fresh cache of (batch_size, max_len)."""
+def step_inputs(fast: FastDecoder, batch_size: int, max_len: int) -> tuple[torch.Tensor, ...]:
+    """Inputs of a ``StaticStep`` for a fresh cache of (batch_size, max_len): what export traces with."""
+    if not isinstance(fast, FastDecoder):
+        raise TypeError(f"fast must be a FastDecoder, got {type(fast).__name__}")
+    batch_size, max_len = validate.size("batch_size", batch_size), validate.size("max_len", max_len)
     cache = KVCache.for_model(fast, batch_size, max_len)
     device = cache.k.device
     zeros = torch.zeros(batch_size, 1, dtype=torch.long, device=device)
@@ -139,7 +142,7 @@ def package_step(fast: FastDecoder, path: str | Path, max_batch: int = 64, autot
     shapes = ({0: B}, None, {0: B}, {0: B, 1: S}, {1: B, 3: S}, {1: B, 3: S})
     with torch.no_grad():
         # traced at B = 2, S = 16: an example of size 1 would fix that size (export specialises 0 and 1)
-        program = torch.export.export(StaticStep(fast), _example(fast, 2, 16), dynamic_shapes=shapes, strict=False)
+        program = torch.export.export(StaticStep(fast), step_inputs(fast, 2, 16), dynamic_shapes=shapes, strict=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.stem + ".partial.pt2")  # a package is complete or absent
         options = {"max_autotune": True, "autotune_num_choices_displayed": 0,  # its tables, not on stderr

@@ -29,6 +29,7 @@ VALID = {
     "llmlab.inference.compiled_step.default_package_dir": lambda: dict(),
     "llmlab.inference.compiled_step.fingerprint": lambda: dict(fast=_fast()),
     "llmlab.inference.compiled_step.StaticStep": lambda: dict(fast=_fast()),
+    "llmlab.inference.compiled_step.step_inputs": lambda: dict(fast=_fast(), batch_size=2, max_len=8),
     "llmlab.inference.compiled_step.CompiledDecoder": lambda: dict(fast=_fast(), mode="jit", package_dir="/nonexistent",
                                                                    autotune=True,
                                                                    verbose=False),
