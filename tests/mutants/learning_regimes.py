@@ -125,6 +125,15 @@ def flip_long(y, fraction, n_classes, generator=None):
 
 
 # token_dropout
+def _compact(ids, keep, pad_id):
+    """Each row's kept tokens moved to the front, pad_id after them: what every token_dropout mutant returns."""
+    out = torch.full_like(ids, pad_id)
+    for b in range(ids.shape[0]):
+        kept = ids[b][keep[b]]
+        out[b, : len(kept)] = kept
+    return out
+
+
 @mistake("check_token_dropout", "close the gaps")
 def dropout_holes(ids, p, generator=None, pad_id=0, protected=(101, 102)):
     r = torch.rand(ids.shape, generator=generator)
@@ -141,11 +150,7 @@ def dropout_specials_too(ids, p, generator=None, pad_id=0, protected=(101, 102))
 def dropout_inverted(ids, p, generator=None, pad_id=0, protected=(101, 102)):
     r = torch.rand(ids.shape, generator=generator)
     keep = (r < p) | (ids == pad_id) | torch.isin(ids, torch.tensor(list(protected), dtype=ids.dtype))
-    out = torch.full_like(ids, pad_id)
-    for b in range(ids.shape[0]):
-        kept = ids[b][keep[b]]
-        out[b, : len(kept)] = kept
-    return out
+    return _compact(ids, keep, pad_id)
 
 
 @mistake("check_token_dropout", "use pad_id and protected, the arguments", kind="overfit")
@@ -157,11 +162,7 @@ def dropout_minilm_ids(ids, p, generator=None, pad_id=0, protected=(101, 102)):
 def dropout_hardcoded_ids(ids, p, generator=None, pad_id=0, protected=(101, 102)):
     r = torch.rand(ids.shape, generator=generator)
     keep = (r >= p) | (ids == 0) | (ids == 101) | (ids == 102)  # MiniLM's ids, whatever the arguments say
-    out = torch.full_like(ids, pad_id)
-    for b in range(ids.shape[0]):
-        kept = ids[b][keep[b]]
-        out[b, : len(kept)] = kept
-    return out
+    return _compact(ids, keep, pad_id)
 
 
 @mistake("check_token_dropout", "not by its position", kind="overfit")
@@ -171,11 +172,7 @@ def dropout_protects_ends(ids, p, generator=None, pad_id=0, protected=(101, 102)
     for b in range(ids.shape[0]):
         n_real = int((ids[b] != pad_id).sum())
         keep[b, 0] = keep[b, n_real - 1] = True  # [CLS] first, [SEP] last
-    out = torch.full_like(ids, pad_id)
-    for b in range(ids.shape[0]):
-        kept = ids[b][keep[b]]
-        out[b, : len(kept)] = kept
-    return out
+    return _compact(ids, keep, pad_id)
 
 
 @mistake("check_token_dropout", "leave the inputs as they are", kind="inplace")
