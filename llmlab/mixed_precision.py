@@ -81,7 +81,7 @@ def scaled_step(params: list[torch.Tensor], grads: list[torch.Tensor], lr: float
     growth_interval = validate.positive_int("growth_interval", growth_interval)
     growth_tracker = validate.integer("growth_tracker", growth_tracker, minimum=0, maximum=growth_interval - 1)
 
-    found_inf = any(not bool(torch.isfinite(g).all()) for g in grads)
+    found_inf = any(not validate.all_finite(g) for g in grads)
     if found_inf:  # the scale was too large: skip the step, shrink the scale, start counting again
         return [p.detach().clone() for p in params], scale * backoff_factor, 0
     new = [(p.detach() - lr * (g.detach().to(p.dtype) / scale)) for p, g in zip(params, grads)]

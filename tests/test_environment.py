@@ -37,3 +37,23 @@ def test_pydoc_splits_partition_the_topics():
     assert val not in train
     with pytest.raises(ValueError, match="split"):
         pydoc_text("test")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16,
+                                   getattr(torch, "float8_e4m3fn", torch.float32)])
+def test_all_finite_agrees_with_isfinite(dtype):
+    """validate.all_finite (one min/max reduction) answers what torch.isfinite(x).all() answers, wherever the
+    NaN or inf sits, for every float dtype (float8 through its fallback) and for integer and empty tensors."""
+    from llmlab import validate
+
+    x = torch.randn(3, 1000).to(dtype)
+    assert validate.all_finite(x)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        for where in ((0, 0), (1, 517), (2, 999)):
+            y = x.clone()
+            y[where] = bad
+            assert validate.all_finite(y) == bool(torch.isfinite(y.float()).all())
+    assert validate.all_finite(torch.empty(0, 4, dtype=dtype))
+    assert validate.all_finite(torch.arange(5))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        validate.all_finite([1.0, float("nan")])

@@ -36,7 +36,7 @@ def _check_matrix(w) -> torch.Tensor:
         raise ValueError(f"w must be a 2-D weight (N, K), got shape {tuple(w.shape)}")
     if w.numel() == 0:
         raise ValueError(f"w is empty, shape {tuple(w.shape)}: it has no singular values")
-    if not bool(torch.isfinite(w).all()):
+    if not validate.all_finite(w):
         raise ValueError("w holds NaN or inf values: the SVD needs finite weights")
     return w.detach()
 

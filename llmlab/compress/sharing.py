@@ -35,7 +35,7 @@ from llmlab import validate
 def _check_weight(w) -> torch.Tensor:
     if not isinstance(w, torch.Tensor) or not w.is_floating_point():
         raise TypeError(f"w must be a float torch.Tensor, got {getattr(w, 'dtype', type(w).__name__)}")
-    if not bool(torch.isfinite(w).all()):
+    if not validate.all_finite(w):
         raise ValueError("w holds NaN or inf values: k-means needs finite weights")
     return w.detach()
 

@@ -504,6 +504,11 @@ ACCEPTED: dict[str, str] = {
     "llmlab.metrics.lm.model_perplexity(ids=<missing_dim>)": "ids (T,) is one sequence (documented)",
     "llmlab.inference.speculative.PromptLookupDraft.propose(tokens=<negative_item>)":
         "the ids are not checked again each round (documented): speculative_generate checked them",
+    "llmlab.validate.all_finite(x=<empty>)": "a question about any tensor: an empty one holds no NaN (True)",
+    "llmlab.validate.all_finite(x=<extra_dim>)": "a question about a tensor of any shape",
+    "llmlab.validate.all_finite(x=<missing_dim>)": "a question about a tensor of any shape",
+    "llmlab.validate.all_finite(x=<int_dtype>)": "a question about any tensor: an integer one cannot hold NaN (True)",
+    "llmlab.validate.all_finite(x=<nan>)": "the very question it answers: False, not an error",
     "llmlab.validate.probability(value=<zero>)": "0 is a probability, and allow_zero=True",
     "llmlab.validate.real(value=<zero>)": "0 >= minimum 0.0",
     "llmlab.validate.token_budget(max_new_tokens=<zero>)": "max_new_tokens: an int >= 0 (documented)",

@@ -24,6 +24,7 @@ VALID = {
     "llmlab.validate.probability": lambda: dict(name="value", value=0.5, allow_zero=True, allow_one=True),
     "llmlab.validate.choice": lambda: dict(name="value", value="a", options=["a", "b"]),
     "llmlab.validate.tensor": lambda: dict(name="x", x=F.randn(2, 3), ndim=2, min_ndim=1, floating=True, finite=True),
+    "llmlab.validate.all_finite": lambda: dict(x=F.randn(2, 3)),
     "llmlab.validate.device": lambda: dict(name="value", value="cpu"),
     "llmlab.validate.decoder": lambda: dict(name="model", model=F.decoder()),
     "llmlab.validate.layered_model": lambda: dict(name="model", model=F.decoder()),
