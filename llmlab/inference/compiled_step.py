@@ -38,6 +38,8 @@ import hashlib
 import os
 import shutil
 import sysconfig
+import warnings
+import weakref
 from pathlib import Path
 
 import torch
@@ -142,14 +144,18 @@ def package_step(fast: FastDecoder, path: str | Path, max_batch: int = 64, autot
     shapes = ({0: B}, None, {0: B}, {0: B, 1: S}, {1: B, 3: S}, {1: B, 3: S})
     with torch.no_grad():
         # traced at B = 2, S = 16: an example of size 1 would fix that size (export specialises 0 and 1)
-        program = torch.export.export(StaticStep(fast), step_inputs(fast, 2, 16), dynamic_shapes=shapes, strict=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.stem + ".partial.pt2")  # a package is complete or absent
-        options = {"max_autotune": True, "autotune_num_choices_displayed": 0,  # its tables, not on stderr
-                   "max_autotune_report_choices_stats": False} if autotune else {}
-        if autotune and fast.norm.device.type == "cpu":
-            options["max_autotune_gemm_backends"] = "CPP,ATEN"
-        torch._inductor.aoti_compile_and_package(program, package_path=str(partial), inductor_configs=options)
+        # torch's own pytree deprecation notice (LeafSpec), raised inside export and the packaging: not the user's
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            program = torch.export.export(StaticStep(fast), step_inputs(fast, 2, 16), dynamic_shapes=shapes,
+                                          strict=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(path.stem + ".partial.pt2")  # a package is complete or absent
+            options = {"max_autotune": True, "autotune_num_choices_displayed": 0,  # its tables, not on stderr
+                       "max_autotune_report_choices_stats": False} if autotune else {}
+            if autotune and fast.norm.device.type == "cpu":
+                options["max_autotune_gemm_backends"] = "CPP,ATEN"
+            torch._inductor.aoti_compile_and_package(program, package_path=str(partial), inductor_configs=options)
         partial.replace(path)
     return path
 
@@ -186,6 +192,7 @@ class CompiledDecoder(nn.Module):
         if cuda and mode == "jit" and "mode" not in options and "backend" not in options:
             self.options["mode"] = "reduce-overhead"
         self._step = None
+        self._static_cache = lambda: None  # the cache whose tensors were last marked static (a weak reference)
 
     def package_path(self) -> Path:
         """The AOT package of this model's step (``"aot"`` mode): named by its weights' fingerprint."""
@@ -219,9 +226,10 @@ class CompiledDecoder(nn.Module):
         # the cache's own books (room, positions, pad slots), in eager code: its checks read ints
         positions, _ = cache.begin(1, attention_mask, batch_size=idx.shape[0], max_positions=self.cfg.max_seq_len)
         slots = torch.tensor([cache.length], device=idx.device)
-        if self.mode == "jit" and cache.k.device.type == "cuda":  # CUDA graphs replay on fixed addresses
-            for t in (cache.k, cache.v, cache.real):
+        if self.mode == "jit" and cache.k.device.type == "cuda" and self._static_cache() is not cache:
+            for t in (cache.k, cache.v, cache.real):  # CUDA graphs replay on fixed addresses: once per cache
                 torch._dynamo.mark_static_address(t)
+            self._static_cache = weakref.ref(cache)
         logits = self.compiled_step()(idx, slots, positions, cache.real, cache.k, cache.v)
         cache.end(1)
         return logits[:, None]
