@@ -37,7 +37,7 @@ def _check_xy(X: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
         raise ValueError(f"y must have shape (N,) = ({len(X)},), got {tuple(y.shape)}")
     if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise TypeError(f"y must hold integer class ids, got {y.dtype}")
-    if not torch.isfinite(X).all():
+    if not validate.all_finite(X):
         raise ValueError("X contains NaN or inf")
     if y.min() < 0 or y.max() >= n_classes:
         raise ValueError(f"y must lie in [0, n_classes={n_classes}), got min {int(y.min())}, max {int(y.max())}")

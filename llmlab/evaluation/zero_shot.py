@@ -115,7 +115,7 @@ def label_log_probs(
     for i, k, row, start, c in requests:
         lp = log_probs_of[row][start - needed[row] : start - needed[row] + len(c)]  # (len(c), V)
         out[i, k] = lp.gather(-1, torch.tensor(c)[:, None]).double().sum()
-    if not torch.isfinite(out).all():
+    if not validate.all_finite(out):
         raise ValueError("the model produced NaN or infinite log-probabilities")
     return out
 

@@ -38,7 +38,7 @@ def sample_from_probs(probs: torch.Tensor, u: float) -> int:
     """Inverse-CDF sampling: the first index i with cumsum(probs)[i] > u. probs: (V,), u in [0, 1)."""
     if not isinstance(probs, torch.Tensor) or probs.ndim != 1 or not probs.is_floating_point():
         raise TypeError("probs must be a 1-D float tensor of shape (V,)")
-    if not bool(torch.isfinite(probs).all()):
+    if not validate.all_finite(probs):
         raise ValueError("probs hold NaN or inf values")
     if (probs < 0).any() or abs(probs.sum().item() - 1) > PROB_SUM_TOL:
         raise ValueError(f"probs must be non-negative and sum to 1, got sum {probs.sum().item():.6f}")
