@@ -20,11 +20,14 @@ row decodes the same prompt (the chat template around one question) for ``--new-
   with bf16 activations.
 * llama.cpp Q4_1: ``llama_cpp`` (llama-cpp-python) on the original GGUF file (Q4_1 blocks, Q8_0
   embedding/head), fed the same token ids, greedy; skipped with a note when it is not importable.
-* llmlab compiled fp32 / int4: the fp32 and int4 FastDecoders through ``CompiledDecoder``
+* llmlab compiled fp32 / int4: FastDecoders through ``CompiledDecoder``
   (``llmlab.inference.compiled_step``): the decode step as one graph with static shapes, compiled
   ahead of time by AOTInductor into a package kept in ``--package-dir`` (built on the first run:
   about a minute per model on 2 cores, printed as cold; loaded in under a second afterwards,
-  printed as warm). On CUDA the step goes through ``torch.compile(fullgraph=True,
+  printed as warm). The fp32 one stores its weights (K, N). The int4 one computes as llama.cpp
+  does: ``W4A8Linear`` (``llmlab.quant.w4a8``) in the blocks, Q4_1 weights times activations
+  quantized to int8 per block of 32, integer dot products (AVX512-VNNI) in a small C++ kernel built
+  on first use; without a compiler it falls back to the Fast int4 model. On CUDA the step goes through ``torch.compile(fullgraph=True,
   mode="reduce-overhead")`` (CUDA graphs) instead. ``--no-compile`` skips these rows.
 * ``--device cuda``: transformers, Decoder and FastDecoder in fp32 and bf16, and the compiled
   fp32 and bf16 steps, all on the GPU (the int4 kernels and llama.cpp are CPU rows); the perplexity then
@@ -39,7 +42,8 @@ them, two ceilings:
 * matmul roofline: the model's weight matmuls alone, batch 1, timed with the real weights in each
   row's layout and kernels (fp32 ``F.linear``, 7 per layer + head, as transformers and Decoder;
   fp32 fused, 4 per layer + head, as FastDecoder; ``_weight_int4pack_mm_for_cpu`` + int8 head with
-  bf16 activations, as Fast int4 and, by bytes, llama.cpp's Q4_1 + Q8_0). Decode tok/s (1 / median
+  bf16 activations, as Fast int4 and, by bytes, llama.cpp's Q4_1 + Q8_0; ``w4a8_mm`` + int8 head,
+  as compiled int4). Decode tok/s (1 / median
   step) is printed as a % of it: a roofline measured on the real weights, not computed from peak figures.
 * bandwidth bound: ``measure_bandwidth`` (a large copy) over ``decode_bytes_per_token`` (weights
   + the KV cache at the mean context), i.e. what streaming the bytes alone would allow.
@@ -48,11 +52,12 @@ Then: greedy tokens of every llmlab row against transformers' (the fp32 rows mus
 ratios against the named peers with their goals (compiled int4 / llama.cpp Q4_1 >= 1.3 per decode
 step; compiled fp32 / transformers fwd loop >= 1.3; each compiled row >= 85% of its matmul roofline),
 a batch table (``--batch 1 4 16``: tok/s = B / median step for B copies of the prompt, transformers'
-forward loop beside the eager and compiled llmlab rows), and the perplexity of the int4 model against
-the fp32 one on ``--ppl-tokens`` tokens of the pydoc validation split (``chunked_nll``; ``--no-ppl``
-skips it).
+forward loop beside the eager and compiled llmlab rows), and the perplexity of the int4 models
+(Fast int4, and the int4 x int8 arithmetic of compiled int4, goal within 1%) against the fp32 one on
+``--ppl-tokens`` tokens of the pydoc validation split (``chunked_nll``; ``--no-ppl`` skips it).
 SmolLM2's blocks already are Q4_1, so int4 with groups of 32 re-quantises them almost losslessly:
-what the int4 perplexity shows is the cost of bf16 activations/scales and of the int8 head.
+what the int4 perplexities show is the cost of bf16 (or int8) activations, of fp16/bf16 scales and
+of the int8 head.
 
 Timings on a shared machine are noisy: compare rows of one run, not runs of different days.
 """
@@ -82,6 +87,7 @@ from llmlab.metrics.speed import (bandwidth_bound, decode_bytes_per_token, measu
                                   measure_generation, speed_table)
 from llmlab.models import load_smollm2, smollm2_gguf_path
 from llmlab.quant.linear import Int4WeightOnlyLinear, Int8WeightOnlyLinear
+from llmlab.quant.w4a8 import W4A8Linear, kernel_available
 from llmlab.tokenization.smollm2 import chat_template, load_smollm2_tokenizer
 
 QUESTION = "Explain, step by step, how a hash table works and why lookups are fast on average."
@@ -149,12 +155,16 @@ def fast_linears(fast: FastDecoder) -> list[torch.nn.Module]:
 
 
 def quantized_matmuls(fast: FastDecoder):
-    """One call = every packed int4/int8 kernel of an int4 FastDecoder on a bf16 (1, K) activation."""
+    """One call = every packed int4/int8 kernel of an int4 FastDecoder on a (1, K) activation (bf16;
+    float32 for the int4 x int8 kernel, which quantizes it itself)."""
     calls, nbytes = [], 0
     for m in fast_linears(fast):
-        k = m.in_features if isinstance(m, Int4WeightOnlyLinear) else m.q.shape[1]
+        k = m.in_features if isinstance(m, (Int4WeightOnlyLinear, W4A8Linear)) else m.q.shape[1]
         x = torch.randn(1, k, dtype=torch.bfloat16)
-        if isinstance(m, Int4WeightOnlyLinear):
+        if isinstance(m, W4A8Linear):
+            calls.append(lambda x=x.float(), m=m: torch.ops.llmlab.w4a8_mm(x, m.codes, m.scales))
+            nbytes += m.weight_nbytes
+        elif isinstance(m, Int4WeightOnlyLinear):
             if m.packed is None:
                 raise RuntimeError("torch has no _weight_int4pack_mm_for_cpu kernel")
             calls.append(lambda x=x, m=m: torch.ops.aten._weight_int4pack_mm_for_cpu(x, m.packed, m.group_size,
@@ -396,7 +406,7 @@ def main() -> None:
     t = time.perf_counter()
     fast = FastDecoder(decoder)
     log(f"built FastDecoder fp32 in {time.perf_counter() - t:.1f} s")
-    fast_int4 = decoder_bf16 = fast_bf16 = fast_kmajor = None
+    fast_int4 = fast_w4a8 = decoder_bf16 = fast_bf16 = fast_kmajor = None
     if cuda:
         decoder_bf16 = load_smollm2(device=device, dtype=torch.bfloat16)
         fast_bf16 = FastDecoder(decoder_bf16)
@@ -407,6 +417,13 @@ def main() -> None:
         log(f"built FastDecoder int4 (blocks int4 g32, head int8) in {time.perf_counter() - t:.1f} s")
         if compile_too:  # the compiled fp32 row's layout: weights stored (K, N), read faster at batch 1 here
             fast_kmajor = FastDecoder(decoder, TransposedLinear.from_float)
+            t = time.perf_counter()
+            if kernel_available():  # the compiled int4 row's arithmetic: int4 x int8 dot products (VNNI)
+                fast_w4a8 = FastDecoder(decoder, W4A8Linear.from_float, Int8WeightOnlyLinear.from_float)
+                log(f"built FastDecoder int4 x int8 (blocks W4A8 g32, head int8) in {time.perf_counter() - t:.1f} s")
+            else:
+                log("int4 x int8 kernel (llmlab/quant/w4a8.cpp) not built here (no C++ compiler or ninja): "
+                    "the compiled int4 row uses torch's int4 kernel")
 
     # -------------------------------------------------------------------------------- rooflines
     log("timing the weight matmuls alone (roofline) and the memory bandwidth ...")
@@ -421,12 +438,14 @@ def main() -> None:
         layouts["fp32 fused K-major, 4/l"] = kmajor_matmuls(fast_kmajor)
     for name, (fn, nbytes) in layouts.items():
         roofs[name] = (timed(fn, args.roofline_repeats, device), nbytes)
-    if fast_int4 is not None:
+    for roof, model in (("int4 g32 + int8 head", fast_int4), ("W4A8 g32 + int8 head", fast_w4a8)):
+        if model is None:
+            continue
         try:
-            fn, nbytes = quantized_matmuls(fast_int4)
-            roofs["int4 g32 + int8 head"] = (timed(fn, args.roofline_repeats, device), nbytes)
+            fn, nbytes = quantized_matmuls(model)
+            roofs[roof] = (timed(fn, args.roofline_repeats, device), nbytes)
         except (RuntimeError, AttributeError) as e:  # kernel missing in this torch build
-            log(f"int4 roofline unavailable: {str(e).splitlines()[0][:100]}")
+            log(f"{roof} roofline unavailable: {str(e).splitlines()[0][:100]}")
     bandwidth = measure_bandwidth(n_bytes=(1 << 30) if cuda else 256 * 2**20, device=device)
     context = len(ids) + n // 2  # mean context length while decoding
     kv_mb = (decode_bytes_per_token(1, cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, context) - 1) / 1e6
@@ -461,7 +480,10 @@ def main() -> None:
         else:
             variants = [("fp32", fast_kmajor, "fp32 fused K-major, 4/l") if fast_kmajor is not None
                         else ("fp32", fast, "fp32 fused, 4/layer")]
-            variants += [("int4", fast_int4, "int4 g32 + int8 head")] if fast_int4 is not None else []
+            if fast_w4a8 is not None:
+                variants.append(("int4", fast_w4a8, "W4A8 g32 + int8 head"))
+            elif fast_int4 is not None:
+                variants.append(("int4", fast_int4, "int4 g32 + int8 head"))
             variants += [("bf16", fast_bf16, "bf16 fused, 4/layer")] if fast_bf16 is not None else []
             for kind, model, roof in variants:
                 c = CompiledDecoder(model, package_dir=args.package_dir, verbose=False)
@@ -559,7 +581,7 @@ def main() -> None:
         if name in reports and rows[name][1] in roofs:
             share = roofs[rows[name][1]][0] / reports[name].latency_median_s
             verdict = "met" if share >= 0.85 else "NOT met"
-            log(f"  {name}: {100 * share:.0f}% of its matmul roofline (aten's kernels), goal >= 85%: {verdict}")
+            log(f"  {name}: {100 * share:.0f}% of its matmul roofline ({rows[name][1]}), goal >= 85%: {verdict}")
 
     log("")
     ref = tokens["transformers generate"]
@@ -611,14 +633,18 @@ def main() -> None:
         text_ids = tok.encode(pydoc_text("val"))[:args.ppl_tokens + 1]
         log(f"perplexity on the first {len(text_ids) - 1} tokens of the pydoc validation split "
             "(chunked_nll, chunks of 256):")
-        low = fast_int4 if fast_int4 is not None else fast_bf16
-        low_name = "llmlab Fast int4" if fast_int4 is not None else "llmlab Fast bf16"
+        low = {"llmlab Fast int4": fast_int4, "int4 x int8 (compiled int4's arithmetic)": fast_w4a8,
+               "llmlab Fast bf16": fast_bf16}
         ppl = {}
-        for name, model in (("llmlab Fast fp32", fast), (low_name, low)):
+        for name, model in [("llmlab Fast fp32", fast)] + [(k, v) for k, v in low.items() if v is not None]:
             t = time.perf_counter()
             ppl[name] = math.exp(float(chunked_nll(model, text_ids, chunk=256).mean()))
-            log(f"  {name:<20} {ppl[name]:8.3f}  ({time.perf_counter() - t:.1f} s)")
-        log(f"  {low_name} / fp32: {ppl[low_name] / ppl['llmlab Fast fp32']:.4f}")
+            log(f"  {name:<42} {ppl[name]:8.3f}  ({time.perf_counter() - t:.1f} s)")
+        for name in ppl:
+            if name != "llmlab Fast fp32":
+                ratio_ = ppl[name] / ppl["llmlab Fast fp32"]
+                goal = f"  goal <= 1.01: {'met' if ratio_ <= 1.01 else 'NOT met'}" if "int8" in name else ""
+                log(f"  {name} / fp32: {ratio_:.4f}{goal}")
 
     log("")
     log(f"total {time.perf_counter() - t_start:.0f} s")

@@ -83,6 +83,19 @@ def test_the_ahead_of_time_package_gives_the_eager_tokens_and_is_built_once(fast
     assert generate(again, prompts[0], 4) == generate(fast, prompts[0], 4)
 
 
+@needs_compiler
+def test_the_int4_x_int8_step_compiles_around_its_kernel_and_gives_the_eager_tokens(decoder, prompts, tmp_path):
+    """The benchmark's compiled int4 row: W4A8 blocks (a custom C++ op in the exported graph) and an int8 head."""
+    from llmlab.quant import w4a8
+
+    if not w4a8.kernel_available():
+        pytest.skip("the w4a8 C++ kernel cannot be built here")
+    eager = FastDecoder(decoder, w4a8.W4A8Linear.from_float, Int8WeightOnlyLinear.from_float)
+    aot = CompiledDecoder(eager, mode="aot", package_dir=tmp_path, autotune=False, verbose=False)
+    for ids in prompts:
+        assert generate(aot, ids, 8) == generate(eager, ids, 8)
+
+
 def test_the_fingerprint_changes_with_any_weight_and_with_the_layout(fast):
     before = fingerprint(fast)
     assert fingerprint(fast) == before

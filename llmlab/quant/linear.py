@@ -94,6 +94,20 @@ class Int8WeightOnlyLinear(nn.Module):
             raise
 
 
+def min_max_codes(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Q4_1 codes of a float weight (N, K), each row in groups of ``group_size`` inputs: q (N, K) uint8 in
+    [0, 15], scale and minimum (N, K / group_size), w ~ scale q + minimum with the group's range spread
+    over the 16 codes."""
+    _check_weight(weight)
+    N, K = weight.shape
+    group_size = validate.divisor("group_size", group_size, K, minimum=2, what="in_features")
+    w = weight.detach().float().reshape(N, K // group_size, group_size)
+    lo, hi = w.amin(-1), w.amax(-1)
+    scale = ((hi - lo) / 15).clamp(min=1e-12)  # a constant group: any scale > 0 gives it back
+    q = ((w - lo[..., None]) / scale[..., None]).round().clamp(0, 15)
+    return q.reshape(N, K).to(torch.uint8), scale, lo
+
+
 class Int4WeightOnlyLinear(nn.Module):
     """y = x W^T with W stored as 4-bit codes, one (scale, min) pair per group of ``group_size`` inputs.
     x (..., K) -> (..., N)."""
@@ -124,14 +138,8 @@ class Int4WeightOnlyLinear(nn.Module):
 
     @classmethod
     def from_float(cls, weight: torch.Tensor, group_size: int = 32) -> "Int4WeightOnlyLinear":
-        _check_weight(weight)
-        N, K = weight.shape
-        group_size = validate.divisor("group_size", group_size, K, minimum=2, what="in_features")
-        w = weight.detach().float().reshape(N, K // group_size, group_size)
-        lo, hi = w.amin(-1), w.amax(-1)
-        scale = ((hi - lo) / 15).clamp(min=1e-12)  # the group's range spread over the 16 codes
-        q = ((w - lo[..., None]) / scale[..., None]).round().clamp(0, 15)
-        return cls(q.reshape(N, K).to(torch.uint8), scale, lo, group_size)
+        q, scale, minimum = min_max_codes(weight, group_size)
+        return cls(q, scale, minimum, weight.shape[1] // scale.shape[1])  # group_size, as checked
 
     @classmethod
     def from_quantized(cls, qt) -> "Int4WeightOnlyLinear":

@@ -390,6 +390,12 @@ ACCEPTED: dict[str, str] = {
         "x (..., K): any number of leading dims, none of them required to be non-empty",
     "llmlab.quant.linear.Int4WeightOnlyLinear.forward(x=<missing_dim>)":
         "x (..., K): any number of leading dims, none of them required to be non-empty",
+    "llmlab.quant.w4a8.W4A8Linear.forward(x=<empty>)":
+        "x (..., K): any number of leading dims, none of them required to be non-empty",
+    "llmlab.quant.w4a8.W4A8Linear.forward(x=<extra_dim>)":
+        "x (..., K): any number of leading dims, none of them required to be non-empty",
+    "llmlab.quant.w4a8.W4A8Linear.forward(x=<missing_dim>)":
+        "x (..., K): any number of leading dims, none of them required to be non-empty",
     "llmlab.quant.linear.Int8WeightOnlyLinear.forward(x=<extra_dim>)":
         "x (..., K): any number of leading dims, none of them required to be non-empty",
     "llmlab.quant.linear.Int8WeightOnlyLinear.forward(x=<missing_dim>)":
@@ -779,6 +785,10 @@ ACCEPTED: dict[str, str] = {
     "llmlab.quant.linear.Int4WeightOnlyLinear.forward(x=<int_dtype>)":
         _HOT,
     "llmlab.quant.linear.Int4WeightOnlyLinear.forward(x=<nan>)":
+        _NAN,
+    "llmlab.quant.w4a8.W4A8Linear.forward(x=<int_dtype>)":
+        _HOT,
+    "llmlab.quant.w4a8.W4A8Linear.forward(x=<nan>)":
         _NAN,
     "llmlab.quant.linear.Int8WeightOnlyLinear.forward(x=<int_dtype>)":
         _HOT,

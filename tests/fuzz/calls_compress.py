@@ -114,13 +114,13 @@ def _int8_fields():
     return dict(q=layer.q, scale=layer.scale)
 
 
-def _int4_fields():
-    w = F.randn(4, 64)
+def _int4_fields(rows: int = 4):
+    w = F.randn(rows, 64)
     g = 32
-    groups = w.reshape(4, 2, g)
+    groups = w.reshape(rows, 2, g)
     lo, hi = groups.amin(-1), groups.amax(-1)
     scale = (hi - lo) / 15
-    q = ((groups - lo[..., None]) / scale[..., None]).round().clamp(0, 15).reshape(4, 64).to(torch.uint8)
+    q = ((groups - lo[..., None]) / scale[..., None]).round().clamp(0, 15).reshape(rows, 64).to(torch.uint8)
     return dict(q=q, scale=scale, minimum=lo, group_size=g)
 
 
@@ -265,6 +265,14 @@ VALID = {
     "llmlab.quant.linear.Int4WeightOnlyLinear.forward": lambda: method(
         _model("llmlab.quant.linear").Int4WeightOnlyLinear.from_float(F.randn(16, 64), 32), "forward",
         x=F.randn(3, 64)),
+    "llmlab.quant.linear.min_max_codes": lambda: dict(weight=F.randn(4, 64), group_size=32),
+    # ------------------------------------------------------------------------------ quant.w4a8
+    "llmlab.quant.w4a8.uses_vnni": lambda: {},
+    "llmlab.quant.w4a8.W4A8Linear": lambda: {k: v for k, v in _int4_fields(16).items() if k != "group_size"},
+    "llmlab.quant.w4a8.W4A8Linear.from_float": lambda: method(
+        _model("llmlab.quant.w4a8").W4A8Linear, "from_float", weight=F.randn(16, 64)),
+    "llmlab.quant.w4a8.W4A8Linear.forward": lambda: method(
+        _model("llmlab.quant.w4a8").W4A8Linear.from_float(F.randn(16, 64)), "forward", x=F.randn(3, 64)),
     # ---------------------------------------------------------------------------- quant.smooth
     "llmlab.quant.smooth.absmax_fake_quantize": lambda: dict(x=F.randn(3, 8), dim=-1, bits=8),
     "llmlab.quant.smooth.w8a8_linear": lambda: dict(x=F.randn(3, 8), weight=F.randn(4, 8, seed=1), bits=8),
