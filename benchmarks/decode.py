@@ -26,9 +26,10 @@ row decodes the same prompt (the chat template around one question) for ``--new-
   about a minute per model on 2 cores, printed as cold; loaded in under a second afterwards,
   printed as warm). The fp32 one stores its weights (K, N). The int4 one computes as llama.cpp
   does: ``W4A8Linear`` (``llmlab.quant.w4a8``) in the blocks, Q4_1 weights times activations
-  quantized to int8 per block of 32, integer dot products (AVX512-VNNI) in a small C++ kernel built
-  on first use; without a compiler it falls back to the Fast int4 model. On CUDA the step goes through ``torch.compile(fullgraph=True,
-  mode="reduce-overhead")`` (CUDA graphs) instead. ``--no-compile`` skips these rows.
+  quantized to int8 per 16 inputs, integer dot products (AVX512-VNNI or AVX2) in a small C++ kernel
+  built on first use; without a compiler, or on a CPU without AVX2, it is the Fast int4 model
+  compiled. On CUDA the step goes through ``torch.compile(fullgraph=True, mode="reduce-overhead")``
+  (CUDA graphs) instead. ``--no-compile`` skips these rows.
 * ``--device cuda``: transformers, Decoder and FastDecoder in fp32 and bf16, and the compiled
   fp32 and bf16 steps, all on the GPU (the int4 kernels and llama.cpp are CPU rows); the perplexity then
   compares bf16 with fp32.
@@ -87,7 +88,7 @@ from llmlab.metrics.speed import (bandwidth_bound, decode_bytes_per_token, measu
                                   measure_generation, speed_table)
 from llmlab.models import load_smollm2, smollm2_gguf_path
 from llmlab.quant.linear import Int4WeightOnlyLinear, Int8WeightOnlyLinear
-from llmlab.quant.w4a8 import W4A8Linear, kernel_available
+from llmlab.quant.w4a8 import W4A8Linear, kernel_isa
 from llmlab.tokenization.smollm2 import chat_template, load_smollm2_tokenizer
 
 QUESTION = "Explain, step by step, how a hash table works and why lookups are fast on average."
@@ -418,12 +419,14 @@ def main() -> None:
         if compile_too:  # the compiled fp32 row's layout: weights stored (K, N), read faster at batch 1 here
             fast_kmajor = FastDecoder(decoder, TransposedLinear.from_float)
             t = time.perf_counter()
-            if kernel_available():  # the compiled int4 row's arithmetic: int4 x int8 dot products (VNNI)
+            isa = kernel_isa()  # the compiled int4 row's arithmetic: int4 x int8 dot products
+            if isa in ("avx512-vnni", "avx2"):
                 fast_w4a8 = FastDecoder(decoder, W4A8Linear.from_float, Int8WeightOnlyLinear.from_float)
-                log(f"built FastDecoder int4 x int8 (blocks W4A8 g32, head int8) in {time.perf_counter() - t:.1f} s")
+                log(f"built FastDecoder int4 x int8 (blocks W4A8 g32, head int8; kernel: {isa}) in "
+                    f"{time.perf_counter() - t:.1f} s")
             else:
-                log("int4 x int8 kernel (llmlab/quant/w4a8.cpp) not built here (no C++ compiler or ninja): "
-                    "the compiled int4 row uses torch's int4 kernel")
+                log("int4 x int8 kernel (llmlab/quant/w4a8.cpp): " + ("no AVX2 on this CPU" if isa else
+                    "not built here (no C++ compiler or ninja)") + ": the compiled int4 row uses torch's int4 kernel")
 
     # -------------------------------------------------------------------------------- rooflines
     log("timing the weight matmuls alone (roofline) and the memory bandwidth ...")

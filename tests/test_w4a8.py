@@ -74,6 +74,39 @@ def test_the_kernel_computes_the_formula(M, N, K):
     torch.testing.assert_close(y, expected, rtol=1e-5, atol=1e-5 * max(1.0, scale))
 
 
+_OTHER_PATH = """
+import sys, torch
+from llmlab.quant import w4a8
+w4a8._build("llmlab_w4a8_" + sys.argv[1].replace("-", "_"), sys.argv[1], sys.argv[2])
+g = torch.Generator().manual_seed(0)
+for M, N, K in [(1, 16, 32), (3, 48, 96), (5, 96, 64), (0, 16, 32)]:
+    codes, scales = w4a8._pack(torch.randint(0, 16, (N, K), generator=g), torch.rand(N, K // 32, generator=g),
+                               -torch.rand(N, K // 32, generator=g))
+    x = torch.randn(M, K, generator=g) * 3
+    expected = w4a8._reference(x, *w4a8._unpack(codes, scales))
+    torch.testing.assert_close(torch.ops.llmlab.w4a8_mm(x, codes, scales), expected, rtol=1e-5, atol=1e-4)
+print(torch.ops.llmlab.w4a8_isa())
+"""
+
+
+@needs_kernel
+def test_the_avx2_and_plain_loop_paths_compute_the_formula_too(tmp_path):
+    """The paths of CPUs without AVX-512 (most laptops): built here for older -march targets, each in its own
+    process (one torch.ops.llmlab per process), both at once."""
+    import subprocess
+    import sys
+
+    runs = {}
+    for march in ("haswell", "x86-64"):
+        (tmp_path / march).mkdir()
+        runs[march] = subprocess.Popen([sys.executable, "-c", _OTHER_PATH, march, str(tmp_path / march)],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for march, isa in (("haswell", "avx2"), ("x86-64", "scalar")):
+        out, err = runs[march].communicate(timeout=600)
+        assert runs[march].returncode == 0, err[-2000:]
+        assert out.split()[-1] == isa
+
+
 @needs_kernel
 def test_the_kernel_refuses_a_wrong_layout():
     layer = _layer(16, 64)

@@ -1,4 +1,4 @@
-// int4 weights x int8 activations, with integer dot products (AVX512-VNNI): llmlab::w4a8_mm.
+// int4 weights x int8 activations, with integer dot products (AVX512-VNNI or AVX2): llmlab::w4a8_mm.
 //
 // y[m, n] = sum_b  dw[n, b] * sum_{h in b} dx[m, h] * sum_{k in h} qw[n, k] * qx[m, k]   +   mw[n, b] * sx[m, b]
 //
@@ -20,12 +20,20 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
+// the widest path this build's -march allows: AVX512-VNNI, else AVX2 (most laptops), else one lane at a time
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #include <immintrin.h>
 #define LLMLAB_VNNI 1
+#define LLMLAB_AVX2 0
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define LLMLAB_VNNI 0
+#define LLMLAB_AVX2 1
 #else
 #define LLMLAB_VNNI 0
+#define LLMLAB_AVX2 0
 #endif
 
 namespace {
@@ -100,7 +108,58 @@ inline void tile_vnni(const uint8_t* codes, const at::Half* scales, const int8_t
 }
 #endif
 
-// the same sum, one lane at a time: machines without VNNI, and the kernel's own reference
+#if LLMLAB_AVX2
+// The same on 256-bit registers, a tile as two halves of 8 rows: `vpmaddubsw` multiplies uint8 by int8 and
+// adds pairs into int16 (at most 2 * 15 * 127, no saturation), `vpmaddwd` by ones adds pairs into int32.
+template <int MB>
+inline void tile_avx2(const uint8_t* codes, const at::Half* scales, const int8_t* qx, const float* dx,
+                      const float* sx, int64_t K, int64_t N, float* out) {
+  const int64_t KB = K / kBlock;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  __m256 acc[MB][2];
+  for (int m = 0; m < MB; ++m) acc[m][0] = acc[m][1] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < KB; ++b) {
+    const uint8_t* w = codes + b * 256;
+    __m256i lo_acc[MB][2], hi_acc[MB][2];
+    for (int m = 0; m < MB; ++m) lo_acc[m][0] = lo_acc[m][1] = hi_acc[m][0] = hi_acc[m][1] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      for (int half = 0; half < 2; ++half) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 64 * c + 32 * half));
+        const __m256i lo = _mm256_and_si256(v, low4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        for (int m = 0; m < MB; ++m) {
+          const int8_t* xb = qx + m * K + b * kBlock;
+          int32_t xl, xh;
+          std::memcpy(&xl, xb + 4 * c, 4);
+          std::memcpy(&xh, xb + kHalf + 4 * c, 4);
+          const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(xl)), ones);
+          const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_set1_epi32(xh)), ones);
+          lo_acc[m][half] = _mm256_add_epi32(lo_acc[m][half], pl);
+          hi_acc[m][half] = _mm256_add_epi32(hi_acc[m][half], ph);
+        }
+      }
+    }
+    const at::Half* s = scales + b * 32;
+    for (int half = 0; half < 2; ++half) {
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 8 * half)));
+      const __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 + 8 * half)));
+      for (int m = 0; m < MB; ++m) {
+        const float* d = dx + m * 2 * KB + 2 * b;
+        __m256 a = acc[m][half];
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo_acc[m][half]), _mm256_mul_ps(dw, _mm256_set1_ps(d[0])), a);
+        a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi_acc[m][half]), _mm256_mul_ps(dw, _mm256_set1_ps(d[1])), a);
+        acc[m][half] = _mm256_fmadd_ps(mw, _mm256_set1_ps(sx[m * KB + b]), a);
+      }
+    }
+  }
+  for (int m = 0; m < MB; ++m) {
+    _mm256_storeu_ps(out + m * N, acc[m][0]);
+    _mm256_storeu_ps(out + m * N + 8, acc[m][1]);
+  }
+}
+#endif
+
+// the same sum, one lane at a time: machines without AVX2, and the kernel's own reference
 [[maybe_unused]] void tile_scalar(const uint8_t* codes, const at::Half* scales, const int8_t* qx, const float* dx,
                  const float* sx, int64_t M, int64_t K, int64_t N, float* out) {
   const int64_t KB = K / kBlock;
@@ -156,6 +215,11 @@ at::Tensor w4a8_mm(const at::Tensor& x, const at::Tensor& codes, const at::Tenso
       for (; m + 4 <= M; m += 4)
         tile_vnni<4>(wt, st, q + m * K, dx + 2 * m * KB, sx + m * KB, K, N, o + m * N + t * 16);
       for (; m < M; ++m) tile_vnni<1>(wt, st, q + m * K, dx + 2 * m * KB, sx + m * KB, K, N, o + m * N + t * 16);
+#elif LLMLAB_AVX2
+      int64_t m = 0;  // 16 registers: two rows at a time
+      for (; m + 2 <= M; m += 2)
+        tile_avx2<2>(wt, st, q + m * K, dx + 2 * m * KB, sx + m * KB, K, N, o + m * N + t * 16);
+      for (; m < M; ++m) tile_avx2<1>(wt, st, q + m * K, dx + 2 * m * KB, sx + m * KB, K, N, o + m * N + t * 16);
 #else
       tile_scalar(wt, st, q, dx, sx, M, K, N, o + t * 16);
 #endif
@@ -164,13 +228,13 @@ at::Tensor w4a8_mm(const at::Tensor& x, const at::Tensor& codes, const at::Tenso
   return out;
 }
 
-bool w4a8_vnni() { return LLMLAB_VNNI; }
+std::string w4a8_isa() { return LLMLAB_VNNI ? "avx512-vnni" : LLMLAB_AVX2 ? "avx2" : "scalar"; }
 
 }  // namespace
 
 TORCH_LIBRARY(llmlab, m) {
   m.def("w4a8_mm(Tensor x, Tensor codes, Tensor scales) -> Tensor");
-  m.def("w4a8_vnni() -> bool", &w4a8_vnni);
+  m.def("w4a8_isa() -> str", &w4a8_isa);
 }
 
 TORCH_LIBRARY_IMPL(llmlab, CPU, m) { m.impl("w4a8_mm", &w4a8_mm); }

@@ -23,7 +23,7 @@ activations: +0.37%):
 
 The kernel (``w4a8.cpp``, one custom op ``torch.ops.llmlab.w4a8_mm``) is compiled for this machine on
 first use (``torch.utils.cpp_extension``: a C++ compiler and ninja, ~10 s, cached afterwards); it uses
-AVX512-VNNI where the CPU has it and a plain loop otherwise. Where it cannot be built, and off the CPU,
+AVX512-VNNI where the CPU has it, else AVX2 (``vpmaddubsw``), else a plain loop (``kernel_isa``). Where it cannot be built, and off the CPU,
 ``W4A8Linear`` computes the same formula in PyTorch (``_reference``): right, not fast.
 """
 from __future__ import annotations
@@ -53,15 +53,21 @@ def _cpu_tag() -> str:
     return hashlib.sha256(flags.encode()).hexdigest()[:8]
 
 
+def _build(name: str, march: str = "native", build_directory: str | None = None) -> None:
+    """Compile ``w4a8.cpp`` for ``-march=march`` (cached by ``torch.utils.cpp_extension`` under ``name``)
+    and load it into this process, which registers ``torch.ops.llmlab``."""
+    from torch.utils.cpp_extension import load
+
+    load(name=name, sources=[str(Path(__file__).with_name("w4a8.cpp"))], build_directory=build_directory,
+         extra_cflags=["-O3", f"-march={march}", "-fopenmp"], extra_ldflags=["-fopenmp"],
+         is_python_module=False, verbose=False)
+
+
 @functools.cache
 def kernel_available() -> bool:
     """Build (first call on a machine) and load the C++ kernel; False where it cannot be built."""
     try:
-        from torch.utils.cpp_extension import load
-
-        load(name=f"llmlab_w4a8_{_cpu_tag()}", sources=[str(Path(__file__).with_name("w4a8.cpp"))],
-             extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
-             is_python_module=False, verbose=False)
+        _build(f"llmlab_w4a8_{_cpu_tag()}")
     except Exception:  # no compiler, no ninja, another OS: the PyTorch formula stands in
         return False
 
@@ -72,9 +78,10 @@ def kernel_available() -> bool:
     return True
 
 
-def uses_vnni() -> bool:
-    """Whether the loaded kernel was compiled with AVX512-VNNI (else it runs a plain loop)."""
-    return kernel_available() and bool(torch.ops.llmlab.w4a8_vnni())
+def kernel_isa() -> str | None:
+    """The instructions the built kernel uses: ``"avx512-vnni"``, ``"avx2"`` or ``"scalar"`` (a plain loop,
+    slower than torch's int4 kernel); None where it could not be built."""
+    return str(torch.ops.llmlab.w4a8_isa()) if kernel_available() else None
 
 
 def _quantize_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -267,7 +267,7 @@ VALID = {
         x=F.randn(3, 64)),
     "llmlab.quant.linear.min_max_codes": lambda: dict(weight=F.randn(4, 64), group_size=32),
     # ------------------------------------------------------------------------------ quant.w4a8
-    "llmlab.quant.w4a8.uses_vnni": lambda: {},
+    "llmlab.quant.w4a8.kernel_isa": lambda: {},
     "llmlab.quant.w4a8.W4A8Linear": lambda: {k: v for k, v in _int4_fields(16).items() if k != "group_size"},
     "llmlab.quant.w4a8.W4A8Linear.from_float": lambda: method(
         _model("llmlab.quant.w4a8").W4A8Linear, "from_float", weight=F.randn(16, 64)),
