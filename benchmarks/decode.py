@@ -23,7 +23,7 @@ row decodes the same prompt (the chat template around one question) for ``--new-
 * llmlab compiled fp32 / int4: FastDecoders through ``CompiledDecoder``
   (``llmlab.inference.compiled_step``): the decode step as one graph with static shapes, compiled
   ahead of time by AOTInductor into a package kept in ``--package-dir`` (built on the first run:
-  about a minute per model on 2 cores, printed as cold; loaded in under a second afterwards,
+  about a minute per model on 2 cores, printed as cold; loaded in seconds afterwards,
   printed as warm). The fp32 one stores its weights (K, N). The int4 one computes as llama.cpp
   does: ``W4A8Linear`` (``llmlab.quant.w4a8``) in the blocks, Q4_1 weights times activations
   quantized to int8 per 16 inputs, integer dot products (AVX512-VNNI or AVX2) in a small C++ kernel
