@@ -250,19 +250,21 @@ def gptq_quantize(W: torch.Tensor, H: torch.Tensor, bits: int = 4, *, group_size
         b1 = min(b0 + block_size, K)
         # the block copied column-major: every step reads one column and updates a block of whole columns
         W1, U1 = W[..., b0:b1].transpose(-1, -2).contiguous().transpose(-1, -2), U[..., b0:b1, b0:b1]
-        errors = torch.zeros_like(W1)
+        columns = W1.unbind(-1)  # views, made once: indexing a tensor per column costs more than the arithmetic
+        qs, errors = [], []
         for i in range(b1 - b0):  # one Python step per column: every operation saved here counts K times
             col = b0 + i
             if col % g == 0:  # a new group: fit its grid on the weights as updated so far
                 scale[..., col // g], zero[..., col // g] = _grid(W1[..., i:i + g] if g < K else W, bits, symmetric)
                 s, z = scale[..., col // g], zero[..., col // g]  # views: the group's grid, for its columns
             if symmetric:  # zero is 0: s * clamp(round(w / s)), the same numbers in fewer operations
-                q = torch.round(W1[..., i] / s).clamp_(lo, hi).mul_(s)
+                q = torch.div(columns[i], s).round_().clamp_(lo, hi).mul_(s)
             else:
-                q = dequantize_unchecked(quantize_unchecked(W1[..., i], s, z, bits, symmetric), s, z)
-            Q[..., col] = q
-            errors[..., i] = update(W1, U1, i, q)
-        W[..., b1:] -= errors @ U[..., b0:b1, b1:]  # the block's errors reach the remaining columns at once
+                q = dequantize_unchecked(quantize_unchecked(columns[i], s, z, bits, symmetric), s, z)
+            qs.append(q)
+            errors.append(update(W1, U1, i, q))
+        Q[..., b0:b1] = torch.stack(qs, -1)
+        W[..., b1:] -= torch.stack(errors, -1) @ U[..., b0:b1, b1:]  # the block's errors reach the rest at once
 
     group_of = torch.arange(K, device=W.device) // g  # in quantization order
     codes = quantize_unchecked(Q, scale[..., group_of], zero[..., group_of], bits, symmetric)
