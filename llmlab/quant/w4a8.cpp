@@ -68,6 +68,13 @@ void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* qx, float* dx, 
   }
 }
 
+// the 4 activation bytes that chunk c's low nibbles (inputs 4c..4c+3 of block xb) and its high nibbles
+// (16 + 4c..) multiply, each as one 32-bit word to broadcast to every row's lane
+[[maybe_unused]] inline void activation_words(const int8_t* xb, int c, int32_t& lo, int32_t& hi) {
+  std::memcpy(&lo, xb + 4 * c, 4);
+  std::memcpy(&hi, xb + kHalf + 4 * c, 4);
+}
+
 #if LLMLAB_VNNI
 // MB activation rows against one tile of 16 weight rows; out: row m's 16 results at out + m * N
 template <int MB>
@@ -86,10 +93,8 @@ inline void tile_vnni(const uint8_t* codes, const at::Half* scales, const int8_t
       const __m512i lo = _mm512_and_si512(v, low4);
       const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
       for (int m = 0; m < MB; ++m) {
-        const int8_t* xb = qx + m * K + b * kBlock;
         int32_t xl, xh;
-        std::memcpy(&xl, xb + 4 * c, 4);
-        std::memcpy(&xh, xb + kHalf + 4 * c, 4);
+        activation_words(qx + m * K + b * kBlock, c, xl, xh);
         lo_acc[m] = _mm512_dpbusd_epi32(lo_acc[m], lo, _mm512_set1_epi32(xl));
         hi_acc[m] = _mm512_dpbusd_epi32(hi_acc[m], hi, _mm512_set1_epi32(xh));
       }
@@ -128,10 +133,8 @@ inline void tile_avx2(const uint8_t* codes, const at::Half* scales, const int8_t
         const __m256i lo = _mm256_and_si256(v, low4);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
         for (int m = 0; m < MB; ++m) {
-          const int8_t* xb = qx + m * K + b * kBlock;
           int32_t xl, xh;
-          std::memcpy(&xl, xb + 4 * c, 4);
-          std::memcpy(&xh, xb + kHalf + 4 * c, 4);
+          activation_words(qx + m * K + b * kBlock, c, xl, xh);
           const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(xl)), ones);
           const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_set1_epi32(xh)), ones);
           lo_acc[m][half] = _mm256_add_epi32(lo_acc[m][half], pl);
