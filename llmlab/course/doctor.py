@@ -58,11 +58,14 @@ def environment_report() -> list[Item]:
     box = choose("auto")
     items.append(Item("sandbox for class runs (teachers)", box.isolated,
                       "bubblewrap works" if box.isolated else box.note, required=False))
-    from torch.utils.cpp_extension import is_ninja_available
+    try:
+        from torch.utils.cpp_extension import is_ninja_available
 
-    from llmlab.inference.compiled_step import compiler_available
+        from llmlab.inference.compiled_step import compiler_available
 
-    problem = compiler_available() or (None if is_ninja_available() else "ninja missing: pip install ninja")
+        problem = compiler_available() or (None if is_ninja_available() else "ninja missing: pip install ninja")
+    except ImportError as e:  # torch missing: reported above
+        problem = str(e)
     items.append(Item("C++ build (compiled decode step, int4 x int8 kernel)", problem is None,
                       problem or "a C++ compiler and ninja: benchmarks/decode.py can compile its fast rows",
                       required=False))
