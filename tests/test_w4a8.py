@@ -85,6 +85,8 @@ for M, N, K in [(1, 16, 32), (3, 48, 96), (5, 96, 64), (0, 16, 32)]:
     x = torch.randn(M, K, generator=g) * 3
     expected = w4a8._reference(x, *w4a8._unpack(codes, scales))
     torch.testing.assert_close(torch.ops.llmlab.w4a8_mm(x, codes, scales), expected, rtol=1e-5, atol=1e-4)
+x[-1:, 7] = float("nan")
+assert torch.ops.llmlab.w4a8_mm(x, codes, scales)[-1:].isnan().all()
 print(torch.ops.llmlab.w4a8_isa())
 """
 
@@ -105,6 +107,17 @@ def test_the_avx2_and_plain_loop_paths_compute_the_formula_too(tmp_path):
         out, err = runs[march].communicate(timeout=600)
         assert runs[march].returncode == 0, err[-2000:]
         assert out.split()[-1] == isa
+
+
+@needs_kernel
+def test_a_nan_input_makes_its_row_nan():
+    layer = _layer(32, 64)
+    x = torch.randn(3, 64)
+    x[1, 40] = float("nan")
+    kernel = torch.ops.llmlab.w4a8_mm(x, layer.codes, layer.scales)
+    formula = w4a8._reference(x, *w4a8._unpack(layer.codes, layer.scales))
+    for y in (kernel, formula):  # max |x| alone would skip the NaN
+        assert y[1].isnan().all() and not y[[0, 2]].isnan().any()
 
 
 @needs_kernel

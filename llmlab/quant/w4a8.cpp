@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 
 // the widest path this build's -march allows: AVX512-VNNI, else AVX2 (most laptops), else one lane at a time
@@ -47,6 +48,7 @@ void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* qx, float* dx, 
     int8_t* q = qx + i * kHalf;
 #if LLMLAB_VNNI  // a half block is one register of 16 floats
     const __m512 v = _mm512_loadu_ps(xh);
+    const bool nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0;
     const float d = _mm512_reduce_max_ps(_mm512_abs_ps(v)) / 127.f;
     const float inv = d > 0.f ? 1.f / d : 0.f;
     const __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(inv)));  // rounds half to even
@@ -54,7 +56,11 @@ void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* qx, float* dx, 
     const int32_t sum = _mm512_reduce_add_epi32(qi);
 #else
     float amax = 0.f;
-    for (int64_t k = 0; k < kHalf; ++k) amax = std::max(amax, std::fabs(xh[k]));
+    bool nan = false;
+    for (int64_t k = 0; k < kHalf; ++k) {
+      amax = std::max(amax, std::fabs(xh[k]));
+      nan |= std::isnan(xh[k]);
+    }
     const float d = amax / 127.f;
     const float inv = d > 0.f ? 1.f / d : 0.f;
     int32_t sum = 0;
@@ -63,8 +69,8 @@ void quantize_rows(const float* x, int64_t M, int64_t K, int8_t* qx, float* dx, 
       sum += q[k];
     }
 #endif
-    dx[i] = d;
-    sx[i / 2] = (i % 2 ? sx[i / 2] : 0.f) + d * static_cast<float>(sum);
+    dx[i] = nan ? std::numeric_limits<float>::quiet_NaN() : d;  // max() skips NaN: a NaN input makes its row NaN
+    sx[i / 2] = (i % 2 ? sx[i / 2] : 0.f) + dx[i] * static_cast<float>(sum);
   }
 }
 

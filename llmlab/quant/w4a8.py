@@ -23,8 +23,9 @@ activations: +0.37%):
 
 The kernel (``w4a8.cpp``, one custom op ``torch.ops.llmlab.w4a8_mm``) is compiled for this machine on
 first use (``torch.utils.cpp_extension``: a C++ compiler and ninja, ~10 s, cached afterwards); it uses
-AVX512-VNNI where the CPU has it, else AVX2 (``vpmaddubsw``), else a plain loop (``kernel_isa``). Where it cannot be built, and off the CPU,
-``W4A8Linear`` computes the same formula in PyTorch (``_reference``): right, not fast.
+AVX512-VNNI where the CPU has it, else AVX2 (``vpmaddubsw``), else a plain loop (``kernel_isa`` says
+which). Where it cannot be built, and off the CPU, ``W4A8Linear`` computes the same formula in PyTorch
+(``_reference``): right, not fast.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ import torch.nn as nn
 from llmlab import validate
 from llmlab.quant.linear import _check_codes, _check_grid, min_max_codes
 
-BLOCK = 32  # inputs per block: one scale per block of weights and of activations
+BLOCK = 32  # inputs per block: one (scale, minimum) per block of a weight row, one scale per half of x's
 TILE = 16  # weight rows per tile: one 32-bit lane per row of a 512-bit register
 
 
@@ -126,8 +127,8 @@ def _unpack(codes: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 class W4A8Linear(nn.Module):
-    """y = x W^T with W in 4-bit codes (Q4_1 blocks of 32) and x quantized to int8 per block of 32 on
-    the fly; integer dot products inside each block. x (..., K) -> (..., N), N % 16 == 0, K % 32 == 0."""
+    """y = x W^T with W in 4-bit codes (Q4_1 blocks of 32) and x quantized to int8 per 16 inputs on the
+    fly; integer dot products inside each block. x (..., K) -> (..., N), N % 16 == 0, K % 32 == 0."""
 
     def __init__(self, q: torch.Tensor, scale: torch.Tensor, minimum: torch.Tensor):
         super().__init__()
