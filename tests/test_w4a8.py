@@ -1,5 +1,6 @@
-"""int4 weights x int8 activations (``llmlab.quant.w4a8``): the C++ kernel computes its PyTorch formula,
-the formula is llama.cpp's Q4_1 x Q8_1 arithmetic, and the layer decodes SmolLM2 as the int4 one does.
+"""int4 weights x int8 activations (``llmlab.quant.w4a8``): the C++ kernel (each of its paths) computes its
+PyTorch formula, the formula is the int8-quantized inputs times the dequantized Q4_1 weights, and SmolLM2
+with these layers decodes as it does in fp32.
 
 Where the kernel cannot be built (no C++ compiler or ninja) the kernel tests skip; the layer's own
 tests then run its PyTorch fallback.
