@@ -168,7 +168,7 @@ inline void tile_avx2(const uint8_t* codes, const at::Half* scales, const int8_t
 }
 #endif
 
-// the same sum, one lane at a time: machines without AVX2, and the kernel's own reference
+// the same sum, one lane at a time: machines without AVX2 (the formula in PyTorch is w4a8._reference)
 [[maybe_unused]] void tile_scalar(const uint8_t* codes, const at::Half* scales, const int8_t* qx, const float* dx,
                  const float* sx, int64_t M, int64_t K, int64_t N, float* out) {
   const int64_t KB = K / kBlock;
